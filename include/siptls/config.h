@@ -1,0 +1,164 @@
+/* siptls — configuration.
+ *
+ * A plain struct with documented defaults (siptls_config_init), settable key
+ * by key (siptls_config_set) or from a file (siptls_config_load_file).
+ * Parameter names are the ones operators know from OpenSIPS proto_tls /
+ * tls_mgm; every parameter, its default and an example is in
+ * docs/admin-guide.md.
+ *
+ * File syntax (one setting per line):
+ *     # comment
+ *     key = value
+ *     listen = tls:0.0.0.0:5061          (repeatable)
+ *     modparam("proto_tls", "tls_port", 5062)   (pasted from opensips.cfg)
+ *     certificate = [example.org]/etc/siptls/example.pem  (per domain)
+ *
+ * Per-domain keys (certificate, private_key, ca_list, ca_dir, crl_file,
+ * ciphers_list, tls_method, ec_curve, verify_cert, require_cert,
+ * match_ip_address, match_sip_domain) take an optional `[NAME]` prefix, as in
+ * OpenSIPS tls_mgm: without it they set the two built-in domains named
+ * "default" (the default server domain and the default client domain);
+ * `[NAME]` picks a domain declared before with server_domain / client_domain
+ * (`[server:NAME]` / `[client:NAME]` when a server and a client domain share
+ * a name).
+ *
+ * Ownership: the struct owns every string and array in it; they are freed by
+ * siptls_config_cleanup(). Threading: no global state; a config may be read
+ * from several threads once no thread modifies it. */
+#ifndef SIPTLS_CONFIG_H
+#define SIPTLS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "siptls/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A TLS domain: the security settings for inbound flows (server domain,
+ *  chosen by SNI or by the listen address) or outbound flows (client
+ *  domain, chosen by destination). Unset strings are NULL; unset ints -1. */
+typedef struct siptls_domain_cfg {
+    char *name;               /**< "default" for the two built-in domains */
+    int is_server;            /**< 1 server domain, 0 client domain */
+    char **match_ip_address;  /**< "IP:port" / "[v6]:port" / "*"; server: listen address, client: destination */
+    size_t n_match_ip_address;
+    char **match_sip_domain;  /**< server: SNI names; client: destination SIP domains ("*" = any) */
+    size_t n_match_sip_domain;
+    char *certificate;        /**< PEM file: certificate (chain) */
+    char *private_key;        /**< PEM file: private key */
+    char *ca_list;            /**< PEM file of trusted CAs */
+    char *ca_dir;             /**< directory of trusted CAs (hashed or plain PEM files) */
+    char *crl_file;           /**< PEM file of CRLs (enables CRL checking) */
+    char *ciphers_list;       /**< cipher list (wolfSSL/OpenSSL names); NULL = siptls default */
+    char *tls_method;         /**< "TLSv1_2", "TLSv1_3", "TLSv1_2-TLSv1_3", "SSLv23" (= 1.2-1.3); NULL = default */
+    char *ec_curve;           /**< key-exchange groups, ':'-separated (e.g. "X25519:P-256"); NULL = default */
+    int verify_cert;          /**< server: ask for a client certificate; client: verify the server (default 1) */
+    int require_cert;         /**< server: refuse clients without a valid certificate */
+} siptls_domain_cfg;
+
+typedef struct siptls_config {
+    /* --- listeners ------------------------------------------------------ */
+    char **listen;                        /**< listen URIs, e.g. "tls:0.0.0.0:5061" */
+    size_t n_listen;
+    unsigned tls_port;                    /**< default port of tls: URIs (5061) */
+    unsigned dtls_port;                   /**< default port of dtls: URIs (5061) */
+
+    /* --- SIP message layer ---------------------------------------------- */
+    int tls_crlf_pingpong;                /**< answer CRLFCRLF with CRLF (1) */
+    int tls_crlf_drop;                    /**< drop lone CRLF pongs silently (0) */
+    unsigned tls_max_msg_chunks;          /**< reads per incomplete message, 0 = unlimited (4) */
+    unsigned tls_max_msg_time;            /**< seconds to complete a started message, 0 = off (4) */
+    unsigned max_msg_size;                /**< bytes, headers + body (65535) */
+    unsigned max_header_size;             /**< bytes, start line + headers (16384) */
+    unsigned keepalive_interval;          /**< seconds between our CRLFCRLF pings, 0 = off (0) */
+    unsigned keepalive_timeout;           /**< seconds to wait for the pong (10) */
+
+    /* --- TLS over TCP ----------------------------------------------------- */
+    unsigned tls_handshake_timeout;       /**< ms (10000) */
+    unsigned tls_connect_timeout;         /**< ms (5000) */
+    unsigned tls_send_timeout;            /**< ms a queued write may wait (5000) */
+    unsigned tls_async_max_postponed_chunks; /**< queued messages per flow (32) */
+    unsigned tls_async_max_queued_bytes;  /**< queued bytes per flow (1048576) */
+    unsigned tls_connection_lifetime;     /**< seconds idle before close (120) */
+    unsigned tls_max_connections;         /**< open TLS flows per engine (2048) */
+
+    /* --- security (all transports) --------------------------------------- */
+    siptls_domain_cfg *domains;           /**< [0] default server, [1] default client, then declared */
+    size_t n_domains;
+    char **trusted_domain;                /**< peers whose verified identity is one of these are "trusted" */
+    size_t n_trusted_domain;
+    char *tls_keylog_file;                /**< NSS key log file for Wireshark; NULL = off */
+    int tls_session_cache;                /**< server-side session cache / resumption (1) */
+    int tls_session_tickets;              /**< session tickets (1) */
+    char *tls_ticket_key_file;            /**< shared ticket key file (fleet); NULL = random per engine */
+
+    /* --- DTLS over UDP ----------------------------------------------------- */
+    unsigned dtls_handshake_timeout;      /**< ms for the whole handshake (10000) */
+    unsigned dtls_mtu;                    /**< bytes per datagram we send (1200) */
+    unsigned dtls_session_lifetime;       /**< seconds idle before a session expires (120) */
+    unsigned dtls_max_sessions;           /**< sessions per engine (2048) */
+    unsigned dtls_reassembly_timeout;     /**< ms to complete a multi-record message (2000) */
+    unsigned dtls_handshake_rate;         /**< cookie-verified handshakes per source address per second (20) */
+    unsigned dtls_cookie_lifetime;        /**< seconds before the cookie secret rotates (60) */
+
+    /* --- logging ---------------------------------------------------------- */
+    int log_level;                        /**< 0 err, 1 warn, 2 info, 3 debug (2) */
+} siptls_config;
+
+/** Where a configuration error happened. `file` is "" for siptls_config_set. */
+typedef struct siptls_config_error {
+    int status;        /**< the returned status */
+    char file[256];
+    unsigned line;     /**< 1-based; 0 when not from a file */
+    char key[64];      /**< the parameter name, "" when the line had none */
+    char msg[256];     /**< "file:line: key: what is wrong" */
+} siptls_config_error;
+
+/** Fill `cfg` with the documented defaults (and the two default domains).
+ *  Returns SIPTLS_OK or SIPTLS_ERR_NOMEM (then `cfg` needs no cleanup). */
+int siptls_config_init(siptls_config *cfg);
+
+/** Free everything `cfg` owns. NULL is accepted; `cfg` may be re-inited. */
+void siptls_config_cleanup(siptls_config *cfg);
+
+/** Deep copy `src` into `dst` (uninitialised). SIPTLS_OK or SIPTLS_ERR_NOMEM. */
+int siptls_config_copy(siptls_config *dst, const siptls_config *src);
+
+/** Set one parameter from text, as a config-file line would. `err` may be
+ *  NULL. Returns SIPTLS_OK, SIPTLS_ERR_CONFIG_KEY (unknown name),
+ *  SIPTLS_ERR_CONFIG_VALUE (not a number / bad boolean / bad URI / unknown
+ *  domain), SIPTLS_ERR_CONFIG_RANGE or SIPTLS_ERR_NOMEM. On error `cfg` is
+ *  unchanged. */
+int siptls_config_set(siptls_config *cfg, const char *key, const char *value,
+                      siptls_config_error *err);
+
+/** Load a file (syntax above) on top of `cfg`. All or nothing: on any error
+ *  `cfg` is unchanged and `err` (may be NULL) names the file, the line and
+ *  the key. Returns SIPTLS_OK, SIPTLS_ERR_CONFIG_IO, SIPTLS_ERR_CONFIG_SYNTAX,
+ *  or any status of siptls_config_set(). */
+int siptls_config_load_file(siptls_config *cfg, const char *path, siptls_config_error *err);
+
+/** Same as siptls_config_load_file() on text in memory; `name` is used as
+ *  the file name in errors. */
+int siptls_config_load_string(siptls_config *cfg, const char *text, const char *name,
+                              siptls_config_error *err);
+
+/** Find a domain by name and kind (is_server 1/0). NULL when absent. */
+const siptls_domain_cfg *siptls_config_domain(const siptls_config *cfg, const char *name,
+                                              int is_server);
+
+/** Write every parameter as `key = value` lines (a loadable file). */
+void siptls_config_dump(const siptls_config *cfg, FILE *out);
+
+/** The parameter table, for tools and for the docs check: the i-th
+ *  parameter's name and default as text. Returns 0 past the end, else 1. */
+int siptls_config_param(size_t i, const char **name, const char **default_text);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -68,6 +68,12 @@ struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_dom
 int siptls__secctx_peer_check(siptls__secctx *s, struct WOLFSSL *ssl, int is_server,
                               const char *sip_domain, siptls_flow_info *info);
 
+/** Fill the same security fields of `info` as siptls__secctx_peer_check()
+ *  for an established flow, without deciding anything and without writing
+ *  the key log (used by siptls_flow_get_info()). */
+void siptls__secctx_describe(siptls__secctx *s, struct WOLFSSL *ssl, int is_server,
+                             const char *sip_domain, siptls_flow_info *info);
+
 /** Classify a wolfSSL error code (wolfSSL_get_error / negative return) of a
  *  failed handshake: certificate problems -> SIPTLS_ERR_VERIFY, name ->
  *  SIPTLS_ERR_NAME_MISMATCH, missing client cert -> SIPTLS_ERR_NO_PEER_CERT,

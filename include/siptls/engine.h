@@ -12,7 +12,7 @@
  *  2. on_message gets a borrowed message: the bytes are valid during the
  *     call only (zero copy); copy what you keep.
  *  3. Inside any callback the host may call siptls_send*, siptls_close and
- *     siptls_flow_info; the library frees a flow only after its callbacks
+ *     siptls_flow_get_info; the library frees a flow only after its callbacks
  *     have returned (deferred close). siptls_engine_free() must not be
  *     called from a callback.
  *  4. A call that fails never invokes a callback for that call.
@@ -81,7 +81,7 @@ typedef struct siptls_callbacks {
 #define SIPTLS_FLOW_MAX_SANS 16
 
 /** What the host may know about a flow. Strings are NUL-terminated, "" when
- *  unknown. Filled by siptls_flow_info(). */
+ *  unknown. Filled by siptls_flow_get_info(). */
 typedef struct siptls_flow_info {
     siptls_flow_id id;
     siptls_transport transport;
@@ -189,7 +189,7 @@ int siptls_connect(siptls_engine *e, const char *uri, siptls_flow_id *flow);
 int siptls_close(siptls_engine *e, siptls_flow_id flow);
 
 /** Fill `info` about `flow`. Returns SIPTLS_OK or SIPTLS_ERR_GONE. */
-int siptls_flow_info(siptls_engine *e, siptls_flow_id flow, siptls_flow_info *info);
+int siptls_flow_get_info(siptls_engine *e, siptls_flow_id flow, siptls_flow_info *info);
 
 /** Find an open flow of `transport` whose remote address is `addr`.
  *  Returns SIPTLS_OK with *flow set, or SIPTLS_ERR_GONE. */

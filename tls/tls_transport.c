@@ -1,0 +1,412 @@
+/* siptls — SIP over TLS over TCP.
+ *
+ * One non-blocking TCP socket per flow, wolfSSL reading and writing the fd
+ * directly. Reads go through the stream framer (chunk policy, limits, CRLF
+ * keepalives); writes drain the engine's queue, resuming partial writes
+ * when the socket becomes writable. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/error-ssl.h>
+
+#include "engine_internal.h"
+
+/* Read straight into the framer's buffer in steps of one TLS record. */
+#define TLS_READ_STEP 16384
+
+typedef struct tls_flow {
+    WOLFSSL *ssl;
+    uint8_t shutdown_sent;
+} tls_flow;
+
+/* The one place wolfSSL return codes become siptls statuses. */
+static int map_error(siptls__flow *f, WOLFSSL *ssl, int ret, int handshake)
+{
+    int err = wolfSSL_get_error(ssl, ret);
+    switch (err) {
+    case WOLFSSL_ERROR_WANT_READ:
+    case WOLFSSL_ERROR_WANT_WRITE:
+        return SIPTLS_AGAIN;
+    case WOLFSSL_ERROR_ZERO_RETURN:
+        return SIPTLS_ERR_PEER_CLOSED;
+    case SOCKET_PEER_CLOSED_E:
+        return handshake ? SIPTLS_ERR_HANDSHAKE : SIPTLS_ERR_PEER_CLOSED;
+    case SOCKET_ERROR_E:
+        return errno == ECONNRESET || errno == EPIPE ? SIPTLS_ERR_RESET : SIPTLS_ERR_IO;
+    default:
+        break;
+    }
+    if (handshake) {
+        char buf[WOLFSSL_MAX_ERROR_SZ];
+        siptls__log(f->engine, SIPTLS_LOG_INFO, "tls flow %llu: handshake failed: %s (%d)",
+                    (unsigned long long)f->id, wolfSSL_ERR_error_string((unsigned long)err, buf), err);
+        return siptls__secctx_classify_error(err);
+    }
+    return SIPTLS_ERR_TLS;
+}
+
+/* ------------------------------------------------------------------------ */
+/* listener                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static int tls_listen(siptls_engine *e, siptls__listener *l)
+{
+    (void)e;
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return SIPTLS_ERR_BIND;
+    }
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* Several engines (one per thread) share the port: the kernel spreads
+     * connections over them. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (l->addr.ss_family == AF_INET6 && l->uri.host_kind == SIPTLS_HOST_ANY) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    }
+    if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) != 0 || listen(fd, 1024) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return SIPTLS_ERR_BIND;
+    }
+    l->addrlen = sizeof(l->addr);
+    getsockname(fd, (struct sockaddr *)&l->addr, &l->addrlen);
+    l->fd = fd;
+    return SIPTLS_OK;
+}
+
+static int attach_ssl(siptls__flow *f, WOLFSSL *ssl)
+{
+    tls_flow *t = calloc(1, sizeof(*t));
+    if (t == NULL || ssl == NULL) {
+        free(t);
+        if (ssl != NULL) {
+            wolfSSL_free(ssl);
+        }
+        return SIPTLS_ERR_NOMEM;
+    }
+    wolfSSL_set_fd(ssl, f->fd);
+    wolfSSL_set_using_nonblock(ssl, 1);
+    t->ssl = ssl;
+    f->tp = t;
+    return SIPTLS_OK;
+}
+
+static void handshake_step(siptls__flow *f);
+
+static void tls_listener_io(siptls_engine *e, siptls__listener *l)
+{
+    /* Bounded per wakeup so a connection storm cannot starve other flows. */
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                siptls__log(e, SIPTLS_LOG_WARN, "tls listener %d: accept: %s", l->index,
+                            strerror(errno));
+            }
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        siptls__flow *f = siptls__flow_new_inbound(e, l, fd, (struct sockaddr *)&ss, sl);
+        if (f == NULL) {
+            close(fd);
+            continue;
+        }
+        siptls__secctx *sec = siptls__engine_secctx(e, SIPTLS_TRANSPORT_TLS);
+        WOLFSSL *ssl = sec ? siptls__secctx_server_ssl(sec, (struct sockaddr *)&l->addr) : NULL;
+        if (attach_ssl(f, ssl) != SIPTLS_OK) {
+            siptls__flow_fail(f, SIPTLS_ERR_NOMEM, 0);
+        }
+    }
+}
+
+static void tls_listener_close(siptls_engine *e, siptls__listener *l)
+{
+    (void)e;
+    if (l->fd >= 0) {
+        close(l->fd);
+        l->fd = -1;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* flows                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static int tls_connect(siptls__flow *f)
+{
+    int fd = socket(f->remote.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return SIPTLS_ERR_CONNECT;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&f->remote, f->remote_len) != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return SIPTLS_ERR_CONNECT;
+    }
+    siptls__flow_attach_fd(f, fd, SIPTLS__IO_WRITE);
+    if (f->io_watcher == NULL) {
+        close(fd);
+        f->fd = -1;
+        return SIPTLS_ERR_NOMEM;
+    }
+    return SIPTLS_OK;
+}
+
+static void connect_done(siptls__flow *f)
+{
+    int err = 0;
+    socklen_t el = sizeof(err);
+    if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0) {
+        siptls__log(f->engine, SIPTLS_LOG_INFO, "tls flow %llu: connect to %s failed: %s",
+                    (unsigned long long)f->id, f->sip_domain, strerror(err ? err : errno));
+        siptls__flow_fail(f, SIPTLS_ERR_CONNECT, 0);
+        return;
+    }
+    f->local_len = sizeof(f->local);
+    getsockname(f->fd, (struct sockaddr *)&f->local, &f->local_len);
+    siptls__secctx *sec = siptls__engine_secctx(f->engine, SIPTLS_TRANSPORT_TLS);
+    WOLFSSL *ssl = sec ? siptls__secctx_client_ssl(sec, f->sip_domain, (struct sockaddr *)&f->remote)
+                       : NULL;
+    if (attach_ssl(f, ssl) != SIPTLS_OK) {
+        siptls__flow_fail(f, SIPTLS_ERR_NOMEM, 0);
+        return;
+    }
+    f->phase = SIPTLS__PHASE_HANDSHAKE;
+    f->phase_since_ms = siptls__engine_now(f->engine);
+    siptls__flow_rearm(f);
+    handshake_step(f);
+}
+
+static void tls_flush(siptls__flow *f);
+
+/* Drain everything readable now (socket and wolfSSL's buffer) into the
+ * framer, then deliver the events of this chunk. */
+static void do_read(siptls__flow *f)
+{
+    tls_flow *t = f->tp;
+    siptls_stream_framer *fr = f->framer.stream;
+    for (;;) {
+        size_t got = 0;
+        int st = SIPTLS_AGAIN;
+        for (;;) {
+            uint8_t *p;
+            size_t avail;
+            if (siptls_stream_framer_reserve(fr, TLS_READ_STEP, &p, &avail) != SIPTLS_OK || avail == 0) {
+                break; /* over the limits: next() reports it */
+            }
+            int n = wolfSSL_read(t->ssl, p, (int)(avail > INT32_MAX ? INT32_MAX : avail));
+            if (n > 0) {
+                siptls_stream_framer_commit(fr, (size_t)n);
+                got += (size_t)n;
+                continue;
+            }
+            st = map_error(f, t->ssl, n, 0);
+            break;
+        }
+        if (got != 0) {
+            siptls__flow_activity(f, got);
+            siptls_stream_framer_end_chunk(fr, siptls__engine_now(f->engine));
+        }
+        siptls_frame_event ev;
+        int fst;
+        while ((fst = siptls_stream_framer_next(fr, &ev)) == SIPTLS_OK) {
+            if (siptls__flow_deliver(f, &ev) != 0) {
+                return;
+            }
+        }
+        if (fst != SIPTLS_AGAIN) {
+            siptls_stats *s = siptls__engine_stats_mut(f->engine);
+            s->drop_framing++;
+            if (fst == SIPTLS_ERR_FRAME_CHUNKS) {
+                s->drop_chunks++;
+            } else if (fst == SIPTLS_ERR_FRAME_TOO_BIG || fst == SIPTLS_ERR_FRAME_HDR_TOO_BIG) {
+                s->drop_too_big++;
+            } else if (fst == SIPTLS_ERR_FRAME_TIMEOUT) {
+                s->drop_msg_timeout++;
+            }
+            char text[64];
+            siptls__addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
+            siptls__log(f->engine, SIPTLS_LOG_WARN, "tls flow %llu %s: %s: closing", (unsigned long long)f->id,
+                        text, siptls_strerror(fst));
+            siptls__flow_fail(f, fst, 0);
+            return;
+        }
+        if (st != SIPTLS_AGAIN) {
+            if (st == SIPTLS_OK) {
+                continue; /* buffer was full and is parsed now: read on */
+            }
+            siptls__flow_fail(f, st, 0);
+            return;
+        }
+        if (wolfSSL_pending(t->ssl) <= 0) {
+            break;
+        }
+    }
+    if (!siptls_stream_framer_pending(fr, NULL)) {
+        siptls_stream_framer_trim(fr);
+    }
+    siptls__flow_rearm(f);
+}
+
+static void handshake_step(siptls__flow *f)
+{
+    tls_flow *t = f->tp;
+    int ret = f->outbound ? wolfSSL_connect(t->ssl) : wolfSSL_accept(t->ssl);
+    if (ret != WOLFSSL_SUCCESS) {
+        int err = wolfSSL_get_error(t->ssl, ret);
+        int st = map_error(f, t->ssl, ret, 1);
+        if (st == SIPTLS_AGAIN) {
+            siptls__flow_want(f, err == WOLFSSL_ERROR_WANT_WRITE ? SIPTLS__IO_READ | SIPTLS__IO_WRITE
+                                                                 : SIPTLS__IO_READ);
+            return;
+        }
+        siptls__flow_fail(f, st, 0);
+        return;
+    }
+    siptls_flow_info info;
+    memset(&info, 0, sizeof(info));
+    siptls__secctx *sec = siptls__engine_secctx(f->engine, SIPTLS_TRANSPORT_TLS);
+    int st = siptls__secctx_peer_check(sec, t->ssl, !f->outbound, f->sip_domain, &info);
+    if (st != SIPTLS_OK) {
+        char text[64];
+        siptls__addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
+        siptls__log(f->engine, SIPTLS_LOG_WARN, "tls flow %llu %s: %s", (unsigned long long)f->id, text,
+                    siptls_strerror(st));
+        siptls__flow_fail(f, st, 0);
+        return;
+    }
+    siptls__flow_want(f, SIPTLS__IO_READ);
+    siptls__flow_up(f);
+    if (f->phase != SIPTLS__PHASE_UP) {
+        return;
+    }
+    /* The peer may have sent application data right behind its Finished. */
+    do_read(f);
+}
+
+static void tls_flush(siptls__flow *f)
+{
+    tls_flow *t = f->tp;
+    if (t == NULL) {
+        return;
+    }
+    siptls__qmsg *m;
+    while ((m = siptls__flow_qhead(f)) != NULL) {
+        /* After WANT_WRITE wolfSSL must be called again with the same
+         * buffer: it remembers how much of it went out. */
+        int n = wolfSSL_write(t->ssl, m->data, (int)m->len);
+        if (n > 0) {
+            f->bytes_out += m->len;
+            siptls__engine_stats_mut(f->engine)->bytes_out += m->len;
+            siptls__flow_qpop(f);
+            continue;
+        }
+        int st = map_error(f, t->ssl, n, 0);
+        if (st == SIPTLS_AGAIN) {
+            siptls__flow_send_progress(f, 1);
+            siptls__flow_want(f, SIPTLS__IO_READ | SIPTLS__IO_WRITE);
+            return;
+        }
+        siptls__flow_fail(f, st, 0);
+        return;
+    }
+    siptls__flow_send_progress(f, 0);
+    siptls__flow_want(f, SIPTLS__IO_READ);
+}
+
+static void tls_io(siptls__flow *f, int revents)
+{
+    switch (f->phase) {
+    case SIPTLS__PHASE_CONNECTING:
+        connect_done(f);
+        return;
+    case SIPTLS__PHASE_HANDSHAKE:
+        handshake_step(f);
+        return;
+    case SIPTLS__PHASE_UP:
+    case SIPTLS__PHASE_CLOSING:
+        if (revents & SIPTLS__IO_WRITE) {
+            tls_flush(f);
+        }
+        if ((revents & SIPTLS__IO_READ) && f->phase <= SIPTLS__PHASE_CLOSING) {
+            do_read(f);
+        }
+        return;
+    default:
+        return;
+    }
+}
+
+static int tls_next_timeout(siptls__flow *f, uint64_t *deadline_ms)
+{
+    (void)f;
+    (void)deadline_ms;
+    return 0;
+}
+
+static void tls_on_timeout(siptls__flow *f)
+{
+    (void)f;
+}
+
+static void tls_shutdown(siptls__flow *f)
+{
+    tls_flow *t = f->tp;
+    if (t != NULL && !t->shutdown_sent && f->reported_up) {
+        t->shutdown_sent = 1;
+        /* Non-blocking: sends our close_notify, does not wait for theirs. */
+        wolfSSL_shutdown(t->ssl);
+    }
+}
+
+static void tls_free(siptls__flow *f)
+{
+    tls_flow *t = f->tp;
+    if (t != NULL) {
+        wolfSSL_free(t->ssl);
+        free(t);
+        f->tp = NULL;
+    }
+    if (f->fd >= 0) {
+        close(f->fd);
+        f->fd = -1;
+    }
+}
+
+static void tls_info(siptls__flow *f, siptls_flow_info *info)
+{
+    tls_flow *t = f->tp;
+    if (t == NULL || !f->reported_up) {
+        return;
+    }
+    siptls__secctx *sec = siptls__engine_secctx(f->engine, SIPTLS_TRANSPORT_TLS);
+    siptls__secctx_describe(sec, t->ssl, !f->outbound, f->sip_domain, info);
+}
+
+const siptls__transport_ops siptls__tls_ops = {
+    .kind = SIPTLS_TRANSPORT_TLS,
+    .name = "tls",
+    .listen = tls_listen,
+    .listener_io = tls_listener_io,
+    .listener_close = tls_listener_close,
+    .connect = tls_connect,
+    .io = tls_io,
+    .flush = tls_flush,
+    .next_timeout = tls_next_timeout,
+    .on_timeout = tls_on_timeout,
+    .shutdown = tls_shutdown,
+    .free = tls_free,
+    .info = tls_info,
+};

@@ -20,7 +20,18 @@
  * "default" (the default server domain and the default client domain);
  * `[NAME]` picks a domain declared before with server_domain / client_domain
  * (`[server:NAME]` / `[client:NAME]` when a server and a client domain share
- * a name).
+ * a name). `[NAME]` alone sets every domain of that name (server and
+ * client). A bracket that is not a domain selector (match_ip_address
+ * "[::1]:5061") is part of the value: domain names never contain ':'.
+ *
+ * Values: a value in double quotes is taken literally (\" and \\ are the
+ * only escapes); an unquoted value ends at a '#' preceded by white space
+ * (a trailing comment); white space around values is trimmed. For string
+ * parameters an empty value ("") means unset (NULL). List parameters
+ * (listen, trusted_domain, match_ip_address, match_sip_domain) append: each
+ * line adds; the last three also take comma-separated lists. Lines longer
+ * than 4096 characters are a syntax error. docs/admin-guide.md has the
+ * full syntax.
  *
  * Ownership: the struct owns every string and array in it; they are freed by
  * siptls_config_cleanup(). Threading: no global state; a config may be read
@@ -33,6 +44,7 @@
 #include <stdio.h>
 
 #include "siptls/status.h"
+#include "siptls/uri.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -40,7 +52,12 @@ extern "C" {
 
 /** A TLS domain: the security settings for inbound flows (server domain,
  *  chosen by SNI or by the listen address) or outbound flows (client
- *  domain, chosen by destination). Unset strings are NULL; unset ints -1. */
+ *  domain, chosen by destination). Unset strings are NULL; unset ints -1.
+ *  In a declared domain "unset" means "as the default domain of the same
+ *  kind" (siptls_config_domain_effective()); in the two default domains the
+ *  ints are always set and a NULL string means "not used" / siptls default.
+ *  match lists are stored canonical: addresses as in siptls_uri_format()
+ *  without the scheme, names in lower case. */
 typedef struct siptls_domain_cfg {
     char *name;               /**< "default" for the two built-in domains */
     int is_server;            /**< 1 server domain, 0 client domain */
@@ -56,13 +73,17 @@ typedef struct siptls_domain_cfg {
     char *ciphers_list;       /**< cipher list (wolfSSL/OpenSSL names); NULL = siptls default */
     char *tls_method;         /**< "TLSv1_2", "TLSv1_3", "TLSv1_2-TLSv1_3", "SSLv23" (= 1.2-1.3); NULL = default */
     char *ec_curve;           /**< key-exchange groups, ':'-separated (e.g. "X25519:P-256"); NULL = default */
-    int verify_cert;          /**< server: ask for a client certificate; client: verify the server (default 1) */
+    int verify_cert;          /**< server: ask for a client certificate; client: verify the server
+                                   (default 0 in the default server domain, 1 in the default client domain) */
     int require_cert;         /**< server: refuse clients without a valid certificate */
 } siptls_domain_cfg;
 
 typedef struct siptls_config {
     /* --- listeners ------------------------------------------------------ */
-    char **listen;                        /**< listen URIs, e.g. "tls:0.0.0.0:5061" */
+    char **listen;                        /**< listen URIs as written, e.g. "tls:0.0.0.0:5061";
+                                               syntax checked when set, ports resolved by
+                                               siptls_config_listen_uri() (so a later tls_port
+                                               line applies to an earlier port-less listen) */
     size_t n_listen;
     unsigned tls_port;                    /**< default port of tls: URIs (5061) */
     unsigned dtls_port;                   /**< default port of dtls: URIs (5061) */
@@ -119,17 +140,22 @@ typedef struct siptls_config_error {
 } siptls_config_error;
 
 /** Fill `cfg` with the documented defaults (and the two default domains).
- *  Returns SIPTLS_OK or SIPTLS_ERR_NOMEM (then `cfg` needs no cleanup). */
+ *  Returns SIPTLS_OK, SIPTLS_ERR_INVAL (`cfg` NULL) or SIPTLS_ERR_NOMEM
+ *  (then `cfg` needs no cleanup). */
 int siptls_config_init(siptls_config *cfg);
 
 /** Free everything `cfg` owns. NULL is accepted; `cfg` may be re-inited. */
 void siptls_config_cleanup(siptls_config *cfg);
 
-/** Deep copy `src` into `dst` (uninitialised). SIPTLS_OK or SIPTLS_ERR_NOMEM. */
+/** Deep copy `src` into `dst` (uninitialised). SIPTLS_OK, SIPTLS_ERR_INVAL
+ *  (NULL argument) or SIPTLS_ERR_NOMEM (then `dst` is zeroed and needs no
+ *  cleanup). */
 int siptls_config_copy(siptls_config *dst, const siptls_config *src);
 
-/** Set one parameter from text, as a config-file line would. `err` may be
- *  NULL. Returns SIPTLS_OK, SIPTLS_ERR_CONFIG_KEY (unknown name),
+/** Set one parameter from text, as a config-file line would (`value` is
+ *  trimmed but not unquoted). `err` may be NULL; on error it holds
+ *  "key: what is wrong" (file "" and line 0). Returns SIPTLS_OK,
+ *  SIPTLS_ERR_INVAL (NULL argument), SIPTLS_ERR_CONFIG_KEY (unknown name),
  *  SIPTLS_ERR_CONFIG_VALUE (not a number / bad boolean / bad URI / unknown
  *  domain), SIPTLS_ERR_CONFIG_RANGE or SIPTLS_ERR_NOMEM. On error `cfg` is
  *  unchanged. */
@@ -138,8 +164,13 @@ int siptls_config_set(siptls_config *cfg, const char *key, const char *value,
 
 /** Load a file (syntax above) on top of `cfg`. All or nothing: on any error
  *  `cfg` is unchanged and `err` (may be NULL) names the file, the line and
- *  the key. Returns SIPTLS_OK, SIPTLS_ERR_CONFIG_IO, SIPTLS_ERR_CONFIG_SYNTAX,
- *  or any status of siptls_config_set(). */
+ *  the key ("siptls.conf:12: tls_port: value 70000 out of range 1..65535";
+ *  `file` is `path` as given). Returns SIPTLS_OK, SIPTLS_ERR_CONFIG_IO
+ *  (cannot open or read, larger than 16 MiB), SIPTLS_ERR_CONFIG_SYNTAX (not
+ *  `key = value` nor modparam(...), unterminated quote, line too long, NUL
+ *  byte), SIPTLS_ERR_CONFIG_KEY (also: modparam of a module other than
+ *  proto_tls, tls_mgm, tls_wolfssl, proto_dtls), or any status of
+ *  siptls_config_set(). */
 int siptls_config_load_file(siptls_config *cfg, const char *path, siptls_config_error *err);
 
 /** Same as siptls_config_load_file() on text in memory; `name` is used as
@@ -147,15 +178,41 @@ int siptls_config_load_file(siptls_config *cfg, const char *path, siptls_config_
 int siptls_config_load_string(siptls_config *cfg, const char *text, const char *name,
                               siptls_config_error *err);
 
-/** Find a domain by name and kind (is_server 1/0). NULL when absent. */
+/** Find a domain by name and kind (is_server 1/0). NULL when absent. The
+ *  pointer is valid until `cfg` is next modified. The built-in ones are
+ *  named "default". */
 const siptls_domain_cfg *siptls_config_domain(const siptls_config *cfg, const char *name,
                                               int is_server);
 
-/** Write every parameter as `key = value` lines (a loadable file). */
+/** The settings that apply to `dom` (a domain of `cfg`): every string or
+ *  int it leaves unset (NULL / -1) is taken from the default domain of the
+ *  same kind; name, is_server and the match lists are `dom`'s own. `out`
+ *  borrows every pointer from `cfg`: do not free it; valid until `cfg` is
+ *  modified. Returns SIPTLS_OK or SIPTLS_ERR_INVAL (NULL argument). */
+int siptls_config_domain_effective(const siptls_config *cfg, const siptls_domain_cfg *dom,
+                                   siptls_domain_cfg *out);
+
+/** Parse listen[i] with the configured tls_port / dtls_port as defaults
+ *  (port 0 allowed: bind an ephemeral port). Returns SIPTLS_OK,
+ *  SIPTLS_ERR_INVAL (NULL argument, i >= n_listen) or a URI status (only if
+ *  the struct was edited by hand: siptls_config_set checks the syntax). */
+int siptls_config_listen_uri(const siptls_config *cfg, size_t i, siptls_uri *out);
+
+/** 1 when `a` and `b` hold the same settings (every parameter, every domain
+ *  in the same order), else 0. Two NULLs are equal. Useful to tell whether
+ *  a reloaded file changed anything. */
+int siptls_config_equal(const siptls_config *a, const siptls_config *b);
+
+/** Write every parameter as `key = value` lines (a loadable file: loading
+ *  it on top of a fresh siptls_config_init() gives a config equal to `cfg`).
+ *  Domain keys are written with `[server:NAME]` / `[client:NAME]` prefixes;
+ *  unset settings of declared domains are left out. NULL arguments: no-op. */
 void siptls_config_dump(const siptls_config *cfg, FILE *out);
 
 /** The parameter table, for tools and for the docs check: the i-th
- *  parameter's name and default as text. Returns 0 past the end, else 1. */
+ *  parameter's name and default as text ("" = unset / empty list; for
+ *  verify_cert "0 (server domains), 1 (client domains)"). Either out
+ *  pointer may be NULL. Static strings. Returns 0 past the end, else 1. */
 int siptls_config_param(size_t i, const char **name, const char **default_text);
 
 #ifdef __cplusplus

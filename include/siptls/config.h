@@ -21,8 +21,9 @@
  * `[NAME]` picks a domain declared before with server_domain / client_domain
  * (`[server:NAME]` / `[client:NAME]` when a server and a client domain share
  * a name). `[NAME]` alone sets every domain of that name (server and
- * client). A bracket that is not a domain selector (match_ip_address
- * "[::1]:5061") is part of the value: domain names never contain ':'.
+ * client). In match_ip_address / match_sip_domain a bracket that is not a
+ * domain selector ("[::1]:5061") is part of the value (domain names never
+ * contain ':'); for the other keys it is an error (a mistyped prefix).
  *
  * Values: a value in double quotes is taken literally (\" and \\ are the
  * only escapes); an unquoted value ends at a '#' preceded by white space

@@ -566,7 +566,7 @@ static int feed_record(siptls__flow *f, const uint8_t *p, size_t n, uint64_t seq
         }
         char text[64];
         addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
-        siptls__log(e, SIPTLS_LOG_INFO, "dtls flow %llu %s: record dropped: %s",
+        siptls__log(e, SIPTLS_LOG_DEBUG, "dtls flow %llu %s: record dropped: %s",
                     (unsigned long long)f->id, text, siptls_strerror(st));
     }
     return 0;

@@ -27,40 +27,79 @@ typedef void (*siptls__log_fn)(void *log_user, siptls_log_level level, const cha
  *  decides: siptls__secctx_has_server_cert()). Returns SIPTLS_OK,
  *  SIPTLS_ERR_CERT, SIPTLS_ERR_INVAL (bad tls_method / cipher list / curve),
  *  SIPTLS_ERR_NOMEM. */
-int siptls__secctx_new(siptls__secctx **out, const siptls_config *cfg, int dtls,
-                       siptls__log_fn log, void *log_user);
+int siptls__secctx_new(siptls__secctx **out, const siptls_config *cfg, int dtls, siptls__log_fn log,
+                       void *log_user);
 
 /** Free. WOLFSSL objects created from it stay valid (wolfSSL reference
- *  counts its CTX), so a reload can free the old secctx at once. */
+ *  counts its CTX), so a reload can free the old secctx at once: their
+ *  handshakes complete on the domain they were created with (no SNI switch
+ *  any more, session tickets they issue are never accepted again), and
+ *  peer_check / describe may be given the new secctx for them (the `domain`
+ *  field is then ""). Each secctx holds one wolfSSL_Init(); the last free
+ *  runs wolfSSL_Cleanup(), so free the old secctx after the new one exists
+ *  (reload) or after its last WOLFSSL. NULL is accepted. */
 void siptls__secctx_free(siptls__secctx *s);
 
 /** 1 when the default server domain has a certificate and key. */
 int siptls__secctx_has_server_cert(const siptls__secctx *s);
 
 /** New server-side WOLFSSL for a connection accepted on local address
- *  `local`: domain by match_ip_address, else the default server domain; the
- *  SNI the client sends then switches to the server domain whose
- *  match_sip_domain (or name) equals it (exact, case-insensitive). NULL on
- *  out of memory. The caller sets the fd / I/O callbacks. */
+ *  `local` (pass the accepted socket's getsockname(), not the listener's
+ *  wildcard address, for match_ip_address to see the real address): domain
+ *  by match_ip_address (an exact "IP:port" entry, a wildcard-host
+ *  "0.0.0.0:port" / "[::]:port" entry, then "*"), else the default server
+ *  domain; the SNI the client sends then switches to the server domain
+ *  whose match_sip_domain (or name) equals it (exact, case-insensitive;
+ *  certificate, key, verify mode, cipher suites and groups all switch).
+ *  NULL on out of memory or when that domain has no certificate. The
+ *  caller sets the fd / I/O callbacks. */
 struct WOLFSSL *siptls__secctx_server_ssl(siptls__secctx *s, const struct sockaddr *local);
 
 /** New client-side WOLFSSL towards `sip_domain` (the host part of the
  *  destination URI; may be an IP literal) at `remote`: client domain by
- *  match_sip_domain / match_ip_address, else the default client domain;
+ *  match_sip_domain (exact, case-insensitive), then match_ip_address, then
+ *  a client domain with "*" in either, else the default client domain;
  *  SNI = sip_domain unless it is an IP literal; peer verification per the
  *  domain's verify_cert (default on). NULL on out of memory. */
 struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_domain,
                                           const struct sockaddr *remote);
 
-/** After a completed handshake: fill the security fields of `info`
- *  (tls_version, cipher, resumed, sni, domain, peer_cert, peer_verified,
- *  peer_subject, peer_issuer, peer_sans, trusted, trusted_domain) and decide
- *  whether the flow may go on:
+/** Remember the session of an outbound flow so that the next connection
+ *  with the same `key` resumes it. `key` names the destination (for
+ *  example the destination URI "tls:sip.example.org:5061"); the client
+ *  domain, its settings and the SIP domain the WOLFSSL was made for are
+ *  added to it internally, so a session is never offered to another
+ *  domain. Only a flow that passed siptls__secctx_peer_check() is saved.
+ *  Call it when the flow closes (or any time after the first read): a TLS
+ *  1.3 session ticket arrives after the handshake, so a session taken
+ *  right at handshake end cannot resume. Keeps one session per key in a
+ *  bounded table (256, a collision replaces); freed with the secctx (a
+ *  reload starts empty). */
+void siptls__secctx_client_session_save(siptls__secctx *s, struct WOLFSSL *ssl, const char *key);
+
+/** Offer the session saved under `key` on a new client WOLFSSL (made by
+ *  siptls__secctx_client_ssl() of the same secctx, before the handshake).
+ *  Returns 1 when a session was set, 0 when there is none (full
+ *  handshake). On a resumed handshake peer_check trusts the verdict of the
+ *  flow the session was saved from. */
+int siptls__secctx_client_session_apply(siptls__secctx *s, struct WOLFSSL *ssl, const char *key);
+
+/** After a completed handshake: fill the security fields of `info` (may be
+ *  NULL) (tls_version, cipher, resumed, sni, domain, peer_cert,
+ *  peer_verified, peer_subject, peer_issuer, peer_sans, trusted,
+ *  trusted_domain) and decide whether the flow may go on.
+ *  peer_verified is 1 only when a certificate was verified against the
+ *  domain's CAs (and CRL): in this handshake, or -- resumed -- in the
+ *  handshake the session came from (server: sealed in our session ticket;
+ *  client: the saved session's flow). With verify_cert=0 it is always 0.
+ *  trusted = peer_verified and an RFC 5922 identity of the certificate is a
+ *  trusted_domain. Decisions:
  *   client side with verification on: the chain must have verified and the
- *   certificate must match `sip_domain` by RFC 5922 §7.1 (SAN URI sip:host,
- *   then SAN dNSName; CN only when no SAN; exact, case-insensitive, no
- *   wildcards; IP literals against SAN iPAddress) -> else SIPTLS_ERR_VERIFY /
- *   SIPTLS_ERR_NAME_MISMATCH;
+ *   certificate must match `sip_domain` by RFC 5922 §7.1 (SAN URI sip:host
+ *   without user part; SAN dNSName only when there is no such URI; CN only
+ *   when no SAN; exact, case-insensitive, no wildcards; IP literals against
+ *   SAN iPAddress) -> else SIPTLS_ERR_VERIFY / SIPTLS_ERR_NAME_MISMATCH (a
+ *   resumed session without the certificate was checked when it was made);
  *   server side: require_cert and no verified certificate ->
  *   SIPTLS_ERR_NO_PEER_CERT.
  *  Returns SIPTLS_OK or that status. Also writes the key-log line when a
@@ -80,9 +119,18 @@ void siptls__secctx_describe(siptls__secctx *s, struct WOLFSSL *ssl, int is_serv
  *  socket errors -> SIPTLS_ERR_IO, everything else -> SIPTLS_ERR_HANDSHAKE. */
 int siptls__secctx_classify_error(int wolf_err);
 
-/** RFC 5922 §7.1 identity check on already-extracted names (pure; unit
- *  tested). `sans` are "DNS:x", "URI:sip:x", "IP:x" strings; `cn` may be
- *  NULL. Returns 1 on match. */
+/** RFC 5922 §7.1 identity check on already-extracted names (pure, in
+ *  identity.c; unit tested). `sans` are "DNS:x", "URI:sip:x", "IP:x"
+ *  strings (other prefixes are ignored, NULL entries skipped); `cn` is the
+ *  subject CN, to be passed only when the certificate has no
+ *  subjectAltName extension at all (NULL otherwise). Rules: a SAN URI of
+ *  scheme sip without user part gives its host (port, parameters and
+ *  headers dropped); dNSName SANs count only when no such sip URI is
+ *  present; the CN only when there is no SAN (the caller's job, see
+ *  above); exact ASCII case-insensitive comparison, one trailing dot
+ *  ignored, never a wildcard. An IP-literal `domain` ("192.0.2.1", "::1",
+ *  "[::1]") matches only an "IP:" SAN of the same address (compared
+ *  parsed). Returns 1 on match. */
 int siptls__rfc5922_match(const char *domain, const char *const *sans, size_t n_sans,
                           const char *cn);
 

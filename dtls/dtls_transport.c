@@ -340,7 +340,9 @@ static void rotate_secret(dtls_listener *dl, uint64_t now)
     }
     memcpy(dl->secret[1], dl->secret[0], COOKIE_SECRET_LEN);
     memcpy(dl->secret[0], fresh, COOKIE_SECRET_LEN);
-    dl->have_prev = 1;
+    /* Rotation happens when datagrams arrive; after two idle periods the
+     * previous secret is too old as well. */
+    dl->have_prev = now - dl->rotated_ms < 2 * life;
     dl->rotated_ms = now;
     if (dl->hello != NULL) {
         wolfSSL_DTLS_SetCookieSecret(dl->hello, dl->secret[0], COOKIE_SECRET_LEN);

@@ -116,28 +116,21 @@ static int starts_message(const uint8_t *rec, size_t len)
     if (!siptls__sipmsg_start_line_ok(p, ll)) {
         return 0;
     }
-    /* Look for the empty line: "\n\n" or "\n\r\n". */
-    size_t q = (size_t)(nl - p) + 1;
-    if (q < n && p[q] == '\n') {
-        return 1;
-    }
-    if (q + 1 < n && p[q] == '\r' && p[q + 1] == '\n') {
-        return 1;
-    }
-    while (q < n) {
-        nl = memchr(p + q, '\n', n - q);
-        if (nl == NULL) {
-            return 0;
-        }
-        q = (size_t)(nl - p) + 1;
+    /* Look for the empty line that ends the header block. */
+    size_t q = (size_t)(nl - p) + 1; /* start of the second line */
+    for (;;) {
         if (q < n && p[q] == '\n') {
             return 1;
         }
         if (q + 1 < n && p[q] == '\r' && p[q + 1] == '\n') {
             return 1;
         }
+        nl = q < n ? memchr(p + q, '\n', n - q) : NULL;
+        if (nl == NULL) {
+            return 0;
+        }
+        q = (size_t)(nl - p) + 1;
     }
-    return 0;
 }
 
 static void fill_message(siptls_frame_event *ev, const uint8_t *m, size_t len, size_t header_len)

@@ -131,21 +131,15 @@ static int ensure_tail(siptls_stream_framer *f, size_t want)
     while (ncap < need) {
         ncap *= 2;
     }
-    size_t max_cap =
-        f->hold_limit; /* invariant cap <= hold_limit: feed()'s fast path relies on it */
-    if (ncap > max_cap) {
-        ncap = max_cap;
-    }
-    if (ncap < need) {
-        /* Still too small at the cap: the front must go. */
-        compact(f);
-        need = f->end + want;
+    /* Invariant cap <= hold_limit (feed()'s fast path relies on it). Here
+     * cap < hold_limit, or the compaction above made room. */
+    if (ncap > f->hold_limit) {
+        ncap = f->hold_limit;
         if (ncap < need) {
-            ncap = need; /* cannot happen: want <= hold_limit - held */
+            /* Even the largest buffer is too small with the consumed front
+             * kept: drop it (held + want <= hold_limit fits then). */
+            compact(f);
         }
-    }
-    if (ncap == f->cap) {
-        return SIPTLS_OK;
     }
     uint8_t *nb = realloc(f->buf, ncap);
     if (nb == NULL) {
@@ -244,14 +238,14 @@ void siptls_stream_framer_commit(siptls_stream_framer *f, size_t n)
     if (f == NULL || n == 0 || f->err != 0 || f->buf == NULL) {
         return;
     }
-    size_t room = f->hold_limit - (f->end - f->start);
     size_t tail = f->cap - f->end;
-    /* A caller bug must not become a buffer overrun. */
+    /* A caller bug must not become a buffer overrun. (The tail never
+     * exceeds the hold limit's room: cap <= hold_limit.) */
     if (n > tail) {
         n = tail;
     }
-    if (n > room) {
-        n = room;
+    if (n == 0) {
+        return;
     }
     f->end += n;
     note_bytes(f);

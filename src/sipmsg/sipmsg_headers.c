@@ -166,7 +166,19 @@ int siptls__hdr_scan_run(siptls__hdr_scan *s, const uint8_t *msg, size_t avail, 
     int rc = SIPTLS_AGAIN;
 
     while (p < lim) {
-        const uint8_t *nl = memchr(msg + p, '\n', lim - p);
+        const uint8_t *nl;
+        if (lim - p <= 16) {
+            /* A few new bytes (small feeds): a loop beats a memchr call. */
+            nl = NULL;
+            for (size_t k = p; k < lim; k++) {
+                if (msg[k] == '\n') {
+                    nl = msg + k;
+                    break;
+                }
+            }
+        } else {
+            nl = memchr(msg + p, '\n', lim - p);
+        }
         if (nl == NULL) {
             scanned += lim - p;
             p = lim;

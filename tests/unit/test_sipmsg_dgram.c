@@ -439,6 +439,41 @@ static void test_new_message_while_partial(void **state)
     assert_int_equal(ev.len, 1200);
     assert_memory_equal(ev.data + 700, "INVITE sip:x SIP/2.0\r\nVia: y\r\n\r\n", 32);
     assert_int_equal(siptls_dgram_framer_dropped(d), 3);
+
+    /* What counts as a new message: a start line and an empty line, in
+     * every line-end form, even with no header at all. */
+    const char *news[] = {"OPTIONS sip:a SIP/2.0\r\n\r\n", "OPTIONS sip:a SIP/2.0\n\n",
+                          "\r\nOPTIONS sip:a SIP/2.0\nVia: x\n\n",
+                          "SIP/2.0 200 OK\r\nVia: x\r\n\r\n"};
+    for (size_t i = 0; i < 4; i++) {
+        uint64_t dropped = siptls_dgram_framer_dropped(d);
+        assert_int_equal(siptls_dgram_framer_feed(d, msg, 700, 100 + 10 * i, 0, &ev), SIPTLS_AGAIN);
+        assert_int_equal(
+            siptls_dgram_framer_feed(d, U8(news[i]), strlen(news[i]), 101 + 10 * i, 0, &ev),
+            SIPTLS_OK);
+        assert_int_equal(ev.kind, SIPTLS_FRAME_MESSAGE);
+        assert_int_equal(siptls_dgram_framer_dropped(d), dropped + 1);
+    }
+    /* And what does not: no line end, no empty line, not a start line. */
+    const char *conts[] = {"OPTIONS sip:a SIP/2.0", "OPTIONS sip:a SIP/2.0\r\nVia: x\r\n",
+                           "OPTIONS sip:a SIP/2.0\r\nVia: x\r", "OPTIONS sip:a\r\n\r\n",
+                           "\x01\r\n\r\n"};
+    siptls_dgram_framer_free(d);
+    siptls_framer_limits lim;
+    siptls_framer_limits_init(&lim);
+    lim.max_chunks = 0;
+    d = new_framer(&lim);
+    assert_int_equal(siptls_dgram_framer_feed(d, msg, 700, 200, 0, &ev), SIPTLS_AGAIN);
+    size_t got = 700;
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(
+            siptls_dgram_framer_feed(d, U8(conts[i]), strlen(conts[i]), 201 + i, 0, &ev),
+            SIPTLS_AGAIN);
+        got += strlen(conts[i]);
+    }
+    assert_int_equal(siptls_dgram_framer_feed(d, msg + 700, 1200 - got, 206, 0, &ev), SIPTLS_OK);
+    assert_int_equal(ev.len, 1200);
+    assert_memory_equal(ev.data + 700, conts[0], strlen(conts[0]));
     siptls_dgram_framer_free(d);
 }
 

@@ -26,6 +26,7 @@ static const char REQ[] =
     "Subject: first line\r\n"
     " folded second line\r\n"
     "X-Empty:\r\n"
+    "no colon here\r\n"
     "Content-Length: 0\r\n"
     "\r\n";
 
@@ -63,6 +64,7 @@ static void test_header_lookup(void **state)
     expect_header(REQ, "Contact", 'm', NULL);
     expect_header(REQ, "INVITE sips", 0, NULL); /* the start line is not a header */
     expect_header(REQ, "folded second line", 0, NULL);
+    expect_header(REQ, "no colon here", 0, NULL);
     expect_header(REQ, "", 0, NULL);
 
     /* Bare LF lines. */

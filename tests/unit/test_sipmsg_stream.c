@@ -989,6 +989,83 @@ static void test_buffer_compaction_bounded(void **state)
     siptls_stream_framer_free(f);
 }
 
+static void test_buffer_growth_at_hold_limit(void **state)
+{
+    (void)state;
+    /* Hold limit 10000. The buffer must grow to the limit and then drop the
+     * consumed front to fit a feed, without losing held bytes. */
+    siptls_framer_limits lim;
+    siptls_framer_limits_init(&lim);
+    lim.max_msg_size = 8000;
+    lim.max_header_size = 2000;
+    static uint8_t data[12000];
+    for (size_t i = 0; i < 100; i += 2) {
+        data[i] = '\r';
+        data[i + 1] = '\n';
+    }
+    size_t mlen = build_msg(data + 100, 200, 7800); /* 8000 bytes, at max_msg_size */
+    size_t olen = strlen(OPTIONS_MSG);
+    size_t total = 100 + mlen;
+    size_t copies = 0;
+    while (total + olen <= sizeof(data)) {
+        memcpy(data + total, OPTIONS_MSG, olen);
+        total += olen;
+        copies++;
+    }
+
+    siptls_stream_framer *f = new_framer(&lim);
+    siptls_frame_event ev;
+    size_t pings = 0, msgs = 0;
+    assert_int_equal(siptls_stream_framer_feed(f, data, 4100), SIPTLS_OK);
+    while (siptls_stream_framer_next(f, &ev) == SIPTLS_OK) {
+        assert_int_equal(ev.kind, SIPTLS_FRAME_PING);
+        pings++;
+    }
+    assert_int_equal(pings, 25);
+    assert_int_equal(siptls__stream_framer_capacity(f), 8192);
+    /* 100 consumed bytes in front, 4000 held: the next 5950 bytes need
+     * 10050 > 10000 bytes of buffer unless the front goes. */
+    assert_int_equal(siptls_stream_framer_feed(f, data + 4100, 5950), SIPTLS_OK);
+    assert_int_equal(siptls__stream_framer_capacity(f), 10000);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            assert_true(total - 10050 < 2000);
+            assert_int_equal(siptls_stream_framer_feed(f, data + 10050, total - 10050), SIPTLS_OK);
+        }
+        while (siptls_stream_framer_next(f, &ev) == SIPTLS_OK) {
+            assert_int_equal(ev.kind, SIPTLS_FRAME_MESSAGE);
+            assert_int_equal(ev.len, msgs == 0 ? mlen : olen);
+            assert_memory_equal(ev.data, msgs == 0 ? data + 100 : U8(OPTIONS_MSG), ev.len);
+            msgs++;
+        }
+    }
+    assert_int_equal(msgs, 1 + copies);
+    siptls_stream_framer_free(f);
+}
+
+static void test_undrained_callers(void **state)
+{
+    (void)state;
+    siptls_frame_event ev;
+    /* pending() sees bytes that next() has not looked at yet. */
+    siptls_stream_framer *f = new_framer(NULL);
+    assert_int_equal(siptls_stream_framer_feed(f, U8("\r\n\r"), 3), SIPTLS_OK);
+    assert_int_equal(siptls_stream_framer_pending(f, NULL), 0);
+    assert_int_equal(siptls_stream_framer_feed(f, U8("\nOPT"), 4), SIPTLS_OK);
+    assert_int_equal(siptls_stream_framer_pending(f, NULL), 1);
+    siptls_stream_framer_free(f);
+
+    /* end_chunk() before next(): an error in the new header bytes is found
+     * there and reported by next(). */
+    f = new_framer(NULL);
+    assert_int_equal(siptls_stream_framer_feed(f, U8("OPTIONS sip:a SIP/2.0\r\n"), 23), SIPTLS_OK);
+    assert_int_equal(siptls_stream_framer_next(f, &ev), SIPTLS_AGAIN);
+    assert_int_equal(siptls_stream_framer_feed(f, U8("l: x\r\n"), 6), SIPTLS_OK);
+    siptls_stream_framer_end_chunk(f, 1);
+    assert_int_equal(siptls_stream_framer_next(f, &ev), SIPTLS_ERR_FRAME_BAD_CL);
+    siptls_stream_framer_free(f);
+}
+
 static void test_allocation_failure(void **state)
 {
     (void)state;
@@ -1035,6 +1112,8 @@ int main(void)
         cmocka_unit_test(test_crlf_flood),
         cmocka_unit_test(test_bytewise_is_linear),
         cmocka_unit_test(test_buffer_compaction_bounded),
+        cmocka_unit_test(test_buffer_growth_at_hold_limit),
+        cmocka_unit_test(test_undrained_callers),
         cmocka_unit_test(test_allocation_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,9 +22,9 @@ typedef struct entry {
     uint64_t born_ms;
     uint16_t message_seq;
     uint32_t msg_len;
-    uint32_t have;        /* bytes covered so far */
-    uint8_t *buf;         /* msg_len bytes */
-    uint8_t *bits;        /* one bit per byte of buf */
+    uint32_t have; /* bytes covered so far */
+    uint8_t *buf;  /* msg_len bytes */
+    uint8_t *bits; /* one bit per byte of buf */
     uint8_t rec_hdr[SIPTLS__DTLS_RECORD_HEADER];
 } entry;
 
@@ -143,7 +143,8 @@ int siptls__dtls_hello_cache_add(siptls__dtls_hello_cache *c, const struct socka
                                  const siptls__dtls_hello *h, uint64_t now_ms, uint8_t *out,
                                  size_t cap, size_t *out_len)
 {
-    if (h->msg_len == 0 || h->msg_len > c->max_hello || from_len > sizeof(struct sockaddr_storage)) {
+    if (h->msg_len == 0 || h->msg_len > c->max_hello ||
+        from_len > sizeof(struct sockaddr_storage)) {
         return -1;
     }
     expire(c, now_ms);

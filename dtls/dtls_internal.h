@@ -43,8 +43,8 @@ typedef struct siptls__dtls_record {
     uint8_t type;
     uint16_t version;
     uint16_t epoch;
-    uint64_t seq;          /**< 48-bit sequence number */
-    const uint8_t *body;   /**< points into the datagram */
+    uint64_t seq;        /**< 48-bit sequence number */
+    const uint8_t *body; /**< points into the datagram */
     size_t len;
 } siptls__dtls_record;
 
@@ -63,8 +63,8 @@ static inline uint64_t siptls__dtls_record_seq64(const siptls__dtls_record *r)
 /** What a whole datagram holds. */
 typedef struct siptls__dtls_scan {
     unsigned n_records;
-    unsigned n_appdata;       /**< application_data records */
-    unsigned n_epoch0;        /**< records in epoch 0 (plaintext) */
+    unsigned n_appdata; /**< application_data records */
+    unsigned n_epoch0;  /**< records in epoch 0 (plaintext) */
     siptls__dtls_record first;
     siptls__dtls_record appdata; /**< the last application_data record seen */
 } siptls__dtls_scan;
@@ -79,14 +79,14 @@ int siptls__dtls_scan_datagram(const uint8_t *dg, size_t len, siptls__dtls_scan 
 /** A ClientHello fragment's handshake header and, when the fragment starts
  *  at offset 0 and reaches it, the cookie length. */
 typedef struct siptls__dtls_hello {
-    uint32_t msg_len;      /**< length of the whole ClientHello body */
+    uint32_t msg_len; /**< length of the whole ClientHello body */
     uint16_t message_seq;
     uint32_t frag_off;
     uint32_t frag_len;
-    int fragmented;        /**< frag_off != 0 or frag_len != msg_len */
-    int cookie_known;      /**< cookie_len is valid (the fragment holds the field) */
+    int fragmented;   /**< frag_off != 0 or frag_len != msg_len */
+    int cookie_known; /**< cookie_len is valid (the fragment holds the field) */
     unsigned cookie_len;
-    const uint8_t *frag;   /**< the fragment bytes (frag_len of them) */
+    const uint8_t *frag; /**< the fragment bytes (frag_len of them) */
 } siptls__dtls_hello;
 
 /** Parse the body of an epoch-0 handshake record. Returns 0 when it holds a

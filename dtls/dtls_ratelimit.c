@@ -18,7 +18,7 @@
 #define MILLI 1000u
 
 typedef struct bucket {
-    uint8_t key[16];  /* IPv4 addresses as ::ffff:a.b.c.d */
+    uint8_t key[16]; /* IPv4 addresses as ::ffff:a.b.c.d */
     uint8_t used;
     uint64_t last_ms; /* last refill */
     uint64_t tokens;  /* milli-tokens */

@@ -28,8 +28,9 @@
 #include <unistd.h>
 
 #include <wolfssl/options.h>
-#include <wolfssl/ssl.h>
+
 #include <wolfssl/error-ssl.h>
+#include <wolfssl/ssl.h>
 
 #include "dtls_internal.h"
 #include "engine_internal.h"
@@ -61,27 +62,27 @@ typedef struct dtls_session dtls_session;
 /* What one WOLFSSL object's I/O callbacks work with. */
 typedef struct dtls_io {
     siptls_engine *engine;
-    int fd;                     /* -1 once the socket is gone */
+    int fd;                      /* -1 once the socket is gone */
     const struct sockaddr *peer; /* sendto() target; NULL: connected socket */
     socklen_t peer_len;
-    const uint8_t *rx;          /* the datagram wolfSSL may read now; NULL: none */
+    const uint8_t *rx; /* the datagram wolfSSL may read now; NULL: none */
     size_t rx_len;
-    size_t send_cap;            /* hello object: the HelloVerifyRequest may not be larger */
-    unsigned sent;              /* datagrams that left */
-    uint8_t mute;               /* drop what wolfSSL sends (cookie not proven yet) */
-    uint8_t hello_only;         /* only a HelloVerifyRequest may leave */
-    uint8_t blocked;            /* the socket buffer was full */
-    uint8_t refused;            /* ICMP port unreachable on a connected socket */
-    uint8_t oversize;           /* a datagram larger than wolfSSL's read was dropped */
+    size_t send_cap;    /* hello object: the HelloVerifyRequest may not be larger */
+    unsigned sent;      /* datagrams that left */
+    uint8_t mute;       /* drop what wolfSSL sends (cookie not proven yet) */
+    uint8_t hello_only; /* only a HelloVerifyRequest may leave */
+    uint8_t blocked;    /* the socket buffer was full */
+    uint8_t refused;    /* ICMP port unreachable on a connected socket */
+    uint8_t oversize;   /* a datagram larger than wolfSSL's read was dropped */
 } dtls_io;
 
 struct dtls_listener {
-    siptls__listener *l;        /* NULL once the engine closed the listener */
+    siptls__listener *l; /* NULL once the engine closed the listener */
     siptls_engine *engine;
     int fd;
-    unsigned refs;              /* the listener + its sessions (they share fd) */
+    unsigned refs; /* the listener + its sessions (they share fd) */
     struct sockaddr_storage local;
-    WOLFSSL *hello;             /* answers ClientHellos of unknown peers; NULL: make anew */
+    WOLFSSL *hello; /* answers ClientHellos of unknown peers; NULL: make anew */
     dtls_io hello_io;
     uint8_t secret[2][COOKIE_SECRET_LEN]; /* [0] current, [1] previous */
     int have_prev;
@@ -89,19 +90,19 @@ struct dtls_listener {
     siptls__dtls_ratelimit *rate;
     siptls__dtls_hello_cache *hellos;
     uint8_t whole[SIPTLS__DTLS_RECORD_HEADER + SIPTLS__DTLS_HS_HEADER + HELLO_MAX];
-    dtls_session **table;       /* sessions by peer address */
+    dtls_session **table; /* sessions by peer address */
     size_t table_mask;
 };
 
 struct dtls_session {
     siptls__flow *f;
-    dtls_listener *dl;          /* inbound; NULL for outbound flows */
+    dtls_listener *dl; /* inbound; NULL for outbound flows */
     WOLFSSL *ssl;
     dtls_io io;
-    uint64_t retx_ms;           /* handshake retransmission due; 0 = none */
-    uint64_t write_retry_ms;    /* socket was full: write again then; 0 = none */
-    size_t rec_space;           /* plaintext per record within dtls_mtu; 0 = not known yet */
-    size_t cur_rec;             /* record to hand wolfSSL_write again after WANT_WRITE */
+    uint64_t retx_ms;        /* handshake retransmission due; 0 = none */
+    uint64_t write_retry_ms; /* socket was full: write again then; 0 = none */
+    size_t rec_space;        /* plaintext per record within dtls_mtu; 0 = not known yet */
+    size_t cur_rec;          /* record to hand wolfSSL_write again after WANT_WRITE */
     uint8_t shutdown_sent;
     uint8_t scratch_ref;
     /* RFC 6347 §4.2.8: a new handshake from the address of this session;
@@ -110,7 +111,7 @@ struct dtls_session {
     dtls_io next_io;
     uint64_t next_retx_ms;
     uint64_t next_since_ms;
-    dtls_session *tnext;        /* listener table chain */
+    dtls_session *tnext; /* listener table chain */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -688,7 +689,7 @@ static void send_hello_verify(dtls_listener *dl, const uint8_t *dg, size_t len,
 
 typedef struct probe {
     dtls_listener *dl;
-    dtls_session *s;         /* the session being born, or the one restarting */
+    dtls_session *s; /* the session being born, or the one restarting */
     dtls_io *io;
     int restart;
     const struct sockaddr *from;
@@ -782,7 +783,8 @@ static WOLFSSL *probe_hello(probe *p, const uint8_t *dg, size_t len, int *ret_ou
 
 static void on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
                             const siptls__dtls_scan *scan, const siptls__dtls_hello *h,
-                            const struct sockaddr *from, socklen_t from_len, dtls_session *existing);
+                            const struct sockaddr *from, socklen_t from_len,
+                            dtls_session *existing);
 
 /* Fragments of a ClientHello: wolfSSL's stateless path drops them, so we
  * put the hello together and go on with one unfragmented record. */
@@ -945,9 +947,9 @@ static void restart_step(dtls_session *s, const uint8_t *dg, size_t len)
     dl->refs++;
     siptls__flow_fail(old, SIPTLS_ERR_RESET, 0);
     dtls_session *ns = session_new(e, dl->fd);
-    siptls__flow *f = ns && dl->l ? siptls__flow_new_inbound(e, dl->l, -1,
-                                                              (struct sockaddr *)&remote, remote_len)
-                                  : NULL;
+    siptls__flow *f =
+        ns && dl->l ? siptls__flow_new_inbound(e, dl->l, -1, (struct sockaddr *)&remote, remote_len)
+                    : NULL;
     if (f == NULL) {
         free(ns);
         wolfSSL_free(ssl);
@@ -971,19 +973,20 @@ static void restart_step(dtls_session *s, const uint8_t *dg, size_t len)
 /* datagram dispatch                                                        */
 /* ------------------------------------------------------------------------ */
 
-static void answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t len,
-                        const struct sockaddr *from, socklen_t from_len, int connected)
+/* Returns 1 when the request was answered. */
+static int answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t len,
+                       const struct sockaddr *from, socklen_t from_len, int connected)
 {
     int fp = 0;
     if (siptls__dtls_stun_check(dg, len, &fp) != 0) {
         stats(e)->dtls_junk++;
-        return;
+        return 0;
     }
     uint8_t out[SIPTLS__STUN_MAX_RESPONSE];
     size_t n = siptls__dtls_stun_response(dg, from, fp, out);
     if (n == 0) {
         stats(e)->dtls_junk++;
-        return;
+        return 0;
     }
     /* RFC 5626 §3.5.2: the server answers the Binding request so the
      * client learns its flow is alive (and its NAT binding stays). */
@@ -993,6 +996,7 @@ static void answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t len,
     } else {
         (void)sendto(fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL, from, from_len);
     }
+    return 1;
 }
 
 /* A datagram for an existing session (inbound or outbound). */
@@ -1020,9 +1024,9 @@ static void session_datagram(dtls_session *s, const uint8_t *dg, size_t len,
         on_client_hello(s->dl, dg, len, scan, &h, (struct sockaddr *)&f->remote, f->remote_len, s);
         return;
     }
-    if (s->next != NULL && (scan->first.type == SIPTLS__DTLS_CT_HANDSHAKE ||
-                            scan->first.type == SIPTLS__DTLS_CT_CCS ||
-                            (scan->first.epoch == 0 && scan->first.type == SIPTLS__DTLS_CT_ALERT))) {
+    if (s->next != NULL &&
+        (scan->first.type == SIPTLS__DTLS_CT_HANDSHAKE || scan->first.type == SIPTLS__DTLS_CT_CCS ||
+         (scan->first.epoch == 0 && scan->first.type == SIPTLS__DTLS_CT_ALERT))) {
         /* The old association is done with handshakes: these belong to
          * the new one. */
         restart_step(s, dg, len);
@@ -1037,7 +1041,15 @@ static void listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
     siptls_engine *e = dl->engine;
     switch (siptls__dtls_demux_byte(dg, len)) {
     case SIPTLS__DTLS_DEMUX_STUN:
-        answer_stun(e, dl->fd, dg, len, from, from_len, 0);
+        if (answer_stun(e, dl->fd, dg, len, from, from_len, 0)) {
+            /* RFC 5626 §3.5.2: STUN is the keepalive of datagram flows; a
+             * peer that keeps its flow alive this way must keep its
+             * session too (idle expiry). */
+            dtls_session *s = table_find(dl, from);
+            if (s != NULL) {
+                siptls__flow_activity(s->f, 0);
+            }
+        }
         return;
     case SIPTLS__DTLS_DEMUX_JUNK:
         stats(e)->dtls_junk++;
@@ -1071,7 +1083,9 @@ static void outbound_datagram(dtls_session *s, const uint8_t *dg, size_t len)
     siptls_engine *e = f->engine;
     switch (siptls__dtls_demux_byte(dg, len)) {
     case SIPTLS__DTLS_DEMUX_STUN:
-        answer_stun(e, f->fd, dg, len, (struct sockaddr *)&f->remote, f->remote_len, 1);
+        if (answer_stun(e, f->fd, dg, len, (struct sockaddr *)&f->remote, f->remote_len, 1)) {
+            siptls__flow_activity(f, 0);
+        }
         return;
     case SIPTLS__DTLS_DEMUX_JUNK:
         stats(e)->dtls_junk++;
@@ -1248,8 +1262,8 @@ static int dtls_connect(siptls__flow *f)
         return SIPTLS_ERR_CONNECT;
     }
     dtls_session *s = session_new(e, fd);
-    WOLFSSL *ssl = s ? siptls__secctx_client_ssl(sec, f->sip_domain, (struct sockaddr *)&f->remote)
-                     : NULL;
+    WOLFSSL *ssl =
+        s ? siptls__secctx_client_ssl(sec, f->sip_domain, (struct sockaddr *)&f->remote) : NULL;
     if (ssl == NULL || scratch_ref() != SIPTLS_OK) {
         if (ssl != NULL) {
             wolfSSL_free(ssl);
@@ -1360,8 +1374,8 @@ static size_t next_record(dtls_session *s, const siptls__qmsg *m)
     size_t hl = header_block_len(m->data, m->len);
     const uint8_t *v;
     size_t vl;
-    int has_cl = hl != 0 && siptls_sipmsg_header(m->data, hl, "Content-Length", 'l', &v, &vl) ==
-                                SIPTLS_OK;
+    int has_cl =
+        hl != 0 && siptls_sipmsg_header(m->data, hl, "Content-Length", 'l', &v, &vl) == SIPTLS_OK;
     if (!has_cl) {
         /* Cannot be reassembled: one record, larger than dtls_mtu (the IP
          * layer fragments it), when wolfSSL can write it at all. */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <wolfssl/options.h>
+
 #include <wolfssl/ssl.h>
 
 #include "testutil.h"
@@ -171,8 +172,8 @@ typedef struct rawc {
     WOLFSSL_CTX *ctx;
     WOLFSSL *ssl;
     int fd;
-    int capture;          /* keep outgoing datagrams in out[] instead of sending */
-    int fragment_hello;   /* send ClientHellos in two handshake fragments */
+    int capture;        /* keep outgoing datagrams in out[] instead of sending */
+    int fragment_hello; /* send ClientHellos in two handshake fragments */
     uint8_t out[8][4096];
     size_t out_len[8];
     int n_out;
@@ -732,6 +733,34 @@ static void test_peer_restart(void **state)
     rawc_free(b);
 }
 
+/* RFC 5626 §3.5.2: a client that keeps its flow alive with STUN Binding
+ * requests keeps its DTLS session past dtls_session_lifetime. */
+static void test_stun_keeps_session(void **state)
+{
+    (void)state;
+    E->scfg.dtls_session_lifetime = 1;
+    start();
+    int fd = udp_peer(NULL, 0);
+    rawc *r = rawc_new(fd);
+    rawc_handshake(r, 10);
+    unsigned want = 1;
+    tu_run_pred(E->loop, srv_ups, &want, 5, "server side up");
+    static const uint8_t txid[12] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9};
+    uint8_t req[64], resp[256];
+    size_t n = siptls__dtls_stun_request(txid, 1, req);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(send(fd, req, n, 0), (ssize_t)n);
+        assert_true(udp_recv(fd, resp, sizeof(resp), 1.0) > 0);
+        pump(0.4);
+    }
+    /* 2.4 s with only STUN: still there */
+    assert_int_equal(stats().dtls_flows_open, 1);
+    assert_int_equal(stats().dtls_stun, 6);
+    tu_run_pred(E->loop, none_open, NULL, 3, "session expired once STUN stopped");
+    assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_IDLE);
+    rawc_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -743,6 +772,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fragmented_hello, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stun_keeps_session, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

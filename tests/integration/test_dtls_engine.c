@@ -223,7 +223,6 @@ static void test_roundtrip_v6(void **state)
     roundtrip("[::1]");
 }
 
-
 /* ---- keepalives -------------------------------------------------------- */
 
 static int got_pongs(void *arg)
@@ -286,9 +285,10 @@ static int srv_msgs(void *arg)
 static uint8_t *make_custom(size_t hdr, size_t body, int with_cl, size_t *len)
 {
     char head[4096];
-    int n = snprintf(head, sizeof(head),
-                     "MESSAGE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/DTLS 127.0.0.1;branch=z9hG4bKc\r\n"
-                     "Call-ID: custom@x\r\nCSeq: 1 MESSAGE\r\n");
+    int n = snprintf(
+        head, sizeof(head),
+        "MESSAGE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/DTLS 127.0.0.1;branch=z9hG4bKc\r\n"
+        "Call-ID: custom@x\r\nCSeq: 1 MESSAGE\r\n");
     if (with_cl) {
         n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %zu\r\n", body);
     }
@@ -403,8 +403,8 @@ static void test_session_limit(void **state)
     tu_rec recs[2];
     memset(recs, 0, sizeof(recs));
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(
-            siptls_engine_new(&more[i], E->loop, &E->ccfg, &tu_callbacks, &recs[i]), SIPTLS_OK);
+        assert_int_equal(siptls_engine_new(&more[i], E->loop, &E->ccfg, &tu_callbacks, &recs[i]),
+                         SIPTLS_OK);
         recs[i].engine = more[i];
     }
     const char *uri = tu_uri(E->server, 0, "dtls", "127.0.0.1");

@@ -235,8 +235,10 @@ static void test_many_sources_bounded(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_in_order_and_reverse), cmocka_unit_test(test_overlap_and_repeat),
-        cmocka_unit_test(test_conflict),             cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_in_order_and_reverse),
+        cmocka_unit_test(test_overlap_and_repeat),
+        cmocka_unit_test(test_conflict),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_many_sources_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

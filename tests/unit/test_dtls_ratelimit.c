@@ -56,7 +56,8 @@ static void test_keyed_by_address(void **state)
     (void)state;
     siptls__dtls_ratelimit *r;
     assert_int_equal(siptls__dtls_ratelimit_new(&r, 64, 1), 0);
-    struct sockaddr_in a = v4(0x7f000001, 1000), a2 = v4(0x7f000001, 2000), b = v4(0x7f000002, 1000);
+    struct sockaddr_in a = v4(0x7f000001, 1000), a2 = v4(0x7f000001, 2000),
+                       b = v4(0x7f000002, 1000);
     assert_int_equal(allow(r, &a, 5), 1);
     assert_int_equal(allow(r, &a2, 5), 0); /* same host, other port */
     assert_int_equal(allow(r, &b, 5), 1);  /* other host */

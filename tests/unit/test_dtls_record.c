@@ -64,8 +64,8 @@ static size_t make_ch_body(uint8_t *out, unsigned sid, unsigned cookie, unsigned
 }
 
 /* Handshake fragment header + bytes [off, off+flen) of `msg`. */
-static size_t make_hs(uint8_t *out, uint8_t type, const uint8_t *msg, size_t msg_len,
-                      uint16_t mseq, size_t off, size_t flen)
+static size_t make_hs(uint8_t *out, uint8_t type, const uint8_t *msg, size_t msg_len, uint16_t mseq,
+                      size_t off, size_t flen)
 {
     out[0] = type;
     out[1] = (uint8_t)(msg_len >> 16);
@@ -98,7 +98,7 @@ static void test_demux(void **state)
     assert_int_equal(siptls__dtls_demux_byte(&b, 0), SIPTLS__DTLS_DEMUX_JUNK);
     for (int v = 0; v < 256; v++) {
         b = (uint8_t)v;
-        siptls__dtls_demux want = v <= 3                ? SIPTLS__DTLS_DEMUX_STUN
+        siptls__dtls_demux want = v <= 3                 ? SIPTLS__DTLS_DEMUX_STUN
                                   : (v >= 20 && v <= 63) ? SIPTLS__DTLS_DEMUX_DTLS
                                                          : SIPTLS__DTLS_DEMUX_JUNK;
         assert_int_equal(siptls__dtls_demux_byte(&b, 1), want);
@@ -278,9 +278,12 @@ static void test_hello_verify(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_demux),           cmocka_unit_test(test_record_parse),
-        cmocka_unit_test(test_scan),            cmocka_unit_test(test_hello_cookie),
-        cmocka_unit_test(test_hello_malformed), cmocka_unit_test(test_hello_fragments),
+        cmocka_unit_test(test_demux),
+        cmocka_unit_test(test_record_parse),
+        cmocka_unit_test(test_scan),
+        cmocka_unit_test(test_hello_cookie),
+        cmocka_unit_test(test_hello_malformed),
+        cmocka_unit_test(test_hello_fragments),
         cmocka_unit_test(test_hello_verify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

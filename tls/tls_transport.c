@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -123,7 +124,9 @@ static void tls_listener_io(siptls_engine *e, siptls__listener *l)
             continue;
         }
         siptls__secctx *sec = siptls__engine_secctx(e, SIPTLS_TRANSPORT_TLS);
-        WOLFSSL *ssl = sec ? siptls__secctx_server_ssl(sec, (struct sockaddr *)&l->addr) : NULL;
+        /* The accepted socket's own address: behind a wildcard listener it
+         * is what match_ip_address must see. */
+        WOLFSSL *ssl = sec ? siptls__secctx_server_ssl(sec, (struct sockaddr *)&f->local) : NULL;
         if (attach_ssl(f, ssl) != SIPTLS_OK) {
             siptls__flow_fail(f, SIPTLS_ERR_NOMEM, 0);
         }
@@ -164,6 +167,15 @@ static int tls_connect(siptls__flow *f)
     return SIPTLS_OK;
 }
 
+/* Client sessions are kept per SIP domain and address (a ticket is only
+ * offered to the peer and domain it came from). */
+static void session_key(siptls__flow *f, char *key, size_t len)
+{
+    char addr[64];
+    siptls__addr_text((struct sockaddr *)&f->remote, addr, sizeof(addr));
+    snprintf(key, len, "%s@%s", f->sip_domain ? f->sip_domain : "", addr);
+}
+
 static void connect_done(siptls__flow *f)
 {
     int err = 0;
@@ -183,6 +195,9 @@ static void connect_done(siptls__flow *f)
         siptls__flow_fail(f, SIPTLS_ERR_NOMEM, 0);
         return;
     }
+    char key[SIPTLS_URI_HOST_MAX + 80];
+    session_key(f, key, sizeof(key));
+    siptls__secctx_client_session_apply(sec, ssl, key);
     f->phase = SIPTLS__PHASE_HANDSHAKE;
     f->phase_since_ms = siptls__engine_now(f->engine);
     siptls__flow_rearm(f);
@@ -375,6 +390,16 @@ static void tls_free(siptls__flow *f)
 {
     tls_flow *t = f->tp;
     if (t != NULL) {
+        if (f->outbound && f->reported_up) {
+            /* Saved at close, not at handshake end: TLS 1.3 tickets arrive
+             * after the handshake. */
+            char key[SIPTLS_URI_HOST_MAX + 80];
+            session_key(f, key, sizeof(key));
+            siptls__secctx *sec = siptls__engine_secctx(f->engine, SIPTLS_TRANSPORT_TLS);
+            if (sec != NULL) {
+                siptls__secctx_client_session_save(sec, t->ssl, key);
+            }
+        }
         wolfSSL_free(t->ssl);
         free(t);
         f->tp = NULL;

@@ -1,0 +1,136 @@
+/* siptls CLI — helpers shared by serve, ping and bench. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int cli_log_level = SIPTLS_LOG_INFO;
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void cli_log(siptls_log_level level, const char *text, void *user)
+{
+    (void)user;
+    if ((int)level > cli_log_level) {
+        return;
+    }
+    static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    localtime_r(&ts.tv_sec, &tm);
+    fprintf(stderr, "%02d:%02d:%02d.%03ld %-5s %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+            ts.tv_nsec / 1000000, names[level], text);
+}
+
+int cli_set(siptls_config *cfg, const char *key, const char *value)
+{
+    siptls_config_error err;
+    int st = siptls_config_set(cfg, key, value, &err);
+    if (st != SIPTLS_OK) {
+        fprintf(stderr, "siptls: %s\n", err.msg[0] ? err.msg : siptls_strerror(st));
+        return -1;
+    }
+    return 0;
+}
+
+static int memfd_with(const char *name, const char *text, char *path, size_t pathlen)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    size_t len = strlen(text);
+    if (write(fd, text, len) != (ssize_t)len) {
+        close(fd);
+        return -1;
+    }
+    /* The fd stays open for the life of the process: reloads re-read it. */
+    snprintf(path, pathlen, "/proc/self/fd/%d", fd);
+    return 0;
+}
+
+int cli_use_devcert(siptls_config *cfg)
+{
+    char *cert = NULL, *key = NULL;
+    int st = siptls_devcert_generate("localhost", &cert, &key);
+    if (st != SIPTLS_OK) {
+        fprintf(stderr, "siptls: cannot generate a development certificate: %s\n", siptls_strerror(st));
+        return -1;
+    }
+    char cpath[64], kpath[64];
+    int rc = -1;
+    if (memfd_with("siptls-devcert", cert, cpath, sizeof(cpath)) == 0 &&
+        memfd_with("siptls-devkey", key, kpath, sizeof(kpath)) == 0 &&
+        cli_set(cfg, "certificate", cpath) == 0 && cli_set(cfg, "private_key", kpath) == 0) {
+        rc = 0;
+        fprintf(stderr,
+                "siptls: *** WARNING: no --cert given: using an in-memory SELF-SIGNED development\n"
+                "siptls: *** certificate (CN=localhost). Peers cannot verify it. Not for production.\n");
+    }
+    free(cert);
+    free(key);
+    return rc;
+}
+
+int cli_header(const uint8_t *msg, size_t header_len, const char *name, char compact, size_t from,
+               const uint8_t **value, size_t *value_len, size_t *next)
+{
+    size_t nlen = strlen(name);
+    size_t pos = from;
+    if (pos == 0) {
+        /* skip the start line */
+        const uint8_t *nl = memchr(msg, '\n', header_len);
+        if (nl == NULL) {
+            return 0;
+        }
+        pos = (size_t)(nl - msg) + 1;
+    }
+    while (pos < header_len) {
+        const uint8_t *line = msg + pos;
+        const uint8_t *nl = memchr(line, '\n', header_len - pos);
+        size_t llen = nl ? (size_t)(nl - line) : header_len - pos;
+        size_t after = pos + llen + 1;
+        size_t end = llen;
+        if (end > 0 && line[end - 1] == '\r') {
+            end--;
+        }
+        size_t i = 0;
+        while (i < end && line[i] != ':' && line[i] != ' ' && line[i] != '\t') {
+            i++;
+        }
+        size_t hn = i;
+        while (i < end && (line[i] == ' ' || line[i] == '\t')) {
+            i++;
+        }
+        if (hn > 0 && i < end && line[i] == ':' &&
+            ((hn == nlen && strncasecmp((const char *)line, name, nlen) == 0) ||
+             (compact != 0 && hn == 1 && tolower(line[0]) == tolower((unsigned char)compact)))) {
+            i++;
+            while (i < end && (line[i] == ' ' || line[i] == '\t')) {
+                i++;
+            }
+            size_t ve = end;
+            while (ve > i && (line[ve - 1] == ' ' || line[ve - 1] == '\t')) {
+                ve--;
+            }
+            *value = line + i;
+            *value_len = ve - i;
+            *next = after;
+            return 1;
+        }
+        pos = after;
+    }
+    return 0;
+}

@@ -1,0 +1,309 @@
+/* siptls ping — send OPTIONS (or a CRLFCRLF keepalive) to a SIP TLS/DTLS
+ * peer and report the answer, the TLS parameters and the round-trip time.
+ * Exit status: 0 on 2xx (or a pong), 1 on another final response, 2 usage,
+ * 3 timeout, 4 connection / handshake / verification failure. */
+#include <ev.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct ping_ctx {
+    siptls_engine *engine;
+    struct ev_loop *loop;
+    const char *uri;
+    siptls_flow_id flow;
+    int crlf;
+    unsigned count, sent, ok, done_one;
+    double interval, timeout;
+    double t_sent;
+    int exit_code;
+    int waiting;
+    int up_printed;
+    ev_timer timer;
+    char host[SIPTLS_URI_HOST_MAX];
+} ping_ctx;
+
+static void finish(ping_ctx *p, int code)
+{
+    if (p->exit_code == 0 || code > p->exit_code) {
+        p->exit_code = code;
+    }
+    ev_timer_stop(p->loop, &p->timer);
+    siptls_engine_shutdown(p->engine);
+    ev_break(p->loop, EVBREAK_ALL);
+}
+
+static void send_one(ping_ctx *p)
+{
+    char buf[1024];
+    size_t len;
+    p->sent++;
+    if (p->crlf) {
+        memcpy(buf, "\r\n\r\n", 4);
+        len = 4;
+    } else {
+        len = (size_t)snprintf(
+            buf, sizeof(buf),
+            "OPTIONS sip:%s SIP/2.0\r\n"
+            "Via: SIP/2.0/%s siptls-ping.invalid;branch=z9hG4bK%08x%04x;rport\r\n"
+            "Max-Forwards: 70\r\n"
+            "From: <sip:ping@siptls.invalid>;tag=%08x\r\n"
+            "To: <sip:%s>\r\n"
+            "Call-ID: %08x%08x@siptls.invalid\r\n"
+            "CSeq: %u OPTIONS\r\n"
+            "Accept: application/sdp\r\n"
+            "User-Agent: siptls-ping\r\n"
+            "Content-Length: 0\r\n\r\n",
+            p->host, strncmp(p->uri, "dtls", 4) == 0 ? "DTLS" : "TLS", (unsigned)rand(), p->sent,
+            (unsigned)rand(), p->host, (unsigned)rand(), (unsigned)rand(), p->sent);
+    }
+    p->t_sent = cli_now();
+    p->waiting = 1;
+    int st = p->sent == 1 ? siptls_send_to(p->engine, p->uri, (const uint8_t *)buf, len, &p->flow)
+                          : siptls_send(p->engine, p->flow, (const uint8_t *)buf, len);
+    if (st != SIPTLS_OK) {
+        fprintf(stderr, "siptls ping: %s: %s\n", p->uri, siptls_strerror(st));
+        finish(p, 4);
+        return;
+    }
+    ev_timer_stop(p->loop, &p->timer);
+    ev_timer_set(&p->timer, p->timeout, 0.0);
+    ev_timer_start(p->loop, &p->timer);
+}
+
+static void answered(ping_ctx *p, int good)
+{
+    p->waiting = 0;
+    if (good) {
+        p->ok++;
+    }
+    if (p->sent >= p->count) {
+        finish(p, p->ok == p->sent ? 0 : 1);
+        return;
+    }
+    ev_timer_stop(p->loop, &p->timer);
+    ev_timer_set(&p->timer, p->interval, 0.0);
+    ev_timer_start(p->loop, &p->timer);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    ping_ctx *p = w->data;
+    if (p->waiting) {
+        fprintf(stderr, "siptls ping: %s: no answer within %.1f s\n", p->uri, p->timeout);
+        finish(p, 3);
+        return;
+    }
+    send_one(p);
+}
+
+static void on_message(siptls_engine *e, siptls_flow_id flow, const siptls_msg *m, void *user)
+{
+    (void)e;
+    (void)flow;
+    ping_ctx *p = user;
+    if (!p->waiting || p->crlf || siptls_sipmsg_is_request(m->data, m->len)) {
+        return;
+    }
+    const uint8_t *eol = memchr(m->data, '\r', m->header_len);
+    size_t sl = eol ? (size_t)(eol - m->data) : 0;
+    double rtt = (cli_now() - p->t_sent) * 1000.0;
+    unsigned code = m->len > 12 ? (unsigned)strtoul((const char *)m->data + 8, NULL, 10) : 0;
+    printf("%.*s  rtt=%.2f ms\n", (int)sl, (const char *)m->data, rtt);
+    fflush(stdout);
+    if (code >= 100 && code < 200) {
+        return; /* provisional: wait for the final response */
+    }
+    answered(p, code >= 200 && code < 300);
+}
+
+static void on_keepalive(siptls_engine *e, siptls_flow_id flow, siptls_keepalive_kind kind, void *user)
+{
+    (void)e;
+    (void)flow;
+    ping_ctx *p = user;
+    if (p->crlf && p->waiting && kind == SIPTLS_KEEPALIVE_PONG) {
+        printf("pong (CRLF)  rtt=%.2f ms\n", (cli_now() - p->t_sent) * 1000.0);
+        fflush(stdout);
+        answered(p, 1);
+    }
+}
+
+static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state state, int reason,
+                    void *user)
+{
+    ping_ctx *p = user;
+    if (state == SIPTLS_FLOW_UP) {
+        siptls_flow_info info;
+        if (siptls_flow_get_info(e, flow, &info) == SIPTLS_OK && !p->up_printed) {
+            p->up_printed = 1;
+            printf("connected to %s: %s %s%s; peer: %s (issuer %s) %s\n", info.remote_text,
+                   info.tls_version, info.cipher, info.resumed ? " (resumed)" : "",
+                   info.peer_subject[0] ? info.peer_subject : "-",
+                   info.peer_issuer[0] ? info.peer_issuer : "-",
+                   info.peer_verified ? "verified" : "NOT verified");
+            fflush(stdout);
+        }
+        return;
+    }
+    if (p->exit_code == 0 && (p->waiting || p->sent < p->count)) {
+        fprintf(stderr, "siptls ping: %s: %s\n", p->uri, siptls_strerror(reason));
+        finish(p, 4);
+    }
+}
+
+static void ping_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: siptls ping URI [options]      URI: tls:HOST[:PORT] or dtls:HOST[:PORT]\n"
+            "  -n, --count N        requests to send (default 1)\n"
+            "  -i, --interval S     seconds between requests (default 1)\n"
+            "  -t, --timeout S      seconds to wait for each answer (default 5)\n"
+            "      --crlf           send a CRLFCRLF keepalive and wait for the CRLF pong (RFC 5626)\n"
+            "      --ca FILE        CA list to verify the server (default: system CAs)\n"
+            "  -k, --insecure       do not verify the server certificate\n"
+            "      --cert FILE      client certificate (PEM), with --key\n"
+            "      --key FILE       private key of --cert\n"
+            "  -c, --config FILE    configuration file\n"
+            "  -v, --verbose        debug logging\n"
+            "  -h, --help           this text\n"
+            "exit status: 0 2xx (or pong), 1 other response, 2 usage, 3 timeout, 4 refused / TLS\n");
+}
+
+int siptls_cli_ping(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"count", required_argument, NULL, 'n'},   {"interval", required_argument, NULL, 'i'},
+        {"timeout", required_argument, NULL, 't'}, {"crlf", no_argument, NULL, 'L'},
+        {"ca", required_argument, NULL, 'A'},      {"insecure", no_argument, NULL, 'k'},
+        {"cert", required_argument, NULL, 'C'},    {"key", required_argument, NULL, 'K'},
+        {"config", required_argument, NULL, 'c'},  {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    ping_ctx p;
+    memset(&p, 0, sizeof(p));
+    p.count = 1;
+    p.interval = 1.0;
+    p.timeout = 5.0;
+    const char *ca = NULL, *cert = NULL, *key = NULL, *config_file = NULL;
+    int insecure = 0, verbose = 0, c, rc = 2;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "n:i:t:kc:vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            p.count = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'i':
+            p.interval = strtod(optarg, NULL);
+            break;
+        case 't':
+            p.timeout = strtod(optarg, NULL);
+            break;
+        case 'L':
+            p.crlf = 1;
+            break;
+        case 'A':
+            ca = optarg;
+            break;
+        case 'k':
+            insecure = 1;
+            break;
+        case 'C':
+            cert = optarg;
+            break;
+        case 'K':
+            key = optarg;
+            break;
+        case 'c':
+            config_file = optarg;
+            break;
+        case 'v':
+            verbose = 1;
+            break;
+        case 'h':
+            ping_usage(stdout);
+            return 0;
+        default:
+            ping_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1 || p.count == 0 || p.timeout <= 0 || p.interval < 0) {
+        ping_usage(stderr);
+        return 2;
+    }
+    p.uri = argv[optind];
+    siptls_uri u;
+    int st = siptls_uri_parse(p.uri, 5061, 5061, 0, &u);
+    if (st != SIPTLS_OK || u.host_kind == SIPTLS_HOST_ANY) {
+        fprintf(stderr, "siptls ping: '%s': %s\n", p.uri, siptls_strerror(st ? st : SIPTLS_ERR_URI_ADDR));
+        return 2;
+    }
+    snprintf(p.host, sizeof(p.host), u.host_kind == SIPTLS_HOST_IPV6 ? "[%s]" : "%s", u.host);
+    siptls_config cfg;
+    if (siptls_config_init(&cfg) != SIPTLS_OK) {
+        return 1;
+    }
+    if (config_file != NULL) {
+        siptls_config_error err;
+        if (siptls_config_load_file(&cfg, config_file, &err) != SIPTLS_OK) {
+            fprintf(stderr, "siptls: %s\n", err.msg);
+            goto out;
+        }
+    }
+    if ((cert == NULL) != (key == NULL)) {
+        fprintf(stderr, "siptls ping: --cert and --key go together\n");
+        goto out;
+    }
+    if (insecure && cli_set(&cfg, "verify_cert", "[client:default]0") != 0) {
+        goto out;
+    }
+    if (ca != NULL) {
+        char v[4096];
+        snprintf(v, sizeof(v), "[client:default]%s", ca);
+        if (cli_set(&cfg, "ca_list", v) != 0) {
+            goto out;
+        }
+    } else if (!insecure && cfg.domains[1].ca_list == NULL && cfg.domains[1].ca_dir == NULL &&
+               cli_set(&cfg, "ca_dir", "[client:default]/etc/ssl/certs") != 0) {
+        goto out;
+    }
+    if (cert != NULL) {
+        char v[4096];
+        snprintf(v, sizeof(v), "[client:default]%s", cert);
+        char w[4096];
+        snprintf(w, sizeof(w), "[client:default]%s", key);
+        if (cli_set(&cfg, "certificate", v) != 0 || cli_set(&cfg, "private_key", w) != 0) {
+            goto out;
+        }
+    }
+    cfg.log_level = verbose ? SIPTLS_LOG_DEBUG : SIPTLS_LOG_WARN;
+    cli_log_level = cfg.log_level;
+    signal(SIGPIPE, SIG_IGN);
+    srand((unsigned)(cli_now() * 1e6));
+    p.loop = ev_default_loop(EVFLAG_AUTO);
+    siptls_callbacks cb = {on_message, on_flow, on_keepalive, cli_log};
+    st = siptls_engine_new(&p.engine, p.loop, &cfg, &cb, &p);
+    if (st != SIPTLS_OK) {
+        fprintf(stderr, "siptls ping: %s\n", siptls_strerror(st));
+        rc = 4;
+        goto out;
+    }
+    ev_timer_init(&p.timer, on_timer, 0.0, 0.0);
+    p.timer.data = &p;
+    send_one(&p);
+    if (p.exit_code == 0) {
+        ev_run(p.loop, 0);
+    }
+    ev_timer_stop(p.loop, &p.timer);
+    siptls_engine_free(p.engine);
+    rc = p.exit_code;
+out:
+    siptls_config_cleanup(&cfg);
+    return rc;
+}

@@ -1,0 +1,441 @@
+/* siptls serve — a stateless SIP responder on tls: and dtls: listeners.
+ *
+ * OPTIONS gets 200 OK, every other request the configured final response
+ * (default 501), with Via / From / To / Call-ID / CSeq copied and a To-tag
+ * added (RFC 3261 §8.2.6.2); ACK is never answered (RFC 3261 §17.2.1);
+ * responses are ignored. */
+#include <ev.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli.h"
+
+typedef struct serve_ctx {
+    siptls_engine *engine;
+    unsigned reply_code;
+    const char *reply_reason;
+    uint64_t answered;
+} serve_ctx;
+
+static const char *reason_of(unsigned code)
+{
+    switch (code) {
+    case 200:
+        return "OK";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 480:
+        return "Temporarily Unavailable";
+    case 486:
+        return "Busy Here";
+    case 500:
+        return "Server Internal Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 603:
+        return "Decline";
+    default:
+        return "Response";
+    }
+}
+
+static int append(char *buf, size_t cap, size_t *len, const char *fmt_a, size_t alen,
+                  const char *b, size_t blen)
+{
+    if (*len + alen + blen + 2 >= cap) {
+        return -1;
+    }
+    memcpy(buf + *len, fmt_a, alen);
+    *len += alen;
+    memcpy(buf + *len, b, blen);
+    *len += blen;
+    memcpy(buf + *len, "\r\n", 2);
+    *len += 2;
+    return 0;
+}
+
+static int has_tag(const uint8_t *v, size_t n)
+{
+    for (size_t i = 0; i + 4 <= n; i++) {
+        if (v[i] == ';' && strncasecmp((const char *)v + i + 1, "tag=", 4) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static uint32_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ p[i]) * 16777619u;
+    }
+    return h;
+}
+
+/* Build the response; returns its length or 0 when the request is not to
+ * be answered (ACK, or headers missing). */
+size_t siptls_cli_build_response(const uint8_t *msg, size_t header_len, unsigned code,
+                                 const char *reason, char *out, size_t cap);
+size_t siptls_cli_build_response(const uint8_t *msg, size_t header_len, unsigned code,
+                                 const char *reason, char *out, size_t cap)
+{
+    size_t sp = 0;
+    while (sp < header_len && msg[sp] != ' ') {
+        sp++;
+    }
+    if (sp == 0 || sp == header_len) {
+        return 0;
+    }
+    if (sp == 3 && memcmp(msg, "ACK", 3) == 0) {
+        return 0; /* RFC 3261 §17.2.1: an ACK is never answered */
+    }
+    if (sp == 7 && memcmp(msg, "OPTIONS", 7) == 0) {
+        code = 200;
+        reason = "OK";
+    }
+    size_t len = (size_t)snprintf(out, cap, "SIP/2.0 %u %s\r\n", code, reason);
+    const uint8_t *v;
+    size_t vl, next = 0, from = 0;
+    int vias = 0;
+    while (cli_header(msg, header_len, "Via", 'v', from, &v, &vl, &next)) {
+        if (append(out, cap, &len, "Via: ", 5, (const char *)v, vl) != 0) {
+            return 0;
+        }
+        vias++;
+        from = next;
+    }
+    const uint8_t *fv, *tv, *cv, *qv;
+    size_t fl, tl, cl, ql;
+    if (vias == 0 || !cli_header(msg, header_len, "From", 'f', 0, &fv, &fl, &next) ||
+        !cli_header(msg, header_len, "To", 't', 0, &tv, &tl, &next) ||
+        !cli_header(msg, header_len, "Call-ID", 'i', 0, &cv, &cl, &next) ||
+        !cli_header(msg, header_len, "CSeq", 0, 0, &qv, &ql, &next)) {
+        return 0;
+    }
+    if (append(out, cap, &len, "From: ", 6, (const char *)fv, fl) != 0 ||
+        append(out, cap, &len, "To: ", 4, (const char *)tv, tl) != 0) {
+        return 0;
+    }
+    if (!has_tag(tv, tl)) {
+        /* RFC 3261 §8.2.6.2: "the UAS MUST add a tag to the To header
+         * field in the response". Derived from the Call-ID so that a
+         * retransmitted request gets the same tag from this stateless UAS. */
+        char tag[32];
+        int n = snprintf(tag, sizeof(tag), ";tag=%08x", fnv1a(cv, cl));
+        if (len + (size_t)n + 2 >= cap) {
+            return 0;
+        }
+        len -= 2;
+        memcpy(out + len, tag, (size_t)n);
+        len += (size_t)n;
+        memcpy(out + len, "\r\n", 2);
+        len += 2;
+    }
+    if (append(out, cap, &len, "Call-ID: ", 9, (const char *)cv, cl) != 0 ||
+        append(out, cap, &len, "CSeq: ", 6, (const char *)qv, ql) != 0) {
+        return 0;
+    }
+    static const char tail200[] = "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\nServer: siptls\r\n"
+                                  "Content-Length: 0\r\n\r\n";
+    static const char tail[] = "Server: siptls\r\nContent-Length: 0\r\n\r\n";
+    const char *t = code == 200 ? tail200 : tail;
+    size_t tlen = strlen(t);
+    if (len + tlen > cap) {
+        return 0;
+    }
+    memcpy(out + len, t, tlen);
+    return len + tlen;
+}
+
+static void on_message(siptls_engine *e, siptls_flow_id flow, const siptls_msg *m, void *user)
+{
+    serve_ctx *s = user;
+    if (!siptls_sipmsg_is_request(m->data, m->len)) {
+        return; /* a stateless responder ignores responses */
+    }
+    char out[8192];
+    size_t n = siptls_cli_build_response(m->data, m->header_len, s->reply_code, s->reply_reason, out,
+                                         sizeof(out));
+    if (n == 0) {
+        return;
+    }
+    int st = siptls_send(e, flow, (const uint8_t *)out, n);
+    if (st != SIPTLS_OK) {
+        char line[128];
+        snprintf(line, sizeof(line), "flow %llu: reply not sent: %s", (unsigned long long)flow,
+                 siptls_strerror(st));
+        cli_log(SIPTLS_LOG_WARN, line, NULL);
+        return;
+    }
+    s->answered++;
+}
+
+static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state state, int reason,
+                    void *user)
+{
+    (void)user;
+    char line[768];
+    if (state == SIPTLS_FLOW_UP) {
+        siptls_flow_info info;
+        if (siptls_flow_get_info(e, flow, &info) != SIPTLS_OK) {
+            return;
+        }
+        snprintf(line, sizeof(line), "flow %llu up: %s %s %s %s, peer cert: %s%s%s%s",
+                 (unsigned long long)flow, siptls_transport_name(info.transport), info.remote_text,
+                 info.tls_version, info.cipher,
+                 info.peer_cert ? (info.peer_verified ? "verified " : "NOT verified ") : "none",
+                 info.peer_cert ? info.peer_subject : "",
+                 info.trusted ? ", TRUSTED domain " : ", untrusted",
+                 info.trusted ? info.trusted_domain : "");
+    } else {
+        snprintf(line, sizeof(line), "flow %llu down: %s", (unsigned long long)flow,
+                 siptls_strerror(reason));
+    }
+    cli_log(SIPTLS_LOG_INFO, line, NULL);
+}
+
+static void print_stats(siptls_engine *e)
+{
+    siptls_stats s;
+    siptls_engine_stats(e, &s);
+    fprintf(stderr,
+            "stats: flows open %llu (tls %llu, dtls %llu), accepted %llu, closed %llu; handshakes ok "
+            "%llu (resumed %llu) failed %llu [timeout %llu verify %llu name %llu no-cert %llu tls "
+            "%llu io %llu]; msgs in %llu out %llu; bytes in %llu out %llu; pings in %llu pongs out "
+            "%llu; drops: framing %llu chunks %llu too-big %llu queue-full %llu send-timeout %llu "
+            "idle %llu limit %llu io %llu; dtls cookies %llu bad %llu rate-limited %llu stun %llu "
+            "junk %llu; reloads %llu\n",
+            (unsigned long long)s.flows_open, (unsigned long long)s.tls_flows_open,
+            (unsigned long long)s.dtls_flows_open, (unsigned long long)s.flows_accepted,
+            (unsigned long long)s.flows_closed, (unsigned long long)s.handshakes_ok,
+            (unsigned long long)s.handshakes_resumed, (unsigned long long)s.handshakes_failed,
+            (unsigned long long)s.hs_fail_timeout, (unsigned long long)s.hs_fail_verify,
+            (unsigned long long)s.hs_fail_name, (unsigned long long)s.hs_fail_no_cert,
+            (unsigned long long)s.hs_fail_tls, (unsigned long long)s.hs_fail_io,
+            (unsigned long long)s.msgs_in, (unsigned long long)s.msgs_out,
+            (unsigned long long)s.bytes_in, (unsigned long long)s.bytes_out,
+            (unsigned long long)s.pings_in, (unsigned long long)s.pongs_out,
+            (unsigned long long)s.drop_framing, (unsigned long long)s.drop_chunks,
+            (unsigned long long)s.drop_too_big, (unsigned long long)s.drop_queue_full,
+            (unsigned long long)s.drop_send_timeout, (unsigned long long)s.drop_idle,
+            (unsigned long long)s.drop_limit, (unsigned long long)s.drop_io,
+            (unsigned long long)s.dtls_cookies_sent, (unsigned long long)s.dtls_cookie_bad,
+            (unsigned long long)s.dtls_rate_limited, (unsigned long long)s.dtls_stun,
+            (unsigned long long)s.dtls_junk, (unsigned long long)s.reloads);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    serve_ctx *s = w->data;
+    if (w->signum == SIGHUP) {
+        siptls_engine_reload_certs(s->engine);
+    } else if (w->signum == SIGUSR1) {
+        print_stats(s->engine);
+    } else {
+        cli_log(SIPTLS_LOG_INFO, "shutting down: close_notify to every flow", NULL);
+        siptls_engine_shutdown(s->engine);
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+static void on_stats_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    serve_ctx *s = w->data;
+    print_stats(s->engine);
+}
+
+static void serve_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: siptls serve [options]\n"
+            "  -c, --config FILE        configuration file (key = value, or OpenSIPS modparam lines)\n"
+            "  -l, --listen URI         listen on URI (tls:ADDR[:PORT], dtls:ADDR[:PORT]); repeatable;\n"
+            "                           default tls:127.0.0.1:5061 when neither this nor the file gives one\n"
+            "      --cert FILE          server certificate (PEM); without it an in-memory self-signed\n"
+            "                           development certificate is generated\n"
+            "      --key FILE           private key of --cert (PEM)\n"
+            "      --ca FILE            CA list for client certificates\n"
+            "      --verify-cert        ask clients for a certificate\n"
+            "      --require-cert       refuse clients without a valid certificate\n"
+            "      --keylog FILE        write TLS secrets in NSS key log format (Wireshark)\n"
+            "      --reply CODE         final response to requests other than OPTIONS (default 501)\n"
+            "      --stats-interval S   print statistics every S seconds (also on SIGUSR1)\n"
+            "  -v, --verbose            debug logging\n"
+            "  -h, --help               this text\n"
+            "signals: SIGHUP reloads certificates, SIGUSR1 prints statistics,\n"
+            "         SIGINT/SIGTERM close every flow with close_notify and exit\n");
+}
+
+int siptls_cli_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
+        {"cert", required_argument, NULL, 'C'},     {"key", required_argument, NULL, 'K'},
+        {"ca", required_argument, NULL, 'A'},       {"verify-cert", no_argument, NULL, 'V'},
+        {"require-cert", no_argument, NULL, 'R'},   {"keylog", required_argument, NULL, 'k'},
+        {"reply", required_argument, NULL, 'r'},    {"stats-interval", required_argument, NULL, 's'},
+        {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    siptls_config cfg;
+    if (siptls_config_init(&cfg) != SIPTLS_OK) {
+        return 1;
+    }
+    const char *config_file = NULL, *cert = NULL, *key = NULL;
+    const char *listens[64];
+    int n_listens = 0, verbose = 0;
+    unsigned reply = 501;
+    double stats_interval = 0;
+    int c, rc = 1;
+    /* Two passes: the file first, then the command line on top of it. */
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:l:vh", opts, NULL)) != -1) {
+        if (c == 'c') {
+            config_file = optarg;
+        } else if (c == 'h') {
+            serve_usage(stdout);
+            siptls_config_cleanup(&cfg);
+            return 0;
+        } else if (c == '?') {
+            serve_usage(stderr);
+            siptls_config_cleanup(&cfg);
+            return 2;
+        }
+    }
+    if (config_file != NULL) {
+        siptls_config_error err;
+        if (siptls_config_load_file(&cfg, config_file, &err) != SIPTLS_OK) {
+            fprintf(stderr, "siptls: %s\n", err.msg);
+            goto out;
+        }
+    }
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:l:vh", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'l':
+            if (n_listens < 64) {
+                listens[n_listens++] = optarg;
+            }
+            break;
+        case 'C':
+            cert = optarg;
+            break;
+        case 'K':
+            key = optarg;
+            break;
+        case 'A':
+            bad = cli_set(&cfg, "ca_list", optarg);
+            break;
+        case 'V':
+            bad = cli_set(&cfg, "verify_cert", "[server:default]1");
+            break;
+        case 'R':
+            bad = cli_set(&cfg, "verify_cert", "[server:default]1") ||
+                  cli_set(&cfg, "require_cert", "[server:default]1");
+            break;
+        case 'k':
+            bad = cli_set(&cfg, "tls_keylog_file", optarg);
+            break;
+        case 'r':
+            reply = (unsigned)strtoul(optarg, NULL, 10);
+            if (reply < 300 || reply > 699) {
+                fprintf(stderr, "siptls: --reply wants a final error response code 300..699\n");
+                bad = 1;
+            }
+            break;
+        case 's':
+            stats_interval = strtod(optarg, NULL);
+            break;
+        case 'v':
+            verbose = 1;
+            break;
+        default:
+            break;
+        }
+        if (bad) {
+            goto out;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "siptls serve: unexpected argument '%s'\n", argv[optind]);
+        rc = 2;
+        goto out;
+    }
+    for (int i = 0; i < n_listens; i++) {
+        if (cli_set(&cfg, "listen", listens[i]) != 0) {
+            goto out;
+        }
+    }
+    if (cfg.n_listen == 0 && cli_set(&cfg, "listen", "tls:127.0.0.1:5061") != 0) {
+        goto out;
+    }
+    if ((cert == NULL) != (key == NULL)) {
+        fprintf(stderr, "siptls serve: --cert and --key go together\n");
+        rc = 2;
+        goto out;
+    }
+    if (cert != NULL) {
+        if (cli_set(&cfg, "certificate", cert) != 0 || cli_set(&cfg, "private_key", key) != 0) {
+            goto out;
+        }
+    } else if (cfg.domains[0].certificate == NULL && cli_use_devcert(&cfg) != 0) {
+        goto out;
+    }
+    if (verbose) {
+        cfg.log_level = SIPTLS_LOG_DEBUG;
+    }
+    cli_log_level = cfg.log_level;
+    signal(SIGPIPE, SIG_IGN);
+
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    serve_ctx ctx = {NULL, reply, reason_of(reply), 0};
+    siptls_callbacks cb = {on_message, on_flow, NULL, cli_log};
+    int st = siptls_engine_new(&ctx.engine, loop, &cfg, &cb, &ctx);
+    if (st != SIPTLS_OK) {
+        fprintf(stderr, "siptls serve: cannot start: %s\n", siptls_strerror(st));
+        goto out;
+    }
+    for (int i = 0; i < siptls_listener_count(ctx.engine); i++) {
+        printf("siptls serve: ready on %s port %u\n", cfg.listen[i], siptls_listener_port(ctx.engine, i));
+    }
+    printf("siptls serve: try: siptls ping %s --insecure\n", cfg.listen[0]);
+    fflush(stdout);
+    ev_signal sigs[5];
+    const int signums[5] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, 0};
+    for (int i = 0; signums[i] != 0; i++) {
+        ev_signal_init(&sigs[i], on_signal, signums[i]);
+        sigs[i].data = &ctx;
+        ev_signal_start(loop, &sigs[i]);
+    }
+    ev_timer stats_timer;
+    ev_timer_init(&stats_timer, on_stats_timer, stats_interval, stats_interval);
+    stats_timer.data = &ctx;
+    if (stats_interval > 0) {
+        ev_timer_start(loop, &stats_timer);
+    }
+    ev_run(loop, 0);
+    for (int i = 0; signums[i] != 0; i++) {
+        ev_signal_stop(loop, &sigs[i]);
+    }
+    ev_timer_stop(loop, &stats_timer);
+    print_stats(ctx.engine);
+    siptls_engine_free(ctx.engine);
+    rc = 0;
+out:
+    siptls_config_cleanup(&cfg);
+    return rc;
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# End to end: `siptls serve` and `siptls ping` over TLS on loopback, with the
+# test PKI. Args: SOURCE_DIR BUILD_DIR. Every step is bounded by `timeout`;
+# only the serve process started here is stopped, by its pid.
+set -u
+src=$1 build=$2
+bin=$build/siptls
+pki=$build/pki
+[ -x "$bin" ] || { echo "no siptls binary"; exit 77; }
+work=$(mktemp -d)
+serve_pid=
+cleanup() {
+    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fails=0 passes=0
+check() { # name expected-exit actual-exit
+    if [ "$2" = "$3" ]; then passes=$((passes + 1)); echo "ok   $1";
+    else fails=$((fails + 1)); echo "FAIL $1 (exit $3, want $2)"; fi
+}
+
+start_serve() { # extra args...
+    "$bin" serve --listen tls:127.0.0.1:0 --cert "$pki/server.pem" --key "$pki/server.key" \
+        "$@" > "$work/serve.out" 2> "$work/serve.err" &
+    serve_pid=$!
+    for _ in $(seq 1 100); do
+        port=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/serve.out" | head -n1)
+        [ -n "$port" ] && return 0
+        sleep 0.05
+    done
+    echo "serve did not start"; cat "$work/serve.err"; exit 1
+}
+
+start_serve --stats-interval 60
+out=$(timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" --count 2 --interval 0.1 2>&1); rc=$?
+check "ping OPTIONS -> 200" 0 $rc
+echo "$out" | grep -q "SIP/2.0 200 OK" || { fails=$((fails + 1)); echo "FAIL no 200 line: $out"; }
+echo "$out" | grep -q "TLSv1.3" || { fails=$((fails + 1)); echo "FAIL no TLS version: $out"; }
+echo "$out" | grep -q "CN=localhost" || { fails=$((fails + 1)); echo "FAIL no peer subject: $out"; }
+
+timeout 20 "$bin" ping "tls:localhost:$port" --ca "$pki/ca.pem" --crlf > "$work/crlf.out" 2>&1
+check "ping --crlf -> pong" 0 $?
+grep -q pong "$work/crlf.out" || { fails=$((fails + 1)); echo "FAIL no pong"; }
+
+timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/rogue-ca.pem" > "$work/rogue.out" 2>&1
+check "ping with the wrong CA is refused" 4 $?
+grep -qi "not trusted\|handshake" "$work/rogue.out" || { fails=$((fails + 1)); echo "FAIL no reason: $(cat "$work/rogue.out")"; }
+
+timeout 20 "$bin" ping "tls:127.0.0.1:$port" --insecure > /dev/null 2>&1
+check "ping --insecure" 0 $?
+
+timeout 20 "$bin" ping "tls:wrong.example.test:$port" --ca "$pki/ca.pem" > /dev/null 2>&1
+check "ping an unresolvable name fails" 4 $?
+
+timeout 20 "$bin" ping "tls:127.0.0.1:1" --ca "$pki/ca.pem" > /dev/null 2>&1
+check "ping a closed port fails" 4 $?
+
+timeout 10 "$bin" ping "udp:127.0.0.1:5060" > /dev/null 2>&1
+check "ping a bad URI is a usage error" 2 $?
+
+kill -USR1 "$serve_pid"; sleep 0.3
+grep -q "stats: flows open" "$work/serve.err" || { fails=$((fails + 1)); echo "FAIL no stats on SIGUSR1"; }
+kill -HUP "$serve_pid"; sleep 0.3
+grep -q "certificates reloaded" "$work/serve.err" || { fails=$((fails + 1)); echo "FAIL no reload on SIGHUP"; }
+timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" > /dev/null 2>&1
+check "ping after reload" 0 $?
+kill -TERM "$serve_pid"
+wait "$serve_pid"; rc=$?
+serve_pid=
+check "serve exits 0 on SIGTERM" 0 $rc
+grep -q "flow .* up" "$work/serve.err" || { fails=$((fails + 1)); echo "FAIL no flow-up log line"; }
+
+# require-cert: a client without a certificate is refused, one with is served
+start_serve --ca "$pki/ca.pem" --require-cert
+timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" > /dev/null 2>&1
+check "require-cert refuses a client without certificate" 4 $?
+timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" --cert "$pki/client.pem" --key "$pki/client.key" > /dev/null 2>&1
+check "require-cert serves a client with a good certificate" 0 $?
+timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" --cert "$pki/rogue-client.pem" --key "$pki/rogue-client.key" > /dev/null 2>&1
+check "require-cert refuses a certificate from an untrusted CA" 4 $?
+kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
+
+# development certificate when none is given
+"$bin" serve --listen tls:127.0.0.1:0 > "$work/dev.out" 2> "$work/dev.err" &
+serve_pid=$!
+for _ in $(seq 1 100); do
+    port=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/dev.out" | head -n1)
+    [ -n "$port" ] && break; sleep 0.05
+done
+grep -q "SELF-SIGNED development" "$work/dev.err" || { fails=$((fails + 1)); echo "FAIL dev cert not announced"; }
+timeout 20 "$bin" ping "tls:127.0.0.1:$port" --insecure > /dev/null 2>&1
+check "serve with the development certificate" 0 $?
+timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" > /dev/null 2>&1
+check "the development certificate does not verify against another CA" 4 $?
+kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
+
+"$bin" serve --help | grep -q -- "--listen" ; check "serve --help" 0 $?
+"$bin" ping --help | grep -q -- "--crlf" ; check "ping --help" 0 $?
+"$bin" --version | grep -q "wolfSSL" ; check "--version" 0 $?
+"$bin" bogus > /dev/null 2>&1; check "unknown command" 2 $?
+"$bin" serve --listen nope:1 > /dev/null 2>&1; check "serve with a bad listen URI" 1 $?
+
+echo "$passes passed, $fails failed"
+[ "$fails" = 0 ]

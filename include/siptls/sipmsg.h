@@ -120,23 +120,28 @@ int siptls_stream_framer_reserve(siptls_stream_framer *f, size_t want, uint8_t *
  *  the area's size). No effect after a framing error. */
 void siptls_stream_framer_commit(siptls_stream_framer *f, size_t n);
 
-/** Mark the end of a chunk: the caller has drained everything one readiness
- *  event (one wakeup) delivered, i.e. fed it and called next() until
- *  SIPTLS_AGAIN. Then call next() again: it returns what end_chunk decided.
+/** Mark the end of a chunk: the caller has fed everything one readiness
+ *  event (one wakeup) delivered. Either order works and gives the same
+ *  verdicts: feed, end_chunk(), then next() until SIPTLS_AGAIN; or feed,
+ *  next() until SIPTLS_AGAIN, end_chunk(), then next() again. The chunk
+ *  end is recorded as a stream position and judged against the message it
+ *  falls in once next() has parsed that far; next() returns what it decides.
+ *  Call next() after each end_chunk() (only the last 16 unjudged chunk ends
+ *  are kept).
  *
- *  A chunk counts for the message in progress when bytes arrived since the
- *  previous end_chunk (the first chunk is the one in which the message's
- *  first byte arrived; keepalive CRLFs never count). A message still
- *  incomplete at the end of its `max_chunks`-th chunk fails the stream with
- *  SIPTLS_ERR_FRAME_CHUNKS (so exactly max_chunks chunks pass). The clock
- *  of a message starts at the first end_chunk that sees it incomplete; a
- *  later end_chunk with now_ms - start > max_msg_time_ms fails the stream
- *  with SIPTLS_ERR_FRAME_TIMEOUT (exactly max_msg_time_ms passes). It may
- *  also be called from a timer with no new bytes (see pending()): then only
- *  the time is checked. A lone CRLF that ends the data of a chunk is
- *  reported as a PONG by the next next() (one cannot wait forever for a
- *  second CRLF). Without end_chunk calls no chunk or time limit applies.
- *  `now_ms` is any monotonic clock in milliseconds. */
+ *  A chunk counts for a message when it brought bytes of it (the first
+ *  chunk is the one in which the message's first byte arrived; keepalive
+ *  CRLFs never count). A message still incomplete at the end of its
+ *  `max_chunks`-th chunk fails the stream with SIPTLS_ERR_FRAME_CHUNKS (so
+ *  exactly max_chunks chunks pass). The clock of a message starts at the
+ *  first chunk end at which it was incomplete; a later end_chunk with
+ *  now_ms - start > max_msg_time_ms while it is still incomplete fails the
+ *  stream with SIPTLS_ERR_FRAME_TIMEOUT (exactly max_msg_time_ms passes).
+ *  It may also be called from a timer with no new bytes (see pending()):
+ *  then only the time is checked. A lone CRLF that ends the data of a chunk
+ *  is reported as a PONG by next() (one cannot wait forever for a second
+ *  CRLF). Without end_chunk calls no chunk or time limit applies. `now_ms`
+ *  is any monotonic clock in milliseconds. */
 void siptls_stream_framer_end_chunk(siptls_stream_framer *f, uint64_t now_ms);
 
 /** Get the next event. Returns SIPTLS_OK with *ev filled, SIPTLS_AGAIN when

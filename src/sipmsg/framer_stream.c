@@ -26,6 +26,15 @@ enum stream_state {
 #define SIPTLS_NOINLINE
 #endif
 
+/* Chunk ends recorded between two next() calls; a caller that calls next()
+ * after each end_chunk() (as documented) never has more than one. */
+#define MAX_MARKS 16
+
+typedef struct chunk_mark {
+    uint64_t off; /* stream offset (bytes ever fed) at the end of the chunk */
+    uint64_t now; /* its end_chunk() time */
+} chunk_mark;
+
 /* Smallest buffer allocated: one small message or a few TLS reads. */
 #define MIN_CAPACITY 4096u
 
@@ -44,12 +53,19 @@ struct siptls_stream_framer {
     size_t need; /* BODY: header_len + Content-Length */
     siptls__hdr_scan hs;
 
-    /* Chunk policy. */
-    int fed;         /* bytes arrived since the last end_chunk() */
-    int crlf_flush;  /* end_chunk() seen with no byte since: a lone CRLF is a pong */
-    unsigned chunks; /* chunks the message in progress has spanned */
-    int t_started;   /* t0_ms is valid */
-    uint64_t t0_ms;  /* end_chunk() time at which the message was first seen incomplete */
+    /* Chunk policy. end_chunk() records a mark: the stream offset where the
+     * chunk ended and its time. Marks are resolved against the message they
+     * fall inside once next() has parsed that far, so the result does not
+     * depend on whether the caller drained next() before end_chunk(). */
+    uint64_t base;  /* stream offset of buf[0] */
+    int dirty;      /* bytes arrived that next() has not settled yet */
+    int crlf_flush; /* end_chunk() seen with no byte since: a lone CRLF is a pong */
+    chunk_mark marks[MAX_MARKS];
+    unsigned nmarks;
+    unsigned splits;         /* distinct chunk ends inside the message in progress */
+    uint64_t last_split_off; /* offset of the last of them (the message start before) */
+    int t_started;           /* t0_ms is valid */
+    uint64_t t0_ms;          /* time of the first chunk end inside the message */
 
     uint64_t scanned; /* test counter: bytes examined (O(n) proof) */
     uint64_t moved;   /* test counter: bytes moved by compaction */
@@ -103,6 +119,7 @@ static void compact(siptls_stream_framer *f)
     if (f->state != ST_IDLE) {
         f->msg -= f->start;
     }
+    f->base += f->start;
     f->start = 0;
     f->end = held;
 }
@@ -152,7 +169,7 @@ static int ensure_tail(siptls_stream_framer *f, size_t want)
 
 static void note_bytes(siptls_stream_framer *f)
 {
-    f->fed = 1;
+    f->dirty = 1;
     f->crlf_flush = 0;
 }
 
@@ -262,8 +279,66 @@ static void message_done(siptls_stream_framer *f)
     f->scanned += f->hs.scanned;
     siptls__hdr_scan_reset(&f->hs);
     f->state = ST_IDLE;
-    f->chunks = 0;
+    f->splits = 0;
     f->t_started = 0;
+}
+
+/* Apply the pending chunk marks to the message in progress, which starts
+ * at stream offset `s` and ends at `e` (exclusive; UINT64_MAX while it is
+ * incomplete). A mark inside (s < off < e) is a chunk end at which the
+ * message was incomplete; marks at or before `s` were between messages and
+ * go; marks at or after `e` stay for the next message. Returns SIPTLS_OK
+ * or SIPTLS_ERR_FRAME_CHUNKS / _TIMEOUT. */
+static int resolve_marks(siptls_stream_framer *f, uint64_t s, uint64_t e)
+{
+    int rc = SIPTLS_OK;
+    unsigned i = 0;
+    while (i < f->nmarks && rc == SIPTLS_OK) {
+        const chunk_mark *m = &f->marks[i];
+        if (m->off >= e) {
+            break;
+        }
+        i++;
+        if (m->off <= s) {
+            continue;
+        }
+        /* A chunk that brought bytes of the message (a mark with no new
+         * bytes since the previous one is a timer call: time only). */
+        if (m->off != f->last_split_off) {
+            f->splits++;
+            f->last_split_off = m->off;
+            if (f->lim.max_chunks != 0 && f->splits >= f->lim.max_chunks) {
+                /* Incomplete after max_chunks chunks: it needs one more. */
+                rc = SIPTLS_ERR_FRAME_CHUNKS;
+                break;
+            }
+        }
+        if (!f->t_started) {
+            f->t_started = 1;
+            f->t0_ms = m->now;
+        } else if (f->lim.max_msg_time_ms != 0 && m->now > f->t0_ms &&
+                   m->now - f->t0_ms > f->lim.max_msg_time_ms) {
+            rc = SIPTLS_ERR_FRAME_TIMEOUT;
+        }
+    }
+    if (i > 0) {
+        memmove(f->marks, f->marks + i, (f->nmarks - i) * sizeof(f->marks[0]));
+        f->nmarks -= i;
+    }
+    return rc;
+}
+
+/* next() has nothing more to deliver: settle the marks against the state
+ * (a message in progress, or none). Returns SIPTLS_AGAIN or an error. */
+static int settle(siptls_stream_framer *f)
+{
+    f->dirty = 0;
+    if (f->state == ST_IDLE) {
+        f->nmarks = 0; /* no message in progress: keepalives never count */
+        return SIPTLS_AGAIN;
+    }
+    int rc = resolve_marks(f, f->base + f->msg, UINT64_MAX);
+    return rc == SIPTLS_OK ? SIPTLS_AGAIN : fail(f, rc);
 }
 
 /* Run the header scanner / body check. Returns SIPTLS_OK when the message
@@ -320,7 +395,7 @@ static SIPTLS_NOINLINE int next_slow(siptls_stream_framer *f, siptls_frame_event
     for (;;) {
         if (f->state == ST_IDLE) {
             if (f->start == f->end) {
-                return SIPTLS_AGAIN;
+                return settle(f);
             }
             /* RFC 3261 §7.5: "implementations processing SIP messages over
              * stream-oriented transports MUST ignore any CRLF appearing
@@ -328,7 +403,7 @@ static SIPTLS_NOINLINE int next_slow(siptls_stream_framer *f, siptls_frame_event
              * a single CRLF its pong. Bare LF counts as a CRLF here. */
             int n1 = newline_at(f, f->start);
             if (n1 < 0) {
-                return SIPTLS_AGAIN; /* a lone CR: wait for its LF */
+                return settle(f); /* a lone CR: wait for its LF */
             }
             if (n1 == 0) {
                 uint8_t c = f->buf[f->start];
@@ -340,6 +415,7 @@ static SIPTLS_NOINLINE int next_slow(siptls_stream_framer *f, siptls_frame_event
                 }
                 f->state = ST_HEADERS;
                 f->msg = f->start;
+                f->last_split_off = f->base + f->msg;
                 siptls__hdr_scan_reset(&f->hs);
                 continue;
             }
@@ -349,7 +425,7 @@ static SIPTLS_NOINLINE int next_slow(siptls_stream_framer *f, siptls_frame_event
                 /* A lone CRLF. Wait for what follows unless the chunk ended
                  * with it: a pong never gets a second CRLF. */
                 if (!f->crlf_flush) {
-                    return SIPTLS_AGAIN;
+                    return settle(f);
                 }
                 f->start = p2;
                 if (f->lim.crlf_drop) {
@@ -361,7 +437,7 @@ static SIPTLS_NOINLINE int next_slow(siptls_stream_framer *f, siptls_frame_event
             }
             int n2 = newline_at(f, p2);
             if (n2 < 0) {
-                return SIPTLS_AGAIN; /* CRLF CR: a ping in progress */
+                return settle(f); /* CRLF CR: a ping in progress */
             }
             memset(ev, 0, sizeof(*ev));
             if (n2 > 0) {
@@ -381,10 +457,19 @@ static SIPTLS_NOINLINE int next_slow(siptls_stream_framer *f, siptls_frame_event
 
         int rc = advance_message(f);
         if (rc == SIPTLS_AGAIN) {
-            return SIPTLS_AGAIN;
+            return settle(f);
         }
         if (rc != SIPTLS_OK) {
             return fail(f, rc);
+        }
+        /* Complete; but if a chunk end inside it broke a limit (the caller
+         * called end_chunk() before draining), that comes first. */
+        if (f->nmarks != 0) {
+            uint64_t s = f->base + f->msg;
+            rc = resolve_marks(f, s, s + f->need);
+            if (rc != SIPTLS_OK) {
+                return fail(f, rc);
+            }
         }
         const uint8_t *m = f->buf + f->msg;
         ev->kind = SIPTLS_FRAME_MESSAGE;
@@ -404,8 +489,9 @@ int siptls_stream_framer_next(siptls_stream_framer *f, siptls_frame_event *ev)
     /* Fast paths for a message in progress that a few more bytes did not
      * complete (byte-at-a-time feeding): no stack frame, no scanner call.
      * They only skip work the slow path would find to be a no-op. */
-    if (f != NULL && ev != NULL && f->err == 0) {
+    if (f != NULL && ev != NULL && f->err == 0 && f->nmarks == 0) {
         if (f->state == ST_BODY && f->end - f->msg < f->need) {
+            f->dirty = 0;
             return SIPTLS_AGAIN;
         }
         if (f->state == ST_HEADERS) {
@@ -420,6 +506,7 @@ int siptls_stream_framer_next(siptls_stream_framer *f, siptls_frame_event *ev)
                 if (q == avail) {
                     f->hs.scanned += avail - p;
                     f->hs.scan = avail;
+                    f->dirty = 0;
                     return SIPTLS_AGAIN;
                 }
             }
@@ -449,37 +536,19 @@ void siptls_stream_framer_end_chunk(siptls_stream_framer *f, uint64_t now_ms)
     if (f == NULL || f->err != 0) {
         return;
     }
-    int fed = f->fed;
-    f->fed = 0;
     f->crlf_flush = 1;
-    if (f->state == ST_IDLE) {
-        return; /* no message in progress: keepalives never count */
+    if (f->nmarks == MAX_MARKS) {
+        /* The caller never calls next(): forget the oldest mark. */
+        memmove(f->marks, f->marks + 1, (MAX_MARKS - 1) * sizeof(f->marks[0]));
+        f->nmarks--;
     }
-    /* If the caller had not drained next() yet, the message may be complete
-     * already: it then does not span another chunk. The scan is resumable,
-     * so this costs nothing extra. */
-    int rc = advance_message(f);
-    if (rc == SIPTLS_OK) {
-        return;
-    }
-    if (rc != SIPTLS_AGAIN) {
-        fail(f, rc);
-        return;
-    }
-    if (fed) {
-        f->chunks++;
-    }
-    if (f->lim.max_chunks != 0 && f->chunks >= f->lim.max_chunks) {
-        /* Incomplete after max_chunks chunks: it would need one more. */
-        fail(f, SIPTLS_ERR_FRAME_CHUNKS);
-        return;
-    }
-    if (!f->t_started) {
-        f->t_started = 1;
-        f->t0_ms = now_ms;
-    } else if (f->lim.max_msg_time_ms != 0 && now_ms > f->t0_ms &&
-               now_ms - f->t0_ms > f->lim.max_msg_time_ms) {
-        fail(f, SIPTLS_ERR_FRAME_TIMEOUT);
+    f->marks[f->nmarks].off = f->base + f->end;
+    f->marks[f->nmarks].now = now_ms;
+    f->nmarks++;
+    if (!f->dirty) {
+        /* Drained already: the state says what is in progress, so decide
+         * now (pending() then knows the deadline without a next()). */
+        (void)settle(f);
     }
 }
 
@@ -508,6 +577,7 @@ void siptls_stream_framer_trim(siptls_stream_framer *f)
     free(f->buf);
     f->buf = NULL;
     f->cap = 0;
+    f->base += f->end;
     f->start = 0;
     f->end = 0;
     f->msg = 0;

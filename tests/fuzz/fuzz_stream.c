@@ -123,7 +123,9 @@ static int drain(siptls_stream_framer *f, ev_list *out, const siptls_framer_limi
 }
 
 /* Feed data cut at the sorted offsets cuts[0..ncuts). mode 0: feed(),
- * mode 1: reserve()/commit(). With chunks, end_chunk() after each piece. */
+ * mode 1: reserve()/commit(). chunks 0: no end_chunk(); 1: end_chunk()
+ * after draining each piece; 2: end_chunk() right after feeding it, then
+ * drain (both orders must give the same events). */
 static void run(const uint8_t *data, size_t size, const size_t *cuts, size_t ncuts, int mode,
                 int chunks, const siptls_framer_limits *lim, uint64_t seed, ev_list *out)
 {
@@ -178,9 +180,12 @@ static void run(const uint8_t *data, size_t size, const size_t *cuts, size_t ncu
             }
         }
         prev = end;
+        now += (seed >> (i % 48)) & 0x7f;
+        if (chunks == 2) {
+            siptls_stream_framer_end_chunk(f, now);
+        }
         ok = drain(f, out, lim, &delivered);
-        if (ok && chunks) {
-            now += (seed >> (i % 48)) & 0x7f;
+        if (ok && chunks == 1) {
             siptls_stream_framer_end_chunk(f, now);
             ok = drain(f, out, lim, &delivered);
         }
@@ -261,7 +266,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(all);
     }
 
-    /* Small limits, chunk boundaries, crlf_drop: invariants only. */
+    /* Small limits, chunk boundaries, crlf_drop: the two end_chunk() call
+     * orders agree. */
     lim.max_msg_size = 64 + (size_t)(h % 1024);
     lim.max_header_size = 32 + (size_t)((h >> 10) % 512);
     lim.max_chunks = (unsigned)((h >> 20) % 5);
@@ -275,7 +281,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             many[nm++] = c;
         }
     }
-    run(data, size, many, nm, (int)((h >> 40) & 1), 1, &lim, h, &other);
+    whole.n = 0;
+    other.n = 0;
+    run(data, size, many, nm, (int)((h >> 40) & 1), 1, &lim, h, &whole);
+    run(data, size, many, nm, (int)((h >> 40) & 1), 2, &lim, h, &other);
+    CHECK(same(&whole, &other));
 
     free(whole.v);
     free(other.v);

@@ -160,8 +160,8 @@ static const char INVITE_MSG[] =
 /* Feed `len` bytes of msg in `nchunks` chunks (end_chunk after each, at
  * now0 + i * step ms), draining before and after end_chunk. Returns the
  * number of messages delivered, or the error status. */
-static int feed_in_chunks(siptls_stream_framer *f, const uint8_t *msg, size_t len, unsigned nchunks,
-                          uint64_t now0, uint64_t step)
+static int feed_in_chunks_order(siptls_stream_framer *f, const uint8_t *msg, size_t len,
+                                unsigned nchunks, uint64_t now0, uint64_t step, int mark_first)
 {
     int delivered = 0;
     size_t off = 0;
@@ -173,6 +173,11 @@ static int feed_in_chunks(siptls_stream_framer *f, const uint8_t *msg, size_t le
         }
         off += piece;
         siptls_frame_event ev;
+        if (mark_first) {
+            /* Like a transport that reads everything, marks the chunk, then
+             * delivers. */
+            siptls_stream_framer_end_chunk(f, now0 + i * step);
+        }
         for (int pass = 0; pass < 2; pass++) {
             while ((rc = siptls_stream_framer_next(f, &ev)) == SIPTLS_OK) {
                 if (ev.kind == SIPTLS_FRAME_MESSAGE) {
@@ -182,12 +187,27 @@ static int feed_in_chunks(siptls_stream_framer *f, const uint8_t *msg, size_t le
             if (rc != SIPTLS_AGAIN) {
                 return rc;
             }
-            if (pass == 0) {
+            if (pass == 0 && !mark_first) {
                 siptls_stream_framer_end_chunk(f, now0 + i * step);
             }
         }
     }
     return delivered;
+}
+
+/* Run with fresh framers in both orders (drain then end_chunk, and
+ * end_chunk then drain); they must agree. Returns the common result. */
+static int chunked(const siptls_framer_limits *lim, const uint8_t *msg, size_t len,
+                   unsigned nchunks, uint64_t now0, uint64_t step)
+{
+    int r[2];
+    for (int order = 0; order < 2; order++) {
+        siptls_stream_framer *f = new_framer(lim);
+        r[order] = feed_in_chunks_order(f, msg, len, nchunks, now0, step, order);
+        siptls_stream_framer_free(f);
+    }
+    assert_int_equal(r[0], r[1]);
+    return r[0];
 }
 
 /* ------------------------------------------------------------------------ */
@@ -605,35 +625,36 @@ static void test_chunks_limit(void **state)
     for (unsigned max = 1; max <= 6; max++) {
         lim.max_chunks = max;
         for (unsigned n = 1; n <= max + 1; n++) {
-            siptls_stream_framer *f = new_framer(&lim);
-            int rc = feed_in_chunks(f, U8(INVITE_MSG), len, n, 0, 1);
+            int rc = chunked(&lim, U8(INVITE_MSG), len, n, 0, 1);
             if (n <= max) {
                 assert_int_equal(rc, 1); /* limit-1 and limit: delivered */
             } else {
                 assert_int_equal(rc, SIPTLS_ERR_FRAME_CHUNKS); /* limit+1 */
             }
-            siptls_stream_framer_free(f);
         }
     }
     /* Defaults: 4 passes, 5 fails. */
     siptls_framer_limits_init(&lim);
-    siptls_stream_framer *f = new_framer(&lim);
-    assert_int_equal(feed_in_chunks(f, U8(INVITE_MSG), len, 4, 0, 1), 1);
-    siptls_stream_framer_free(f);
-    f = new_framer(&lim);
-    assert_int_equal(feed_in_chunks(f, U8(INVITE_MSG), len, 5, 0, 1), SIPTLS_ERR_FRAME_CHUNKS);
-    siptls_stream_framer_free(f);
+    assert_int_equal(chunked(&lim, U8(INVITE_MSG), len, 4, 0, 1), 1);
+    assert_int_equal(chunked(&lim, U8(INVITE_MSG), len, 5, 0, 1), SIPTLS_ERR_FRAME_CHUNKS);
+
+    /* Several messages, the chunk cuts anywhere: each message is judged on
+     * its own chunks. 3 messages over 7 chunks: none spans more than 3. */
+    char three[2048];
+    snprintf(three, sizeof(three), "%s%s%s", INVITE_MSG, OPTIONS_MSG, INVITE_MSG);
+    lim.max_chunks = 3;
+    assert_int_equal(chunked(&lim, U8(three), strlen(three), 7, 0, 1), 3);
+    lim.max_chunks = 2;
+    assert_int_equal(chunked(&lim, U8(three), strlen(three), 7, 0, 1), SIPTLS_ERR_FRAME_CHUNKS);
 
     /* 0 = no limit. */
     lim.max_chunks = 0;
     lim.max_msg_time_ms = 0;
-    f = new_framer(&lim);
-    assert_int_equal(feed_in_chunks(f, U8(INVITE_MSG), len, 200, 0, 1), 1);
-    siptls_stream_framer_free(f);
+    assert_int_equal(chunked(&lim, U8(INVITE_MSG), len, 200, 0, 1), 1);
 
     /* No end_chunk calls: no counting at all. */
     siptls_framer_limits_init(&lim);
-    f = new_framer(&lim);
+    siptls_stream_framer *f = new_framer(&lim);
     siptls_frame_event ev;
     for (size_t i = 0; i < len; i++) {
         assert_int_equal(siptls_stream_framer_feed(f, U8(INVITE_MSG) + i, 1), SIPTLS_OK);
@@ -705,20 +726,54 @@ static void test_chunks_what_counts(void **state)
         siptls_stream_framer_free(f);
     }
 
-    /* A caller that calls end_chunk before draining: a message completed in
-     * this chunk is not counted as spanning it. */
+    /* A caller that calls end_chunk() before draining next() (read all,
+     * mark the chunk, then deliver) gets the same verdicts: the message
+     * below spans 3 chunks, the first one before next() ever saw it. */
+    for (unsigned max = 2; max <= 3; max++) {
+        lim.max_chunks = max;
+        f = new_framer(&lim);
+        assert_int_equal(siptls_stream_framer_feed(f, U8(OPTIONS_MSG), 10), SIPTLS_OK);
+        siptls_stream_framer_end_chunk(f, 1);
+        assert_int_equal(siptls_stream_framer_next(f, &ev), SIPTLS_AGAIN);
+        assert_int_equal(siptls_stream_framer_feed(f, U8(OPTIONS_MSG) + 10, 10), SIPTLS_OK);
+        siptls_stream_framer_end_chunk(f, 2);
+        int rc = siptls_stream_framer_next(f, &ev);
+        if (max == 2) {
+            assert_int_equal(rc, SIPTLS_ERR_FRAME_CHUNKS);
+        } else {
+            assert_int_equal(rc, SIPTLS_AGAIN);
+            assert_int_equal(siptls_stream_framer_feed(f, U8(OPTIONS_MSG) + 20, olen - 20),
+                             SIPTLS_OK);
+            siptls_stream_framer_end_chunk(f, 3); /* ends with the message: not inside */
+            assert_int_equal(siptls_stream_framer_next(f, &ev), SIPTLS_OK);
+            assert_int_equal(ev.len, olen);
+            assert_int_equal(siptls_stream_framer_next(f, &ev), SIPTLS_AGAIN);
+        }
+        siptls_stream_framer_free(f);
+    }
+
+    /* Not drained at all: a message completed and the chunk limit broken
+     * before next() looked: the limit wins over delivery. */
     lim.max_chunks = 2;
     f = new_framer(&lim);
     assert_int_equal(siptls_stream_framer_feed(f, U8(OPTIONS_MSG), 10), SIPTLS_OK);
-    siptls_stream_framer_end_chunk(f, 1); /* not drained: B not started yet */
-    assert_int_equal(siptls_stream_framer_next(f, &ev), SIPTLS_AGAIN);
+    siptls_stream_framer_end_chunk(f, 1);
     assert_int_equal(siptls_stream_framer_feed(f, U8(OPTIONS_MSG) + 10, 10), SIPTLS_OK);
-    assert_int_equal(siptls_stream_framer_next(f, &ev), SIPTLS_AGAIN);
-    siptls_stream_framer_end_chunk(f, 2); /* chunk 1 of the message */
+    siptls_stream_framer_end_chunk(f, 2);
     assert_int_equal(siptls_stream_framer_feed(f, U8(OPTIONS_MSG) + 20, olen - 20), SIPTLS_OK);
-    siptls_stream_framer_end_chunk(f, 3); /* complete already: not counted */
-    assert_int_equal(siptls_stream_framer_next(f, &ev), SIPTLS_OK);
-    assert_int_equal(ev.len, olen);
+    assert_int_equal(siptls_stream_framer_next(f, &ev), SIPTLS_ERR_FRAME_CHUNKS);
+    siptls_stream_framer_free(f);
+
+    /* More end_chunk() calls than marks are kept, never a next(): no crash,
+     * the verdict comes at the next next(). */
+    lim.max_chunks = 0;
+    lim.max_msg_time_ms = 100;
+    f = new_framer(&lim);
+    for (uint64_t i = 0; i < 40; i++) {
+        assert_int_equal(siptls_stream_framer_feed(f, U8(OPTIONS_MSG) + i, 1), SIPTLS_OK);
+        siptls_stream_framer_end_chunk(f, 1000 + i * 10);
+    }
+    assert_int_equal(siptls_stream_framer_next(f, &ev), SIPTLS_ERR_FRAME_TIMEOUT);
     siptls_stream_framer_free(f);
 }
 

@@ -1319,7 +1319,7 @@ int siptls_send(siptls_engine *e, siptls_flow_id id, const uint8_t *buf, size_t 
     return SIPTLS_OK;
 }
 
-static int open_flow(siptls_engine *e, const char *text, siptls__flow **out)
+static int open_flow(siptls_engine *e, const char *text, int reuse, siptls__flow **out)
 {
     siptls_uri u;
     int st = parse_uri(e, text, 0, &u);
@@ -1340,7 +1340,7 @@ static int open_flow(siptls_engine *e, const char *text, siptls__flow **out)
     /* Reuse: an outbound flow verified for the same SIP domain, or (for an
      * IP-literal target) any flow with that peer, as RFC 3261 §18 reuses
      * connections. */
-    if (e->n_buckets != 0) {
+    if (reuse && e->n_buckets != 0) {
         size_t ba = addr_hash((struct sockaddr *)&ss) & (e->n_buckets - 1);
         for (siptls__flow *f = e->by_addr[ba]; f != NULL; f = f->addr_next) {
             if (f->ops->kind != u.transport || f->phase >= SIPTLS__PHASE_CLOSING || f->close_requested ||
@@ -1406,7 +1406,20 @@ int siptls_connect(siptls_engine *e, const char *uri, siptls_flow_id *flow)
         return SIPTLS_ERR_INVAL;
     }
     siptls__flow *f = NULL;
-    int st = open_flow(e, uri, &f);
+    int st = open_flow(e, uri, 1, &f);
+    if (st == SIPTLS_OK && flow != NULL) {
+        *flow = f->id;
+    }
+    return st;
+}
+
+int siptls_open(siptls_engine *e, const char *uri, siptls_flow_id *flow)
+{
+    if (e == NULL || uri == NULL) {
+        return SIPTLS_ERR_INVAL;
+    }
+    siptls__flow *f = NULL;
+    int st = open_flow(e, uri, 0, &f);
     if (st == SIPTLS_OK && flow != NULL) {
         *flow = f->id;
     }
@@ -1420,7 +1433,7 @@ int siptls_send_to(siptls_engine *e, const char *uri, const uint8_t *buf, size_t
         return SIPTLS_ERR_INVAL;
     }
     siptls__flow *f = NULL;
-    int st = open_flow(e, uri, &f);
+    int st = open_flow(e, uri, 1, &f);
     if (st != SIPTLS_OK) {
         return st;
     }

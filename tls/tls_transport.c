@@ -195,9 +195,11 @@ static void connect_done(siptls__flow *f)
         siptls__flow_fail(f, SIPTLS_ERR_NOMEM, 0);
         return;
     }
-    char key[SIPTLS_URI_HOST_MAX + 80];
-    session_key(f, key, sizeof(key));
-    siptls__secctx_client_session_apply(sec, ssl, key);
+    if (siptls__engine_config(f->engine)->tls_session_cache) {
+        char key[SIPTLS_URI_HOST_MAX + 80];
+        session_key(f, key, sizeof(key));
+        siptls__secctx_client_session_apply(sec, ssl, key);
+    }
     f->phase = SIPTLS__PHASE_HANDSHAKE;
     f->phase_since_ms = siptls__engine_now(f->engine);
     siptls__flow_rearm(f);
@@ -390,7 +392,7 @@ static void tls_free(siptls__flow *f)
 {
     tls_flow *t = f->tp;
     if (t != NULL) {
-        if (f->outbound && f->reported_up) {
+        if (f->outbound && f->reported_up && siptls__engine_config(f->engine)->tls_session_cache) {
             /* Saved at close, not at handshake end: TLS 1.3 tickets arrive
              * after the handshake. */
             char key[SIPTLS_URI_HOST_MAX + 80];

@@ -182,6 +182,11 @@ int siptls_send_to(siptls_engine *e, const char *uri, const uint8_t *buf, size_t
  *  siptls_send_to(). */
 int siptls_connect(siptls_engine *e, const char *uri, siptls_flow_id *flow);
 
+/** Always open a new flow to `uri`, even when one to that peer is open
+ *  (connection pools, load tools). Same statuses as siptls_send_to(). A
+ *  later siptls_send_to() may pick any open flow to that peer. */
+int siptls_open(siptls_engine *e, const char *uri, siptls_flow_id *flow);
+
 /** Close `flow` gracefully (close_notify after queued messages are
  *  written, bounded by tls_send_timeout). on_flow CLOSED with
  *  SIPTLS_ERR_CLOSED_LOCAL follows from the loop. Returns SIPTLS_OK or

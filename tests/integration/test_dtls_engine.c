@@ -223,6 +223,37 @@ static void test_roundtrip_v6(void **state)
     roundtrip("[::1]");
 }
 
+static int setup_dual(void **state)
+{
+    (void)state;
+    return setup_with("dtls:[::]:0");
+}
+
+/* A dual-stack listener: an IPv4 client is a v4-mapped IPv6 peer (the
+ * cookie is bound to those address bytes). */
+static void test_dual_stack(void **state)
+{
+    (void)state;
+    start();
+    E->srec.on_msg = echo_reply;
+    uint8_t *req = tu_make_request(400, 1, "DTLS");
+    siptls_flow_id f4 = 0, f6 = 0;
+    assert_int_equal(
+        siptls_send_to(E->client, tu_uri(E->server, 0, "dtls", "127.0.0.1"), req, 400, &f4),
+        SIPTLS_OK);
+    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 0, "dtls", "[::1]"), req, 400, &f6),
+                     SIPTLS_OK);
+    assert_true(f4 != f6);
+    unsigned want[2] = {2, 2};
+    tu_run_pred(E->loop, got_msgs, want, 10, "both answered");
+    siptls_flow_info info;
+    assert_int_equal(siptls_flow_get_info(E->server, E->srec.msgs[0].flow, &info), SIPTLS_OK);
+    assert_int_equal(info.remote.ss_family, AF_INET6);
+    assert_int_equal(stats_of(E->server).dtls_flows_open, 2);
+    free(req);
+    close_everything();
+}
+
 /* ---- keepalives -------------------------------------------------------- */
 
 static int got_pongs(void *arg)
@@ -720,6 +751,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip_v4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip_v6, setup6, teardown),
+        cmocka_unit_test_setup_teardown(test_dual_stack, setup_dual, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_splitting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_lifetime, setup, teardown),

@@ -42,19 +42,19 @@ port=$(start_serve dtls:127.0.0.1:0 v4)
 [ -n "$port" ] || { echo "serve did not start"; cat "$work/serve-v4.err"; exit 1; }
 
 out=$( (options v4; sleep 1) | timeout 10 openssl s_client -dtls1_2 -connect "127.0.0.1:$port" \
-    -CAfile "$pki/ca.pem" -verify_return_error -quiet -ign_eof 2>&1)
+    -CAfile "$pki/ca.pem" -verify_return_error -quiet -no_ign_eof 2>&1)
 echo "$out" | grep -q "SIP/2.0 200 OK" && ok "openssl s_client -dtls1_2: OPTIONS -> 200" \
     || bad "openssl s_client -dtls1_2 OPTIONS: $out"
 
 out=$( (printf '\r\n\r\n'; sleep 1) | timeout 10 openssl s_client -dtls1_2 -connect "127.0.0.1:$port" \
-    -CAfile "$pki/ca.pem" -quiet -ign_eof 2>/dev/null | od -An -c | tr -d ' \n')
+    -CAfile "$pki/ca.pem" -quiet -no_ign_eof 2>/dev/null | od -An -c | tr -d ' \n')
 [ "$out" = '\r\n' ] && ok "openssl s_client -dtls1_2: CRLFCRLF -> CRLF" || bad "openssl ping got '$out'"
 
 # -mtu 256 and every cipher: the ClientHello (> 256 bytes) is sent in two
 # handshake fragments; wolfSSL alone would drop it.
 out=$( (options frag; sleep 1) | timeout 10 openssl s_client -dtls1_2 -mtu 256 \
     -cipher 'ALL:@SECLEVEL=0' -connect "127.0.0.1:$port" -CAfile "$pki/ca.pem" \
-    -verify_return_error -quiet -ign_eof 2>&1)
+    -verify_return_error -quiet -no_ign_eof 2>&1)
 echo "$out" | grep -q "SIP/2.0 200 OK" && ok "openssl s_client -dtls1_2 -mtu 256 (fragmented ClientHello): OPTIONS -> 200" \
     || bad "openssl -mtu 256: $out"
 
@@ -63,7 +63,7 @@ if python3 -c 'import socket; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM
     port6=$(start_serve 'dtls:[::1]:0' v6)
     if [ -n "$port6" ]; then
         out=$( (options v6; sleep 1) | timeout 10 openssl s_client -dtls1_2 -connect "[::1]:$port6" \
-            -CAfile "$pki/ca.pem" -verify_return_error -quiet -ign_eof 2>&1)
+            -CAfile "$pki/ca.pem" -verify_return_error -quiet -no_ign_eof 2>&1)
         echo "$out" | grep -q "SIP/2.0 200 OK" && ok "openssl s_client -dtls1_2 over IPv6: OPTIONS -> 200" \
             || bad "openssl IPv6: $out"
     else

@@ -827,6 +827,17 @@ static void on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
         stats(e)->dtls_bad_records++;
         return;
     }
+    if (existing != NULL && h->frag_len >= 2 + 32) {
+        /* A late duplicate of the hello that made this session (the
+         * network duplicated it) carries the session's client random: it
+         * is not a restart. */
+        uint8_t random[32];
+        if (wolfSSL_get_client_random(existing->ssl, random, sizeof(random)) == sizeof(random) &&
+            memcmp(random, h->frag + 2, sizeof(random)) == 0) {
+            stats(e)->dtls_bad_records++;
+            return;
+        }
+    }
     if (h->cookie_len == 0) {
         send_hello_verify(dl, dg, len, from, from_len);
         return;

@@ -95,6 +95,64 @@ timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" > /dev/null 2>&1
 check "the development certificate does not verify against another CA" 4 $?
 kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
 
+# outbound verification: a server with the wrong name, an expired one
+for c in wrongname expired; do
+    "$bin" serve --listen tls:127.0.0.1:0 --cert "$pki/$c.pem" --key "$pki/$c.key" > "$work/$c.out" 2> "$work/$c.err" &
+    serve_pid=$!
+    for _ in $(seq 1 100); do
+        port=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/$c.out" | head -n1)
+        [ -n "$port" ] && break; sleep 0.05
+    done
+    out=$(timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" 2>&1); rc=$?
+    check "ping refuses a server certificate: $c" 4 $rc
+    case $c in
+        wrongname) echo "$out" | grep -q "RFC 5922" || { fails=$((fails + 1)); echo "FAIL wrongname reason: $out"; } ;;
+        expired) echo "$out" | grep -qi "not trusted\|handshake" || { fails=$((fails + 1)); echo "FAIL expired reason: $out"; } ;;
+    esac
+    kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
+done
+
+# a config file: SNI picks the server domain, a trusted client domain is
+# logged as trusted, --reply answers other requests, --keylog writes secrets
+cat > "$work/siptls.conf" <<CONF
+# test configuration
+listen = tls:127.0.0.1:0
+server_domain = alt
+match_sip_domain = [alt]alt.example.test
+certificate = [alt]$pki/alt.pem
+private_key = [alt]$pki/alt.key
+trusted_domain = client.example.test
+CONF
+"$bin" serve --config "$work/siptls.conf" --cert "$pki/server.pem" --key "$pki/server.key" --ca "$pki/ca.pem" \
+    --verify-cert --reply 486 --keylog "$work/keys.log" --verbose > "$work/cfg.out" 2> "$work/cfg.err" &
+serve_pid=$!
+port=
+for _ in $(seq 1 100); do
+    port=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/cfg.out" | head -n1)
+    [ -n "$port" ] && break; sleep 0.05
+done
+subj=$(timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername alt.example.test -tls1_2 < /dev/null 2>/dev/null | grep -m1 "^subject=")
+case $subj in *alt.example.test*) passes=$((passes + 1)); echo "ok   SNI alt.example.test -> alt certificate" ;; *) fails=$((fails + 1)); echo "FAIL SNI: $subj" ;; esac
+subj=$(timeout 10 openssl s_client -connect "127.0.0.1:$port" -tls1_2 < /dev/null 2>/dev/null | grep -m1 "^subject=")
+case $subj in *CN*=*localhost*) passes=$((passes + 1)); echo "ok   no SNI -> default certificate" ;; *) fails=$((fails + 1)); echo "FAIL default cert: $subj" ;; esac
+timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" --cert "$pki/client.pem" --key "$pki/client.key" > /dev/null 2>&1
+check "ping with a client certificate of a trusted domain" 0 $?
+sleep 0.2
+grep -q "TRUSTED domain client.example.test" "$work/cfg.err" || { fails=$((fails + 1)); echo "FAIL trusted domain not logged"; }
+invite=$'INVITE sip:bob@localhost SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1;branch=z9hG4bKinv1\r\nv: SIP/2.0/TLS 10.0.0.1;branch=z9hG4bKinv0\r\nMax-Forwards: 70\r\nf: <sip:a@localhost>;tag=9\r\nt: <sip:bob@localhost>\r\ni: inv1@test\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n'
+ack=$'ACK sip:bob@localhost SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1;branch=z9hG4bKinv1\r\nFrom: <sip:a@localhost>;tag=9\r\nTo: <sip:bob@localhost>;tag=x\r\nCall-ID: inv1@test\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n'
+resp=$'SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS 127.0.0.1;branch=z9hG4bKx\r\nFrom: <sip:a@localhost>;tag=9\r\nTo: <sip:bob@localhost>;tag=x\r\nCall-ID: r@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n'
+out=$( (printf '%s%s%s' "$invite" "$ack" "$resp"; sleep 1) | timeout 10 openssl s_client -connect "127.0.0.1:$port" -quiet -no_ign_eof 2>/dev/null)
+echo "$out" | grep -q "SIP/2.0 486 Busy Here" && { passes=$((passes + 1)); echo "ok   --reply 486 for INVITE"; } || { fails=$((fails + 1)); echo "FAIL INVITE reply: $out"; }
+[ "$(echo "$out" | grep -c '^SIP/2.0')" = 1 ] && { passes=$((passes + 1)); echo "ok   ACK and responses are not answered"; } || { fails=$((fails + 1)); echo "FAIL extra answers: $out"; }
+echo "$out" | grep -q "^To: <sip:bob@localhost>;tag=" && { passes=$((passes + 1)); echo "ok   To-tag added"; } || { fails=$((fails + 1)); echo "FAIL no To-tag: $out"; }
+[ "$(echo "$out" | grep -c '^Via: ')" = 2 ] && { passes=$((passes + 1)); echo "ok   both Vias copied"; } || { fails=$((fails + 1)); echo "FAIL Vias: $out"; }
+kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
+grep -q "^CLIENT_RANDOM [0-9a-f]* [0-9a-f]*$" "$work/keys.log" && { passes=$((passes + 1)); echo "ok   key log written (TLS 1.2)"; } || { fails=$((fails + 1)); echo "FAIL key log: $(cat "$work/keys.log" 2>&1)"; }
+"$bin" serve --config /nonexistent.conf > /dev/null 2>&1; check "serve with a missing config file" 1 $?
+"$bin" serve --cert "$pki/server.pem" > /dev/null 2>&1; check "serve --cert without --key" 2 $?
+"$bin" serve --reply 99 > /dev/null 2>&1; check "serve --reply out of range" 1 $?
+
 "$bin" serve --help | grep -q -- "--listen" ; check "serve --help" 0 $?
 "$bin" ping --help | grep -q -- "--crlf" ; check "ping --help" 0 $?
 "$bin" --version | grep -q "wolfSSL" ; check "--version" 0 $?

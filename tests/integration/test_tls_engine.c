@@ -690,6 +690,133 @@ static void test_resumption(void **state)
     assert_int_equal(s.handshakes_resumed, 1);
 }
 
+static void test_api_edges(void **state)
+{
+    (void)state;
+    /* listeners from the config: IPv4, IPv6, a host name, the wildcard */
+    tu_set(&E->scfg, "listen", "tls:[::1]:0");
+    tu_set(&E->scfg, "listen", "tls:localhost:0");
+    tu_set(&E->scfg, "listen", "tls:*:0");
+    start();
+    assert_int_equal(siptls_listener_count(E->server), 4);
+    for (int i = 0; i < 4; i++) {
+        assert_true(siptls_listener_port(E->server, i) != 0);
+    }
+    assert_int_equal(siptls_listener_port(E->server, 9), 0);
+    assert_int_equal(siptls_listener_port(NULL, 0), 0);
+    assert_int_equal(siptls_listener_count(NULL), 0);
+    assert_ptr_equal(siptls_engine_loop(E->server), E->loop);
+    /* IPv6 end to end */
+    E->srec.on_msg = echo_reply;
+    uint8_t *req = tu_make_request(400, 1, "TLS");
+    siptls_flow_id f = 0;
+    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 1, "tls", "[::1]"), req, 400, &f), SIPTLS_OK);
+    unsigned want[2] = {1, 1};
+    tu_run_pred(E->loop, got_msgs, want, 10, "IPv6 OPTIONS answered");
+    siptls_flow_info info;
+    assert_int_equal(siptls_flow_get_info(E->client, f, &info), SIPTLS_OK);
+    assert_int_equal(info.remote.ss_family, AF_INET6);
+    assert_true(strncmp(info.remote_text, "[::1]:", 6) == 0);
+    /* the wildcard listener takes IPv4 too */
+    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 3, "tls", "127.0.0.1"), req, 400, NULL), SIPTLS_OK);
+    want[0] = 2;
+    want[1] = 2;
+    tu_run_pred(E->loop, got_msgs, want, 10, "wildcard listener answered");
+    free(req);
+    /* bad arguments */
+    assert_int_equal(siptls_send(NULL, 1, (const uint8_t *)"x", 1), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_send(E->client, f, NULL, 1), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_send(E->client, f, (const uint8_t *)"x", 0), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_send_to(E->client, NULL, (const uint8_t *)"x", 1, NULL), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_connect(NULL, "tls:127.0.0.1", NULL), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_open(E->client, NULL, NULL), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_close(NULL, f), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_flow_get_info(E->client, f, NULL), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_flow_lookup(E->client, SIPTLS_TRANSPORT_TLS, NULL, 0, NULL), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_flow_keepalive(NULL, f, 1), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_listen(NULL, "tls:127.0.0.1:0"), SIPTLS_ERR_INVAL);
+    struct sockaddr_in nowhere = {.sin_family = AF_INET, .sin_port = htons(9)};
+    assert_int_equal(siptls_flow_lookup(E->client, SIPTLS_TRANSPORT_TLS, (struct sockaddr *)&nowhere,
+                                        sizeof(nowhere), NULL),
+                     SIPTLS_ERR_GONE);
+    siptls_engine *bad = NULL;
+    assert_int_equal(siptls_engine_new(&bad, NULL, &E->scfg, &tu_callbacks, NULL), SIPTLS_ERR_INVAL);
+    /* an engine whose config names a bad listener does not start */
+    siptls_config c2;
+    tu_config(&c2, "server");
+    tu_set(&c2, "listen", "tls:192.0.2.1:0"); /* not an address of this machine */
+    assert_int_equal(siptls_engine_new(&bad, E->loop, &c2, &tu_callbacks, NULL), SIPTLS_ERR_BIND);
+    assert_null(bad);
+    siptls_config_cleanup(&c2);
+    /* graceful shutdown closes every flow with close_notify */
+    assert_int_equal(siptls_engine_shutdown(E->server), SIPTLS_OK);
+    tu_run_pred(E->loop, all_closed, NULL, 5, "shutdown closed every flow");
+    assert_int_equal(E->srec.closes, 2);
+    assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_SHUTDOWN);
+    assert_int_equal(E->crec.close_reasons[0], SIPTLS_ERR_PEER_CLOSED);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    assert_non_null(a);
+    assert_non_null(b);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), a)) > 0) {
+        assert_int_equal(fwrite(buf, 1, n, b), n);
+    }
+    fclose(a);
+    fclose(b);
+}
+
+static void test_reload(void **state)
+{
+    (void)state;
+    char cert[] = "/tmp/siptls-reload-cert-XXXXXX", key[] = "/tmp/siptls-reload-key-XXXXXX";
+    close(mkstemp(cert));
+    close(mkstemp(key));
+    copy_file(tu_pki("server.pem"), cert);
+    copy_file(tu_pki("server.key"), key);
+    siptls_config_cleanup(&E->scfg);
+    assert_int_equal(siptls_config_init(&E->scfg), SIPTLS_OK);
+    tu_set(&E->scfg, "listen", "tls:127.0.0.1:0");
+    tu_set(&E->scfg, "certificate", cert);
+    tu_set(&E->scfg, "private_key", key);
+    E->scfg.log_level = SIPTLS_LOG_ERR;
+    tu_set(&E->ccfg, "verify_cert", "[client:default]0"); /* the names differ: look, don't check */
+    start();
+    const char *uri = tu_uri(E->server, 0, "tls", "127.0.0.1");
+    siptls_flow_id f1 = 0, f2 = 0;
+    assert_int_equal(siptls_open(E->client, uri, &f1), SIPTLS_OK);
+    unsigned one = 1, two = 2;
+    tu_run_pred(E->loop, flow_up_n, &one, 5, "first flow up");
+    siptls_flow_info info;
+    assert_int_equal(siptls_flow_get_info(E->client, f1, &info), SIPTLS_OK);
+    assert_non_null(strstr(info.peer_subject, "localhost"));
+    /* a broken file: the reload fails, the old certificate stays */
+    FILE *fp = fopen(cert, "w");
+    fputs("not a certificate\n", fp);
+    fclose(fp);
+    assert_int_equal(siptls_engine_reload_certs(E->server), SIPTLS_ERR_CERT);
+    /* the new certificate is seen by the next handshake only */
+    copy_file(tu_pki("alt.pem"), cert);
+    copy_file(tu_pki("alt.key"), key);
+    assert_int_equal(siptls_engine_reload_certs(E->server), SIPTLS_OK);
+    assert_int_equal(siptls_open(E->client, uri, &f2), SIPTLS_OK);
+    tu_run_pred(E->loop, flow_up_n, &two, 5, "second flow up");
+    assert_int_equal(siptls_flow_get_info(E->client, f2, &info), SIPTLS_OK);
+    assert_non_null(strstr(info.peer_subject, "alt.example.test"));
+    assert_int_equal(siptls_flow_get_info(E->client, f1, &info), SIPTLS_OK);
+    assert_true(info.up); /* the established flow goes on */
+    siptls_stats st;
+    siptls_engine_stats(E->server, &st);
+    assert_int_equal(st.reloads, 1);
+    unlink(cert);
+    unlink(key);
+    close_everything();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -707,6 +834,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_inside_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_uris_and_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resumption, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_api_edges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (getenv("SIPTLS_TEST_FILTER") != NULL) {

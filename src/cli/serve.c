@@ -5,6 +5,7 @@
  * added (RFC 3261 §8.2.6.2); ACK is never answered (RFC 3261 §17.2.1);
  * responses are ignored. */
 #include <ev.h>
+#include <pthread.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,7 +20,16 @@ typedef struct serve_ctx {
     unsigned reply_code;
     const char *reply_reason;
     uint64_t answered;
+    /* --workers: one engine per thread, each on its own loop */
+    struct ev_loop *loop;
+    pthread_t thread;
+    ev_async wake;
+    int index;
+    int pending; /* what the main thread asked for (WORK_*), under lock */
+    pthread_mutex_t *lock;
 } serve_ctx;
+
+enum { WORK_STATS = 1, WORK_RELOAD = 2, WORK_STOP = 4 };
 
 static const char *reason_of(unsigned code)
 {
@@ -205,10 +215,13 @@ static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state sta
     cli_log(SIPTLS_LOG_INFO, line, NULL);
 }
 
-static void print_stats(siptls_engine *e)
+static void print_stats(siptls_engine *e, int worker)
 {
     siptls_stats s;
     siptls_engine_stats(e, &s);
+    if (worker >= 0) {
+        fprintf(stderr, "worker %d ", worker);
+    }
     fprintf(stderr,
             "stats: flows open %llu (tls %llu, dtls %llu), accepted %llu, closed %llu; handshakes ok "
             "%llu (resumed %llu) failed %llu [timeout %llu verify %llu name %llu no-cert %llu tls "
@@ -235,18 +248,57 @@ static void print_stats(siptls_engine *e)
             (unsigned long long)s.dtls_junk, (unsigned long long)s.reloads);
 }
 
-static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+/* Runs on a worker's own thread: do what the main thread asked. */
+static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
 {
     (void)revents;
     serve_ctx *s = w->data;
-    if (w->signum == SIGHUP) {
+    pthread_mutex_lock(s->lock);
+    int what = s->pending;
+    s->pending = 0;
+    pthread_mutex_unlock(s->lock);
+    if (what & WORK_RELOAD) {
         siptls_engine_reload_certs(s->engine);
-    } else if (w->signum == SIGUSR1) {
-        print_stats(s->engine);
-    } else {
-        cli_log(SIPTLS_LOG_INFO, "shutting down: close_notify to every flow", NULL);
+    }
+    if (what & WORK_STATS) {
+        print_stats(s->engine, s->index);
+    }
+    if (what & WORK_STOP) {
         siptls_engine_shutdown(s->engine);
         ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+typedef struct serve_all {
+    serve_ctx *w;
+    int n;
+    pthread_mutex_t lock;
+} serve_all;
+
+static void post(serve_all *all, int what)
+{
+    for (int i = 0; i < all->n; i++) {
+        pthread_mutex_lock(&all->lock);
+        all->w[i].pending |= what;
+        pthread_mutex_unlock(&all->lock);
+        ev_async_send(all->w[i].loop, &all->w[i].wake);
+    }
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    serve_all *all = w->data;
+    if (w->signum == SIGHUP) {
+        post(all, WORK_RELOAD);
+    } else if (w->signum == SIGUSR1) {
+        post(all, WORK_STATS);
+    } else {
+        cli_log(SIPTLS_LOG_INFO, "shutting down: close_notify to every flow", NULL);
+        post(all, WORK_STOP);
+        if (all->n > 1) {
+            ev_break(loop, EVBREAK_ALL);
+        }
     }
 }
 
@@ -254,8 +306,14 @@ static void on_stats_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    serve_ctx *s = w->data;
-    print_stats(s->engine);
+    post(w->data, WORK_STATS);
+}
+
+static void *worker_main(void *arg)
+{
+    serve_ctx *s = arg;
+    ev_run(s->loop, 0);
+    return NULL;
 }
 
 static void serve_usage(FILE *out)
@@ -274,6 +332,8 @@ static void serve_usage(FILE *out)
             "      --keylog FILE        write TLS secrets in NSS key log format (Wireshark)\n"
             "      --reply CODE         final response to requests other than OPTIONS (default 501)\n"
             "      --stats-interval S   print statistics every S seconds (also on SIGUSR1)\n"
+            "  -w, --workers N          N engines on N threads sharing the listen ports\n"
+            "                           (SO_REUSEPORT: the kernel spreads connections); default 1\n"
             "  -v, --verbose            debug logging\n"
             "  -h, --help               this text\n"
             "signals: SIGHUP reloads certificates, SIGUSR1 prints statistics,\n"
@@ -289,7 +349,7 @@ int siptls_cli_serve(int argc, char **argv)
         {"require-cert", no_argument, NULL, 'R'},   {"keylog", required_argument, NULL, 'k'},
         {"reply", required_argument, NULL, 'r'},    {"stats-interval", required_argument, NULL, 's'},
         {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"workers", required_argument, NULL, 'w'},  {NULL, 0, NULL, 0}};
     siptls_config cfg;
     if (siptls_config_init(&cfg) != SIPTLS_OK) {
         return 1;
@@ -298,11 +358,12 @@ int siptls_cli_serve(int argc, char **argv)
     const char *listens[64];
     int n_listens = 0, verbose = 0;
     unsigned reply = 501;
+    long workers = 1;
     double stats_interval = 0;
     int c, rc = 1;
     /* Two passes: the file first, then the command line on top of it. */
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:l:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:vhw:", opts, NULL)) != -1) {
         if (c == 'c') {
             config_file = optarg;
         } else if (c == 'h') {
@@ -323,7 +384,7 @@ int siptls_cli_serve(int argc, char **argv)
         }
     }
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:l:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:vhw:", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case 'l':
@@ -362,6 +423,13 @@ int siptls_cli_serve(int argc, char **argv)
             break;
         case 'v':
             verbose = 1;
+            break;
+        case 'w':
+            workers = strtol(optarg, NULL, 10);
+            if (workers < 1 || workers > 64) {
+                fprintf(stderr, "siptls serve: --workers wants 1..64\n");
+                bad = 1;
+            }
             break;
         default:
             break;
@@ -402,39 +470,97 @@ int siptls_cli_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-    serve_ctx ctx = {NULL, reply, reason_of(reply), 0};
-    siptls_callbacks cb = {on_message, on_flow, NULL, cli_log};
-    int st = siptls_engine_new(&ctx.engine, loop, &cfg, &cb, &ctx);
-    if (st != SIPTLS_OK) {
-        fprintf(stderr, "siptls serve: cannot start: %s\n", siptls_strerror(st));
+    serve_all all = {calloc((size_t)workers, sizeof(serve_ctx)), (int)workers,
+                     PTHREAD_MUTEX_INITIALIZER};
+    if (all.w == NULL) {
         goto out;
     }
-    for (int i = 0; i < siptls_listener_count(ctx.engine); i++) {
-        printf("siptls serve: ready on %s port %u\n", cfg.listen[i], siptls_listener_port(ctx.engine, i));
+    siptls_callbacks cb = {on_message, on_flow, NULL, cli_log};
+    int started = 0;
+    for (int i = 0; i < workers; i++) {
+        serve_ctx *w = &all.w[i];
+        w->reply_code = reply;
+        w->reply_reason = reason_of(reply);
+        w->index = workers > 1 ? i : -1;
+        w->lock = &all.lock;
+        w->loop = i == 0 ? loop : ev_loop_new(EVFLAG_AUTO);
+        int st = w->loop ? siptls_engine_new(&w->engine, w->loop, &cfg, &cb, w) : SIPTLS_ERR_NOMEM;
+        if (st != SIPTLS_OK) {
+            fprintf(stderr, "siptls serve: cannot start: %s\n", siptls_strerror(st));
+            if (i > 0 && w->loop != NULL) {
+                ev_loop_destroy(w->loop);
+            }
+            break;
+        }
+        ev_async_init(&w->wake, on_wake);
+        w->wake.data = w;
+        ev_async_start(w->loop, &w->wake);
+        started++;
+        if (i == 0) {
+            /* Port 0 asked the kernel for a port: the other workers share
+             * the one it gave (SO_REUSEPORT), so rewrite the URIs. */
+            for (size_t k = 0; k < cfg.n_listen && workers > 1; k++) {
+                siptls_uri u;
+                char text[SIPTLS_URI_HOST_MAX + 32];
+                if (siptls_config_listen_uri(&cfg, k, &u) == SIPTLS_OK) {
+                    u.port = (uint16_t)siptls_listener_port(w->engine, (int)k);
+                    siptls_uri_format(&u, text, sizeof(text));
+                    free(cfg.listen[k]);
+                    cfg.listen[k] = strdup(text);
+                }
+            }
+        }
     }
-    printf("siptls serve: try: siptls ping %s --insecure\n", cfg.listen[0]);
-    fflush(stdout);
-    ev_signal sigs[5];
-    const int signums[5] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, 0};
-    for (int i = 0; signums[i] != 0; i++) {
-        ev_signal_init(&sigs[i], on_signal, signums[i]);
-        sigs[i].data = &ctx;
-        ev_signal_start(loop, &sigs[i]);
+    if (started == workers) {
+        for (int i = 0; i < siptls_listener_count(all.w[0].engine); i++) {
+            printf("siptls serve: ready on %s port %u\n", cfg.listen[i],
+                   siptls_listener_port(all.w[0].engine, i));
+        }
+        if (workers > 1) {
+            printf("siptls serve: %ld workers (one engine per thread, SO_REUSEPORT)\n", workers);
+        }
+        printf("siptls serve: try: siptls ping %s --insecure\n", cfg.listen[0]);
+        fflush(stdout);
+        ev_signal sigs[5];
+        const int signums[5] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, 0};
+        for (int i = 0; signums[i] != 0; i++) {
+            ev_signal_init(&sigs[i], on_signal, signums[i]);
+            sigs[i].data = &all;
+            ev_signal_start(loop, &sigs[i]);
+        }
+        ev_timer stats_timer;
+        ev_timer_init(&stats_timer, on_stats_timer, stats_interval, stats_interval);
+        stats_timer.data = &all;
+        if (stats_interval > 0) {
+            ev_timer_start(loop, &stats_timer);
+        }
+        for (int i = 0; i < workers && workers > 1; i++) {
+            pthread_create(&all.w[i].thread, NULL, worker_main, &all.w[i]);
+        }
+        if (workers == 1) {
+            ev_run(loop, 0);
+        } else {
+            /* Signals are delivered to the default loop, which worker 0
+             * runs on its thread; wait for every worker to end. */
+            for (int i = 0; i < workers; i++) {
+                pthread_join(all.w[i].thread, NULL);
+            }
+        }
+        for (int i = 0; signums[i] != 0; i++) {
+            ev_signal_stop(loop, &sigs[i]);
+        }
+        ev_timer_stop(loop, &stats_timer);
+        rc = 0;
     }
-    ev_timer stats_timer;
-    ev_timer_init(&stats_timer, on_stats_timer, stats_interval, stats_interval);
-    stats_timer.data = &ctx;
-    if (stats_interval > 0) {
-        ev_timer_start(loop, &stats_timer);
+    for (int i = 0; i < started; i++) {
+        print_stats(all.w[i].engine, all.w[i].index);
+        ev_async_stop(all.w[i].loop, &all.w[i].wake);
+        siptls_engine_free(all.w[i].engine);
+        if (i > 0) {
+            ev_loop_destroy(all.w[i].loop);
+        }
     }
-    ev_run(loop, 0);
-    for (int i = 0; signums[i] != 0; i++) {
-        ev_signal_stop(loop, &sigs[i]);
-    }
-    ev_timer_stop(loop, &stats_timer);
-    print_stats(ctx.engine);
-    siptls_engine_free(ctx.engine);
-    rc = 0;
+    free(all.w);
 out:
     siptls_config_cleanup(&cfg);
     return rc;

@@ -833,11 +833,10 @@ static void finalize(siptls__flow *f)
     if (!e->freeing || f->reported_up || f->outbound) {
         char text[64];
         siptls__addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
-        siptls__log(e, reason == SIPTLS_ERR_CLOSED_LOCAL || reason == SIPTLS_ERR_SHUTDOWN ||
-                               reason == SIPTLS_ERR_PEER_CLOSED || reason == SIPTLS_ERR_IDLE
-                           ? SIPTLS_LOG_DEBUG
-                           : SIPTLS_LOG_INFO,
-                    "%s flow %llu %s closed: %s", f->ops->name, (unsigned long long)f->id, text,
+        /* Per-flow lines are DEBUG: a host logs flows from on_flow (as
+         * `siptls serve` does); failures worth a look are logged where
+         * they happen. */
+        siptls__log(e, SIPTLS_LOG_DEBUG, "%s flow %llu %s closed: %s", f->ops->name, (unsigned long long)f->id, text,
                     siptls_strerror(reason));
     }
     if ((f->reported_up || f->outbound) && e->cb.on_flow != NULL) {
@@ -887,17 +886,20 @@ void siptls__flow_up(siptls__flow *f)
     if (f->outbound) {
         e->stats.flows_connected++;
     }
-    siptls_flow_info info;
-    siptls_flow_get_info(e, f->id, &info);
-    if (info.resumed) {
+    if (f->resumed) {
         e->stats.handshakes_resumed++;
     }
-    siptls__log(e, SIPTLS_LOG_INFO, "%s flow %llu %s %s up: %s %s%s%s%s", f->ops->name,
-                (unsigned long long)f->id, f->outbound ? "to" : "from", info.remote_text,
-                info.tls_version, info.cipher, info.resumed ? " (resumed)" : "",
-                info.peer_cert ? (info.peer_verified ? ", peer verified" : ", peer NOT verified")
-                               : "",
-                info.trusted ? ", trusted" : "");
+    if (e->cfg.log_level >= SIPTLS_LOG_DEBUG) {
+        /* Describing the peer parses its certificate: only when asked. */
+        siptls_flow_info info;
+        siptls_flow_get_info(e, f->id, &info);
+        siptls__log(e, SIPTLS_LOG_DEBUG, "%s flow %llu %s %s up: %s %s%s%s%s", f->ops->name,
+                    (unsigned long long)f->id, f->outbound ? "to" : "from", info.remote_text,
+                    info.tls_version, info.cipher, info.resumed ? " (resumed)" : "",
+                    info.peer_cert ? (info.peer_verified ? ", peer verified" : ", peer NOT verified")
+                                   : "",
+                    info.trusted ? ", trusted" : "");
+    }
     if (e->cb.on_flow != NULL) {
         e->cb.on_flow(e, f->id, SIPTLS_FLOW_UP, SIPTLS_OK, e->user);
     }

@@ -119,6 +119,7 @@ struct siptls__flow {
     uint64_t next_ping_ms;
     int reason;                    /**< close reason once closing */
     int reported_up;
+    uint8_t resumed;               /**< set by the transport before siptls__flow_up() */
     int want_mask;                 /**< current SIPTLS__IO_* interest */
 
     /* counters for info */

@@ -304,6 +304,7 @@ static void handshake_step(siptls__flow *f)
         siptls__flow_fail(f, st, 0);
         return;
     }
+    f->resumed = wolfSSL_session_reused(t->ssl) == 1;
     siptls__flow_want(f, SIPTLS__IO_READ);
     siptls__flow_up(f);
     if (f->phase != SIPTLS__PHASE_UP) {

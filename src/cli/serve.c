@@ -196,6 +196,9 @@ static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state sta
 {
     (void)user;
     char line[768];
+    if (cli_log_level < SIPTLS_LOG_INFO) {
+        return; /* --quiet: no per-flow lines (and no certificate parsing) */
+    }
     if (state == SIPTLS_FLOW_UP) {
         siptls_flow_info info;
         if (siptls_flow_get_info(e, flow, &info) != SIPTLS_OK) {
@@ -335,6 +338,7 @@ static void serve_usage(FILE *out)
             "  -w, --workers N          N engines on N threads sharing the listen ports\n"
             "                           (SO_REUSEPORT: the kernel spreads connections); default 1\n"
             "  -v, --verbose            debug logging\n"
+            "  -q, --quiet              warnings and errors only (no per-flow lines)\n"
             "  -h, --help               this text\n"
             "signals: SIGHUP reloads certificates, SIGUSR1 prints statistics,\n"
             "         SIGINT/SIGTERM close every flow with close_notify and exit\n");
@@ -349,7 +353,8 @@ int siptls_cli_serve(int argc, char **argv)
         {"require-cert", no_argument, NULL, 'R'},   {"keylog", required_argument, NULL, 'k'},
         {"reply", required_argument, NULL, 'r'},    {"stats-interval", required_argument, NULL, 's'},
         {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
-        {"workers", required_argument, NULL, 'w'},  {NULL, 0, NULL, 0}};
+        {"workers", required_argument, NULL, 'w'},  {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0}};
     siptls_config cfg;
     if (siptls_config_init(&cfg) != SIPTLS_OK) {
         return 1;
@@ -363,7 +368,7 @@ int siptls_cli_serve(int argc, char **argv)
     int c, rc = 1;
     /* Two passes: the file first, then the command line on top of it. */
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:l:vhw:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:vhw:q", opts, NULL)) != -1) {
         if (c == 'c') {
             config_file = optarg;
         } else if (c == 'h') {
@@ -384,7 +389,7 @@ int siptls_cli_serve(int argc, char **argv)
         }
     }
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:l:vhw:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:vhw:q", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case 'l':
@@ -423,6 +428,9 @@ int siptls_cli_serve(int argc, char **argv)
             break;
         case 'v':
             verbose = 1;
+            break;
+        case 'q':
+            verbose = -1;
             break;
         case 'w':
             workers = strtol(optarg, NULL, 10);
@@ -463,8 +471,10 @@ int siptls_cli_serve(int argc, char **argv)
     } else if (cfg.domains[0].certificate == NULL && cli_use_devcert(&cfg) != 0) {
         goto out;
     }
-    if (verbose) {
+    if (verbose > 0) {
         cfg.log_level = SIPTLS_LOG_DEBUG;
+    } else if (verbose < 0) {
+        cfg.log_level = SIPTLS_LOG_WARN;
     }
     cli_log_level = cfg.log_level;
     signal(SIGPIPE, SIG_IGN);

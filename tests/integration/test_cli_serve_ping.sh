@@ -172,6 +172,12 @@ check "serve --workers 2 exits 0 on SIGTERM" 0 $rc
 accepted=$(sed -n 's/^worker [01] stats: .* accepted \([0-9]*\),.*/\1/p' "$work/w.err" | awk "{s+=\$1} END {print s}")
 check "the workers accepted every connection between them" 10 "$accepted"
 "$bin" serve --workers 0 > /dev/null 2>&1; check "serve --workers 0 is refused" 1 $?
+"$bin" serve --quiet --listen tls:127.0.0.1:0 > "$work/q.out" 2> "$work/q.err" &
+serve_pid=$!
+for _ in $(seq 1 100); do port=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/q.out" | head -n1); [ -n "$port" ] && break; sleep 0.05; done
+timeout 20 "$bin" ping "tls:127.0.0.1:$port" --insecure > /dev/null 2>&1; check "ping serve --quiet" 0 $?
+kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
+! grep -q "flow .* up" "$work/q.err"; check "--quiet logs no flow lines" 0 $?
 
 "$bin" serve --help | grep -q -- "--listen" ; check "serve --help" 0 $?
 "$bin" ping --help | grep -q -- "--crlf" ; check "ping --help" 0 $?

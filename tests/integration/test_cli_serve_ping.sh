@@ -179,6 +179,15 @@ timeout 20 "$bin" ping "tls:127.0.0.1:$port" --insecure > /dev/null 2>&1; check 
 kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
 ! grep -q "flow .* up" "$work/q.err"; check "--quiet logs no flow lines" 0 $?
 
+"$bin" ping > /dev/null 2>&1; check "ping without a URI" 2 $?
+"$bin" ping tls:127.0.0.1:5061 --count 0 > /dev/null 2>&1; check "ping --count 0" 2 $?
+"$bin" ping tls:127.0.0.1:5061 --cert "$pki/client.pem" > /dev/null 2>&1; check "ping --cert without --key" 2 $?
+"$bin" ping tls:127.0.0.1:5061 --config /nonexistent > /dev/null 2>&1; check "ping with a missing config" 2 $?
+"$bin" ping tls:127.0.0.1:5061 --bogus > /dev/null 2>&1; check "ping with an unknown option" 2 $?
+"$bin" serve --bogus > /dev/null 2>&1; check "serve with an unknown option" 2 $?
+"$bin" serve extra-arg > /dev/null 2>&1; check "serve with a stray argument" 2 $?
+"$bin" > /dev/null 2>&1; check "no command" 2 $?
+"$bin" help | grep -q serve; check "help" 0 $?
 "$bin" serve --help | grep -q -- "--listen" ; check "serve --help" 0 $?
 "$bin" ping --help | grep -q -- "--crlf" ; check "ping --help" 0 $?
 "$bin" --version | grep -q "wolfSSL" ; check "--version" 0 $?

@@ -9,6 +9,8 @@
 
 int siptls_cli_serve(int argc, char **argv);
 int siptls_cli_ping(int argc, char **argv);
+int siptls_cli_bench(int argc, char **argv);
+int siptls_cli_config(int argc, char **argv);
 
 /** Set a config key or print the error and return non-zero. */
 int cli_set(siptls_config *cfg, const char *key, const char *value);

@@ -1,4 +1,4 @@
-/* siptls — command-line tool: serve, ping. */
+/* siptls — command-line tool: serve, ping, bench. */
 #include <stdio.h>
 #include <string.h>
 
@@ -12,6 +12,8 @@ static void usage(FILE *out)
             "commands:\n"
             "  serve    run a stateless SIP responder on tls: and dtls: listeners\n"
             "  ping     send OPTIONS (or a CRLF keepalive) to a SIP TLS/DTLS peer\n"
+            "  bench    load a SIP TLS/DTLS server: requests, handshakes, resumption, idle connections\n"
+            "  config   check a configuration file and print the effective settings\n"
             "\n"
             "  siptls COMMAND --help    options of a command\n"
             "  siptls --version         version and built-in TLS/DTLS features\n");
@@ -37,6 +39,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "ping") == 0) {
         return siptls_cli_ping(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "bench") == 0) {
+        return siptls_cli_bench(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "config") == 0) {
+        return siptls_cli_config(argc - 1, argv + 1);
     }
     fprintf(stderr, "siptls: unknown command '%s'\n", cmd);
     usage(stderr);

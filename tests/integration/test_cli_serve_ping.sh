@@ -188,6 +188,14 @@ kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
 "$bin" serve extra-arg > /dev/null 2>&1; check "serve with a stray argument" 2 $?
 "$bin" > /dev/null 2>&1; check "no command" 2 $?
 "$bin" help | grep -q serve; check "help" 0 $?
+"$bin" config --config "$work/siptls.conf" > "$work/dump.conf"; check "config check of a good file" 0 $?
+grep -q "^trusted_domain = \"\?client.example.test" "$work/dump.conf" && { passes=$((passes + 1)); echo "ok   config dump shows the file's values"; } || { fails=$((fails + 1)); echo "FAIL config dump: $(head -5 "$work/dump.conf")"; }
+"$bin" config --config "$work/dump.conf" > /dev/null; check "the dump loads again" 0 $?
+printf 'tls_port = 5061\ntls_max_msg_chunks = lots\n' > "$work/bad.conf"
+"$bin" config --config "$work/bad.conf" 2> "$work/bad.err" > /dev/null; check "config check of a bad file" 1 $?
+grep -q "bad.conf:2: tls_max_msg_chunks" "$work/bad.err" && { passes=$((passes + 1)); echo "ok   the error names file:line:key"; } || { fails=$((fails + 1)); echo "FAIL error text: $(cat "$work/bad.err")"; }
+"$bin" config | grep -q "^tls_port = 5061"; check "config prints the defaults" 0 $?
+"$bin" config --help > /dev/null; check "config --help" 0 $?
 "$bin" serve --help | grep -q -- "--listen" ; check "serve --help" 0 $?
 "$bin" ping --help | grep -q -- "--crlf" ; check "ping --help" 0 $?
 "$bin" --version | grep -q "wolfSSL" ; check "--version" 0 $?

@@ -986,6 +986,42 @@ int siptls__flow_queue(siptls__flow *f, const uint8_t *buf, size_t len, int forc
     return SIPTLS_OK;
 }
 
+void siptls__flow_qcoalesce(siptls__flow *f, size_t max)
+{
+    siptls__qmsg *h = f->q_head;
+    if (h == NULL || h->off != 0 || h->next == NULL || h->len + h->next->len > max) {
+        return;
+    }
+    size_t total = 0;
+    unsigned n = 0;
+    siptls__qmsg *m = h;
+    for (; m != NULL && total + m->len <= max; m = m->next) {
+        total += m->len;
+        n++;
+    }
+    siptls__qmsg *merged = malloc(sizeof(*merged) + total);
+    if (merged == NULL) {
+        return; /* write them one by one */
+    }
+    merged->len = total;
+    merged->off = 0;
+    merged->next = m;
+    size_t at = 0;
+    siptls__qmsg *cur = h;
+    while (cur != m) {
+        siptls__qmsg *next = cur->next;
+        memcpy(merged->data + at, cur->data, cur->len);
+        at += cur->len;
+        free(cur);
+        cur = next;
+    }
+    f->q_head = merged;
+    if (m == NULL) {
+        f->q_tail = merged;
+    }
+    f->q_count -= n - 1;
+}
+
 void siptls__flow_qpop(siptls__flow *f)
 {
     siptls__qmsg *m = f->q_head;

@@ -74,7 +74,7 @@ struct siptls__listener {
 typedef struct siptls__qmsg {
     struct siptls__qmsg *next;
     size_t len;
-    size_t off;                    /**< bytes already handed to the transport */
+    size_t off;                    /**< transport's mark: non-zero once a write of it is in progress */
     uint8_t data[];
 } siptls__qmsg;
 
@@ -180,6 +180,10 @@ static inline siptls__qmsg *siptls__flow_qhead(siptls__flow *f)
 {
     return f->q_head;
 }
+/** Stream transports: merge the queued messages at the head (none of them
+ *  partly written) into one buffer of at most `max` bytes, so one write and
+ *  one TLS record carry several messages. */
+void siptls__flow_qcoalesce(siptls__flow *f, size_t max);
 /** The head message was written completely: drop it. */
 void siptls__flow_qpop(siptls__flow *f);
 /** The queue made progress / is blocked (for tls_send_timeout). */

@@ -321,6 +321,9 @@ static void tls_flush(siptls__flow *f)
         return;
     }
     siptls__qmsg *m;
+    /* Several replies queued during one wakeup go out as one TLS record
+     * and one write: fewer syscalls and less per-record crypto. */
+    siptls__flow_qcoalesce(f, TLS_READ_STEP);
     while ((m = siptls__flow_qhead(f)) != NULL) {
         /* After WANT_WRITE wolfSSL must be called again with the same
          * buffer: it remembers how much of it went out. */
@@ -329,10 +332,12 @@ static void tls_flush(siptls__flow *f)
             f->bytes_out += m->len;
             siptls__engine_stats_mut(f->engine)->bytes_out += m->len;
             siptls__flow_qpop(f);
+            siptls__flow_qcoalesce(f, TLS_READ_STEP);
             continue;
         }
         int st = map_error(f, t->ssl, n, 0);
         if (st == SIPTLS_AGAIN) {
+            m->off = 1; /* in progress: must be retried as is, never merged */
             siptls__flow_send_progress(f, 1);
             siptls__flow_want(f, SIPTLS__IO_READ | SIPTLS__IO_WRITE);
             return;

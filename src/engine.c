@@ -68,7 +68,8 @@ struct ev_loop *siptls_engine_loop(const siptls_engine *e)
     return e->loop;
 }
 
-static void vlog(siptls_engine *e, siptls_log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vlog(siptls_engine *e, siptls_log_level level,
+                                                       const char *fmt, va_list ap)
 {
     if (e->cb.log == NULL && (int)level > e->cfg.log_level) {
         return;

@@ -71,7 +71,9 @@ struct ev_loop *siptls_engine_loop(const siptls_engine *e)
 __attribute__((format(printf, 3, 0))) static void vlog(siptls_engine *e, siptls_log_level level,
                                                        const char *fmt, va_list ap)
 {
-    if (e->cb.log == NULL && (int)level > e->cfg.log_level) {
+    /* log_level filters before formatting, also for a host's log
+     * callback: a busy engine must not format lines nobody reads. */
+    if ((int)level > e->cfg.log_level) {
         return;
     }
     char line[1024];

@@ -73,8 +73,8 @@ typedef struct siptls_callbacks {
     /** A keepalive arrived (RFC 5626). May be NULL. */
     void (*on_keepalive)(siptls_engine *e, siptls_flow_id flow, siptls_keepalive_kind kind,
                          void *user);
-    /** One log line (no trailing newline). NULL = log to stderr at the
-     *  configured log_level. */
+    /** One log line (no trailing newline), for lines at or below the
+     *  configured log_level (filtered before formatting). NULL = stderr. */
     void (*log)(siptls_log_level level, const char *text, void *user);
 } siptls_callbacks;
 

@@ -603,7 +603,12 @@ static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
             got++;
             siptls__flow_activity(f, (size_t)n);
             if (feed_record(f, g_scratch.plain, (size_t)n, seq) != 0) {
-                s->io.rx = NULL;
+                /* The host closed the flow from its callback, or shut the
+                 * engine down: then the session is already freed (the
+                 * flow itself lives until the callback returns). */
+                if (f->phase != SIPTLS__PHASE_CLOSED) {
+                    s->io.rx = NULL;
+                }
                 return;
             }
             continue;
@@ -1015,6 +1020,11 @@ static void session_datagram(dtls_session *s, const uint8_t *dg, size_t len,
                              const siptls__dtls_scan *scan)
 {
     siptls__flow *f = s->f;
+    if (f->close_requested) {
+        /* The host closed it (from a callback, in this same wakeup): no
+         * more deliveries; the engine closes it when the callback is over. */
+        return;
+    }
     switch (f->phase) {
     case SIPTLS__PHASE_HANDSHAKE:
         handshake_step(s, dg, len);

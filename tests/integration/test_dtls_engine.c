@@ -241,8 +241,8 @@ static void test_dual_stack(void **state)
     assert_int_equal(
         siptls_send_to(E->client, tu_uri(E->server, 0, "dtls", "127.0.0.1"), req, 400, &f4),
         SIPTLS_OK);
-    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 0, "dtls", "[::1]"), req, 400, &f6),
-                     SIPTLS_OK);
+    assert_int_equal(
+        siptls_send_to(E->client, tu_uri(E->server, 0, "dtls", "[::1]"), req, 400, &f6), SIPTLS_OK);
     assert_true(f4 != f6);
     unsigned want[2] = {2, 2};
     tu_run_pred(E->loop, got_msgs, want, 10, "both answered");
@@ -510,6 +510,48 @@ static void test_handshake_timeout(void **state)
     assert_int_equal(stats_of(E->client).hs_fail_timeout, 1);
 }
 
+/* ---- the host closing things from inside callbacks --------------------------- */
+
+static void close_in_callback(tu_rec *r, siptls_flow_id flow, const siptls_msg *m)
+{
+    (void)m;
+    assert_int_equal(siptls_send(r->engine, flow, (const uint8_t *)resp200, sizeof(resp200) - 1),
+                     SIPTLS_OK);
+    assert_int_equal(siptls_close(r->engine, flow), SIPTLS_OK);
+    assert_int_equal(siptls_close(r->engine, flow), SIPTLS_ERR_GONE);
+}
+
+static void shutdown_in_callback(tu_rec *r, siptls_flow_id flow, const siptls_msg *m)
+{
+    (void)flow;
+    (void)m;
+    assert_int_equal(siptls_engine_shutdown(r->engine), SIPTLS_OK);
+}
+
+static void test_close_inside_callback(void **state)
+{
+    (void)state;
+    start();
+    E->srec.on_msg = close_in_callback;
+    E->crec.on_msg = shutdown_in_callback;
+    /* two requests in a row: the second arrives while the first one's
+     * callback closes the flow */
+    uint8_t *req = tu_make_request(400, 1, "DTLS");
+    siptls_flow_id f = 0;
+    const char *uri = tu_uri(E->server, 0, "dtls", "127.0.0.1");
+    assert_int_equal(siptls_send_to(E->client, uri, req, 400, &f), SIPTLS_OK);
+    assert_int_equal(siptls_send(E->client, f, req, 400), SIPTLS_OK);
+    free(req);
+    unsigned want[2] = {1, 1};
+    tu_run_pred(E->loop, got_msgs, want, 5, "answer before the close");
+    tu_run_pred(E->loop, all_closed, NULL, 5, "both sides closed");
+    /* the server closed after its answer, with close_notify; the client
+     * engine shut itself down from inside on_message */
+    assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_CLOSED_LOCAL);
+    assert_int_equal(E->crec.closes, 1);
+    assert_int_equal(E->crec.n_msgs, 1);
+}
+
 /* ---- a lossy network -------------------------------------------------------- */
 
 /* Deterministic (fixed seed): each datagram read from any DTLS socket of
@@ -758,6 +800,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_inside_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_clean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_lossy, setup, teardown),
     };

@@ -126,8 +126,8 @@ void siptls_stream_framer_commit(siptls_stream_framer *f, size_t n);
  *  next() until SIPTLS_AGAIN, end_chunk(), then next() again. The chunk
  *  end is recorded as a stream position and judged against the message it
  *  falls in once next() has parsed that far; next() returns what it decides.
- *  Call next() after each end_chunk() (only the last 16 unjudged chunk ends
- *  are kept).
+ *  Call next() after each end_chunk() (at most 4 unjudged chunk ends are
+ *  kept; beyond that some chunks go uncounted).
  *
  *  A chunk counts for a message when it brought bytes of it (the first
  *  chunk is the one in which the message's first byte arrived; keepalive

@@ -21,14 +21,14 @@ enum stream_state {
 };
 
 #if defined(__GNUC__) || defined(__clang__)
-#define SIPTLS_NOINLINE __attribute__((noinline))
+#define NOINLINE __attribute__((noinline))
 #else
-#define SIPTLS_NOINLINE
+#define NOINLINE
 #endif
 
 /* Chunk ends recorded between two next() calls; a caller that calls next()
  * after each end_chunk() (as documented) never has more than one. */
-#define MAX_MARKS 16
+#define MAX_MARKS 4
 
 typedef struct chunk_mark {
     uint64_t off; /* stream offset (bytes ever fed) at the end of the chunk */
@@ -175,7 +175,7 @@ static void note_bytes(siptls_stream_framer *f)
 
 /* The general case of feed(), out of line so that the fast path below
  * needs no stack frame. */
-static SIPTLS_NOINLINE int feed_slow(siptls_stream_framer *f, const uint8_t *data, size_t len)
+static NOINLINE int feed_slow(siptls_stream_framer *f, const uint8_t *data, size_t len)
 {
     if (f == NULL || (data == NULL && len > 0)) {
         return SIPTLS_ERR_INVAL;
@@ -384,7 +384,7 @@ static int newline_at(const siptls_stream_framer *f, size_t p)
     return 0;
 }
 
-static SIPTLS_NOINLINE int next_slow(siptls_stream_framer *f, siptls_frame_event *ev)
+static NOINLINE int next_slow(siptls_stream_framer *f, siptls_frame_event *ev)
 {
     if (f == NULL || ev == NULL) {
         return SIPTLS_ERR_INVAL;
@@ -538,8 +538,9 @@ void siptls_stream_framer_end_chunk(siptls_stream_framer *f, uint64_t now_ms)
     }
     f->crlf_flush = 1;
     if (f->nmarks == MAX_MARKS) {
-        /* The caller never calls next(): forget the oldest mark. */
-        memmove(f->marks, f->marks + 1, (MAX_MARKS - 1) * sizeof(f->marks[0]));
+        /* The caller does not call next() between chunks: forget the
+         * second oldest mark (the oldest may start a message's clock). */
+        memmove(f->marks + 1, f->marks + 2, (MAX_MARKS - 2) * sizeof(f->marks[0]));
         f->nmarks--;
     }
     f->marks[f->nmarks].off = f->base + f->end;

@@ -6,7 +6,7 @@
 # (--count or --duration 1); only the serve process started here is
 # stopped, by its pid.
 set -u
-src=$1 build=$2
+build=$2 # $1, the source folder, is not needed
 bin=$build/siptls
 pki=$build/pki
 [ -x "$bin" ] || { echo "no siptls binary"; exit 77; }
@@ -30,7 +30,7 @@ printf 'dtls_handshake_rate = 0\n' > "$work/serve.conf"
 "$bin" serve -c "$work/serve.conf" --listen tls:127.0.0.1:0 --listen dtls:127.0.0.1:0 \
     --cert "$pki/server.pem" --key "$pki/server.key" -q > "$work/serve.out" 2> "$work/serve.err" &
 serve_pid=$!
-tport= dport=
+tport='' dport=''
 for _ in $(seq 1 100); do
     tport=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/serve.out" | head -n1)
     dport=$(sed -n 's/.*ready on dtls:.* port \([0-9]*\).*/\1/p' "$work/serve.out" | head -n1)
@@ -39,6 +39,8 @@ for _ in $(seq 1 100); do
 done
 [ -n "$tport" ] && [ -n "$dport" ] || { echo "serve did not start"; cat "$work/serve.err"; exit 1; }
 
+ops='' errs='' e_verify='' e_connect='' e_non2xx='' version='' resumed='' up='' rss='' cpu=''
+interrupted=''
 # fields FILE: check that FILE parses (python3 -m json.tool), then set shell
 # variables from it in one python start: ops errs e_verify e_connect
 # e_non2xx version resumed up rss cpu interrupted.

@@ -22,6 +22,7 @@
  * receiver's datagram framer reassembles by Content-Length. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -509,6 +510,7 @@ static void handshake_done(dtls_session *s)
     if (f->fd >= 0) {
         siptls__flow_want(f, SIPTLS__IO_READ);
     }
+    f->resumed = wolfSSL_session_reused(s->ssl) == 1;
     siptls__flow_up(f);
     if (f->phase != SIPTLS__PHASE_UP) {
         return;
@@ -1265,6 +1267,15 @@ static void dtls_listener_close(siptls_engine *e, siptls__listener *l)
 /* flow ops                                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* The destination a saved client session belongs to (the security
+ * context adds the client domain and its settings). */
+static void session_key(siptls__flow *f, char *key, size_t len)
+{
+    char addr[64];
+    siptls__addr_text((struct sockaddr *)&f->remote, addr, sizeof(addr));
+    snprintf(key, len, "dtls:%s@%s", f->sip_domain ? f->sip_domain : "", addr);
+}
+
 static int dtls_connect(siptls__flow *f)
 {
     siptls_engine *e = f->engine;
@@ -1298,6 +1309,12 @@ static int dtls_connect(siptls__flow *f)
     s->ssl = ssl;
     setup_ssl(ssl, &s->io);
     wolfSSL_dtls_set_peer(ssl, &f->remote, (unsigned)f->remote_len);
+    if (siptls__engine_config(e)->tls_session_cache) {
+        /* RFC 5246 §7.3 abbreviated handshake: one round trip less. */
+        char key[SIPTLS_URI_HOST_MAX + 80];
+        session_key(f, key, sizeof(key));
+        siptls__secctx_client_session_apply(sec, ssl, key);
+    }
     f->tp = s;
     siptls__flow_attach_fd(f, fd, SIPTLS__IO_READ);
     if (f->io_watcher == NULL) {
@@ -1534,6 +1551,15 @@ static void dtls_free(siptls__flow *f)
 {
     dtls_session *s = f->tp;
     if (s != NULL) {
+        if (f->outbound && f->reported_up && s->ssl != NULL &&
+            siptls__engine_config(f->engine)->tls_session_cache) {
+            char key[SIPTLS_URI_HOST_MAX + 80];
+            session_key(f, key, sizeof(key));
+            siptls__secctx *sec = siptls__engine_secctx(f->engine, SIPTLS_TRANSPORT_DTLS);
+            if (sec != NULL) {
+                siptls__secctx_client_session_save(sec, s->ssl, key);
+            }
+        }
         free_ssl(&s->ssl);
         free_ssl(&s->next);
         if (s->dl != NULL) {

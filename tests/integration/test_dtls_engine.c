@@ -254,6 +254,32 @@ static void test_dual_stack(void **state)
     close_everything();
 }
 
+/* A second connection to the same destination resumes the session
+ * (abbreviated handshake) and still counts as verified. */
+static void test_resumption(void **state)
+{
+    (void)state;
+    start();
+    E->srec.on_msg = echo_reply;
+    const char *uri = tu_uri(E->server, 0, "dtls", "127.0.0.1");
+    uint8_t *req = tu_make_request(400, 1, "DTLS");
+    for (unsigned round = 1; round <= 2; round++) {
+        siptls_flow_id f = 0;
+        assert_int_equal(siptls_send_to(E->client, uri, req, 400, &f), SIPTLS_OK);
+        unsigned want[2] = {round, round};
+        tu_run_pred(E->loop, got_msgs, want, 10, "answered");
+        siptls_flow_info info;
+        assert_int_equal(siptls_flow_get_info(E->client, f, &info), SIPTLS_OK);
+        assert_int_equal(info.resumed, round == 2);
+        assert_true(info.peer_verified);
+        assert_int_equal(siptls_close(E->client, f), SIPTLS_OK);
+        tu_run_pred(E->loop, all_closed, NULL, 5, "closed");
+    }
+    free(req);
+    assert_int_equal(stats_of(E->client).handshakes_resumed, 1);
+    assert_int_equal(stats_of(E->server).handshakes_resumed, 1);
+}
+
 /* ---- keepalives -------------------------------------------------------- */
 
 static int got_pongs(void *arg)
@@ -794,6 +820,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roundtrip_v4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip_v6, setup6, teardown),
         cmocka_unit_test_setup_teardown(test_dual_stack, setup_dual, teardown),
+        cmocka_unit_test_setup_teardown(test_resumption, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_splitting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_lifetime, setup, teardown),

@@ -690,6 +690,12 @@ static void test_resumption(void **state)
     assert_int_equal(s.handshakes_resumed, 1);
 }
 
+static int close_n_client(void *arg)
+{
+    (void)arg;
+    return E->crec.closes >= 1;
+}
+
 static void test_api_edges(void **state)
 {
     (void)state;
@@ -754,6 +760,28 @@ static void test_api_edges(void **state)
     assert_int_equal(E->srec.closes, 2);
     assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_SHUTDOWN);
     assert_int_equal(E->crec.close_reasons[0], SIPTLS_ERR_PEER_CLOSED);
+}
+
+static void test_max_connections(void **state)
+{
+    (void)state;
+    E->scfg.tls_max_connections = 2;
+    start();
+    const char *uri = tu_uri(E->server, 0, "tls", "127.0.0.1");
+    siptls_flow_id f[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(siptls_open(E->client, uri, &f[i]), SIPTLS_OK);
+    }
+    /* two come up; the third is refused at accept and fails on the client */
+    unsigned two = 2;
+    tu_run_pred(E->loop, flow_up_n, &two, 5, "two flows up");
+    tu_run_pred(E->loop, close_n_client, NULL, 5, "third flow refused");
+    siptls_stats s;
+    siptls_engine_stats(E->server, &s);
+    assert_int_equal(s.flows_open, 2);
+    assert_int_equal(s.drop_limit, 1);
+    assert_true(E->crec.close_reasons[0] != SIPTLS_OK);
+    close_everything();
 }
 
 static void copy_file(const char *from, const char *to)
@@ -836,6 +864,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resumption, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_edges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (getenv("SIPTLS_TEST_FILTER") != NULL) {

@@ -437,7 +437,7 @@ void siptls__listener_want(siptls__listener *l, int on)
 
 static void consider(uint64_t *best, uint64_t t)
 {
-    if (t != 0 && (*best == 0 || t < *best)) {
+    if (t != 0 && t != UINT64_MAX && (*best == 0 || t < *best)) {
         *best = t;
     }
 }
@@ -470,11 +470,11 @@ static uint64_t flow_deadline(siptls__flow *f)
         }
         uint64_t fd = 0;
         if (f->ops->kind == SIPTLS_TRANSPORT_TLS) {
-            if (siptls_stream_framer_pending(f->framer.stream, &fd)) {
-                consider(&best, fd);
+            if (siptls_stream_framer_pending(f->framer.stream, &fd) && fd != UINT64_MAX) {
+                consider(&best, fd + 1); /* fails strictly after the deadline */
             }
-        } else if (siptls_dgram_framer_pending(f->framer.dgram, &fd)) {
-            consider(&best, fd);
+        } else if (siptls_dgram_framer_pending(f->framer.dgram, &fd) && fd != UINT64_MAX) {
+            consider(&best, fd + 1);
         }
         break;
     }
@@ -594,7 +594,8 @@ static void flow_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         }
         uint64_t fd = 0;
         if (f->ops->kind == SIPTLS_TRANSPORT_TLS) {
-            if (siptls_stream_framer_pending(f->framer.stream, &fd) && fd != 0 && now >= fd) {
+            /* the framer allows exactly max_msg_time_ms: strictly later fails */
+            if (siptls_stream_framer_pending(f->framer.stream, &fd) && fd != UINT64_MAX && now > fd) {
                 e->stats.drop_msg_timeout++;
                 e->stats.drop_framing++;
                 siptls__log(e, SIPTLS_LOG_WARN, "flow %llu: %s", (unsigned long long)f->id,

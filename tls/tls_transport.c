@@ -208,68 +208,87 @@ static void connect_done(siptls__flow *f)
 
 static void tls_flush(siptls__flow *f);
 
-/* Drain everything readable now (socket and wolfSSL's buffer) into the
- * framer, then deliver the events of this chunk. */
+/* Deliver every event the framer has. Returns -1 when the flow is gone
+ * (a framing error closed it, or the host closed it from a callback). */
+static int drain(siptls__flow *f)
+{
+    siptls_stream_framer *fr = f->framer.stream;
+    siptls_frame_event ev;
+    int fst;
+    while ((fst = siptls_stream_framer_next(fr, &ev)) == SIPTLS_OK) {
+        if (siptls__flow_deliver(f, &ev) != 0) {
+            return -1;
+        }
+    }
+    if (fst == SIPTLS_AGAIN) {
+        return 0;
+    }
+    siptls_stats *s = siptls__engine_stats_mut(f->engine);
+    s->drop_framing++;
+    if (fst == SIPTLS_ERR_FRAME_CHUNKS) {
+        s->drop_chunks++;
+    } else if (fst == SIPTLS_ERR_FRAME_TOO_BIG || fst == SIPTLS_ERR_FRAME_HDR_TOO_BIG) {
+        s->drop_too_big++;
+    } else if (fst == SIPTLS_ERR_FRAME_TIMEOUT) {
+        s->drop_msg_timeout++;
+    }
+    char text[64];
+    siptls__addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
+    siptls__log(f->engine, SIPTLS_LOG_WARN, "tls flow %llu %s: %s: closing", (unsigned long long)f->id,
+                text, siptls_strerror(fst));
+    siptls__flow_fail(f, fst, 0);
+    return -1;
+}
+
+/* One wakeup = one chunk: drain the socket and wolfSSL's buffered plaintext
+ * straight into the framer (zero copy), mark the chunk end once, deliver. */
 static void do_read(siptls__flow *f)
 {
     tls_flow *t = f->tp;
     siptls_stream_framer *fr = f->framer.stream;
+    size_t total = 0;
+    int st = SIPTLS_AGAIN;
     for (;;) {
-        size_t got = 0;
-        int st = SIPTLS_AGAIN;
+        int full = 0;
         for (;;) {
             uint8_t *p;
             size_t avail;
             if (siptls_stream_framer_reserve(fr, TLS_READ_STEP, &p, &avail) != SIPTLS_OK || avail == 0) {
-                break; /* over the limits: next() reports it */
+                full = 1;
+                break;
             }
             int n = wolfSSL_read(t->ssl, p, (int)(avail > INT32_MAX ? INT32_MAX : avail));
             if (n > 0) {
                 siptls_stream_framer_commit(fr, (size_t)n);
-                got += (size_t)n;
+                total += (size_t)n;
                 continue;
             }
             st = map_error(f, t->ssl, n, 0);
             break;
         }
-        if (got != 0) {
-            siptls__flow_activity(f, got);
-            siptls_stream_framer_end_chunk(fr, siptls__engine_now(f->engine));
-        }
-        siptls_frame_event ev;
-        int fst;
-        while ((fst = siptls_stream_framer_next(fr, &ev)) == SIPTLS_OK) {
-            if (siptls__flow_deliver(f, &ev) != 0) {
-                return;
-            }
-        }
-        if (fst != SIPTLS_AGAIN) {
-            siptls_stats *s = siptls__engine_stats_mut(f->engine);
-            s->drop_framing++;
-            if (fst == SIPTLS_ERR_FRAME_CHUNKS) {
-                s->drop_chunks++;
-            } else if (fst == SIPTLS_ERR_FRAME_TOO_BIG || fst == SIPTLS_ERR_FRAME_HDR_TOO_BIG) {
-                s->drop_too_big++;
-            } else if (fst == SIPTLS_ERR_FRAME_TIMEOUT) {
-                s->drop_msg_timeout++;
-            }
-            char text[64];
-            siptls__addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
-            siptls__log(f->engine, SIPTLS_LOG_WARN, "tls flow %llu %s: %s: closing", (unsigned long long)f->id,
-                        text, siptls_strerror(fst));
-            siptls__flow_fail(f, fst, 0);
-            return;
-        }
-        if (st != SIPTLS_AGAIN) {
-            if (st == SIPTLS_OK) {
-                continue; /* buffer was full and is parsed now: read on */
-            }
-            siptls__flow_fail(f, st, 0);
-            return;
-        }
-        if (wolfSSL_pending(t->ssl) <= 0) {
+        if (!full) {
             break;
         }
+        /* The framer holds all it may: parse to make room, read on. */
+        if (drain(f) != 0) {
+            return;
+        }
+        uint8_t *p;
+        size_t avail;
+        if (siptls_stream_framer_reserve(fr, TLS_READ_STEP, &p, &avail) != SIPTLS_OK || avail == 0) {
+            break; /* no progress possible: next() reports the limit */
+        }
+    }
+    if (total != 0) {
+        siptls__flow_activity(f, total);
+        siptls_stream_framer_end_chunk(fr, siptls__engine_now(f->engine));
+    }
+    if (drain(f) != 0) {
+        return;
+    }
+    if (st != SIPTLS_AGAIN) {
+        siptls__flow_fail(f, st, 0);
+        return;
     }
     if (!siptls_stream_framer_pending(fr, NULL)) {
         siptls_stream_framer_trim(fr);

@@ -31,7 +31,7 @@ cc=$(cache_get CMAKE_C_COMPILER)
 [[ -n $cc ]] || cc=cc
 flags=()
 if [[ $(cache_get SIPTLS_SANITIZE) == ON ]]; then
-    flags+=(-fsanitize=address,undefined -fno-omit-frame-pointer)
+    flags+=('-fsanitize=address,undefined' -fno-omit-frame-pointer)
 fi
 if [[ $(cache_get SIPTLS_COVERAGE) == ON ]]; then
     flags+=(--coverage)
@@ -60,7 +60,8 @@ check_ok() { # name executable
 
 # (a) pkg-config
 echo "== (a) $cc host.c \$(pkg-config --cflags --libs siptls)"
-export PKG_CONFIG_PATH=$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+PKG_CONFIG_PATH=$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+export PKG_CONFIG_PATH
 pc_flags=$(pkg-config --cflags --libs siptls) || fail "pkg-config --cflags --libs siptls"
 echo "   pkg-config: $pc_flags"
 [[ $pc_flags == *"-I$prefix/"* ]] ||

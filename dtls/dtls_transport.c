@@ -504,6 +504,8 @@ static void handshake_done(dtls_session *s)
         addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
         siptls__log(f->engine, SIPTLS_LOG_WARN, "dtls flow %llu %s: %s", (unsigned long long)f->id,
                     text, siptls_strerror(st));
+        /* Tell the peer, or its session lingers until it expires. */
+        wolfSSL_shutdown(s->ssl);
         siptls__flow_fail(f, st, 0);
         return;
     }
@@ -542,6 +544,10 @@ static void handshake_step(dtls_session *s, const uint8_t *dg, size_t len)
         siptls__flow_rearm(f);
         return;
     }
+    /* wolfSSL does not always send an alert when it fails a handshake
+     * (e.g. no client certificate where one is required); over UDP the
+     * peer would then wait for its handshake timeout. */
+    wolfSSL_shutdown(s->ssl);
     siptls__flow_fail(f, st, 0);
 }
 

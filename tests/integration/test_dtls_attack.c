@@ -746,6 +746,52 @@ static void test_peer_restart(void **state)
     rawc_free(b);
 }
 
+/* A new handshake from the address of a live session that never
+ * completes (a forged restart by an on-path attacker, or a peer that died
+ * again): the old session goes on, the pending handshake times out. */
+static void test_restart_abandoned(void **state)
+{
+    (void)state;
+    E->scfg.dtls_handshake_timeout = 1000;
+    start();
+    int fd = udp_peer(NULL, 0);
+    rawc *a = rawc_new(fd);
+    rawc_handshake(a, 10);
+    uint8_t *m = tu_make_request(500, 1, "DTLS");
+    assert_int_equal(wolfSSL_write(a->ssl, m, 500), 500);
+    unsigned want = 1;
+    tu_run_pred(E->loop, srv_msgs, &want, 5, "message on the session");
+
+    /* another client's hellos from the same address and port */
+    rawc *b = rawc_new(-1);
+    uint8_t ch2[2048];
+    size_t n = hello_with_cookie(b, fd, ch2);
+    assert_int_equal(send(fd, ch2, n, 0), (ssize_t)n);
+    assert_int_equal(answer_type(fd), 2); /* the new handshake started */
+    assert_int_equal(stats().dtls_flows_open, 1);
+
+    /* meanwhile the old session still works */
+    assert_int_equal(wolfSSL_write(a->ssl, m, 500), 500);
+    want = 2;
+    tu_run_pred(E->loop, srv_msgs, &want, 5, "old session still delivers");
+    assert_int_equal(E->srec.msgs[1].flow, E->srec.up_ids[0]);
+
+    /* the abandoned handshake is dropped, the session stays */
+    pump(1.5);
+    siptls_stats st = stats();
+    assert_int_equal(st.hs_fail_timeout, 1);
+    assert_int_equal(st.dtls_flows_open, 1);
+    assert_int_equal(E->srec.closes, 0);
+    assert_int_equal(wolfSSL_write(a->ssl, m, 500), 500);
+    want = 3;
+    tu_run_pred(E->loop, srv_msgs, &want, 5, "and after");
+    free(m);
+    rawc_free(b);
+    wolfSSL_shutdown(a->ssl);
+    tu_run_pred(E->loop, none_open, NULL, 3, "closed by close_notify");
+    rawc_free(a);
+}
+
 /* RFC 5626 §3.5.2: a client that keeps its flow alive with STUN Binding
  * requests keeps its DTLS session past dtls_session_lifetime. */
 static void test_stun_keeps_session(void **state)
@@ -785,6 +831,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fragmented_hello, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_abandoned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stun_keeps_session, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -280,6 +280,98 @@ static void test_resumption(void **state)
     assert_int_equal(stats_of(E->server).handshakes_resumed, 1);
 }
 
+/* ---- peer verification ----------------------------------------------------- */
+
+static uint64_t srv_open(siptls_engine *e)
+{
+    return stats_of(e).dtls_flows_open;
+}
+
+/* One handshake against a server with certificate `cert`; the client
+ * presents `client_cert` (NULL: none); the server requires one when
+ * `require`. Returns the client flow's close reason (SIPTLS_OK when it
+ * came up, after closing it). */
+static int security_case(const char *cert, int require, const char *client_cert,
+                         siptls_stats *srv_out)
+{
+    siptls_config sc, cc;
+    tu_config(&sc, cert);
+    tu_set(&sc, "listen", "dtls:127.0.0.1:0");
+    char v[600];
+    if (require) {
+        tu_set(&sc, "verify_cert", "[server:default]1");
+        tu_set(&sc, "require_cert", "[server:default]1");
+        snprintf(v, sizeof(v), "[server:default]%s", tu_pki("ca.pem"));
+        tu_set(&sc, "ca_list", v);
+    }
+    tu_config(&cc, "server");
+    if (client_cert != NULL) {
+        snprintf(v, sizeof(v), "[client:default]%s.pem", tu_pki(client_cert));
+        tu_set(&cc, "certificate", v);
+        snprintf(v, sizeof(v), "[client:default]%s.key", tu_pki(client_cert));
+        tu_set(&cc, "private_key", v);
+    }
+    tu_rec sr, cr;
+    memset(&sr, 0, sizeof(sr));
+    memset(&cr, 0, sizeof(cr));
+    siptls_engine *srv, *cli;
+    assert_int_equal(siptls_engine_new(&srv, E->loop, &sc, &tu_callbacks, &sr), SIPTLS_OK);
+    assert_int_equal(siptls_engine_new(&cli, E->loop, &cc, &tu_callbacks, &cr), SIPTLS_OK);
+    sr.engine = srv;
+    cr.engine = cli;
+    siptls_flow_id f = 0;
+    char uri[64];
+    snprintf(uri, sizeof(uri), "dtls:127.0.0.1:%u", siptls_listener_port(srv, 0));
+    assert_int_equal(siptls_connect(cli, uri, &f), SIPTLS_OK);
+    double until = ev_time() + 5;
+    while (cr.ups == 0 && cr.closes == 0 && ev_time() < until) {
+        ev_run(E->loop, EVRUN_ONCE);
+    }
+    int reason = cr.closes ? cr.close_reasons[0] : SIPTLS_OK;
+    if (cr.ups != 0) {
+        unsigned want = 1;
+        while (sr.ups < want && ev_time() < until) {
+            ev_run(E->loop, EVRUN_ONCE);
+        }
+        siptls_flow_info info;
+        assert_int_equal(siptls_flow_get_info(srv, sr.up_ids[0], &info), SIPTLS_OK);
+        assert_int_equal(info.peer_verified, client_cert != NULL);
+        siptls_close(cli, f);
+    } else {
+        assert_true(cr.closes == 1); /* watchdog: failed in time */
+    }
+    tu_run_for(E->loop, 0.3);
+    /* whoever failed told the other side: nothing lingers */
+    assert_int_equal(srv_open(srv), 0);
+    siptls_engine_stats(srv, srv_out);
+    siptls_engine_free(cli);
+    siptls_engine_free(srv);
+    siptls_config_cleanup(&sc);
+    siptls_config_cleanup(&cc);
+    tu_rec_reset(&sr);
+    tu_rec_reset(&cr);
+    return reason;
+}
+
+static void test_verification(void **state)
+{
+    (void)state;
+    siptls_stats st;
+    /* RFC 5922 §7.1: the certificate must name the SIP domain (here the
+     * IP literal 127.0.0.1) */
+    assert_int_equal(security_case("wrongname", 0, NULL, &st), SIPTLS_ERR_NAME_MISMATCH);
+    assert_int_equal(security_case("expired", 0, NULL, &st), SIPTLS_ERR_VERIFY);
+    /* require_cert: a client without a certificate is refused by the server */
+    int r = security_case("server", 1, NULL, &st);
+    assert_true(r != SIPTLS_OK);
+    assert_int_equal(st.handshakes_failed, 1);
+    assert_int_equal(st.handshakes_ok, 0);
+    assert_int_equal(st.dtls_flows_open, 0);
+    /* and one with a certificate of our CA is let in, verified */
+    assert_int_equal(security_case("server", 1, "client", &st), SIPTLS_OK);
+    assert_int_equal(st.handshakes_ok, 1);
+}
+
 /* ---- keepalives -------------------------------------------------------- */
 
 static int got_pongs(void *arg)
@@ -428,6 +520,62 @@ static void test_record_splitting(void **state)
     assert_int_equal(stats_of(E->client).drop_too_big, too_big + 1);
     assert_int_equal(E->srec.n_msgs, want);
     siptls__dtls_test_set_filter(NULL, NULL);
+    close_everything();
+}
+
+/* ---- what arrives on an outbound flow's socket --------------------------------- */
+
+typedef struct outbound_junk {
+    int client_fd;
+    int injected;
+} outbound_junk;
+
+static void outbound_junk_filter(void *user, int fd, const uint8_t *dg, size_t len,
+                                 const struct sockaddr *from, socklen_t from_len,
+                                 siptls__dtls_test_emit emit, void *emit_ctx)
+{
+    outbound_junk *oj = user;
+    if (oj->client_fd < 0 && siptls__dtls_is_hello_verify(dg, len)) {
+        oj->client_fd = fd; /* the HelloVerifyRequest goes to the client */
+    }
+    if (fd == oj->client_fd && !oj->injected && len > 0 && dg[0] == 23) {
+        oj->injected = 1;
+        uint8_t stun[64];
+        static const uint8_t txid[12] = {7};
+        size_t n = siptls__dtls_stun_request(txid, 0, stun);
+        emit(emit_ctx, stun, n, from, from_len);
+        static const uint8_t junk[] = {0xFF, 1, 2, 3};
+        emit(emit_ctx, junk, sizeof(junk), from, from_len);
+        emit(emit_ctx, dg, len - 1, from, from_len); /* cut short */
+    }
+    emit(emit_ctx, dg, len, from, from_len);
+}
+
+static void test_outbound_socket_junk(void **state)
+{
+    (void)state;
+    start();
+    E->srec.on_msg = echo_reply;
+    outbound_junk oj = {-1, 0};
+    siptls__dtls_test_set_filter(outbound_junk_filter, &oj);
+    uint8_t *req = tu_make_request(400, 1, "DTLS");
+    siptls_flow_id f = 0;
+    assert_int_equal(
+        siptls_send_to(E->client, tu_uri(E->server, 0, "dtls", "127.0.0.1"), req, 400, &f),
+        SIPTLS_OK);
+    free(req);
+    unsigned want[2] = {1, 1};
+    tu_run_pred(E->loop, got_msgs, want, 5, "answered");
+    tu_run_for(E->loop, 0.1);
+    siptls__dtls_test_set_filter(NULL, NULL);
+    assert_int_equal(oj.injected, 1);
+    siptls_stats c = stats_of(E->client);
+    assert_int_equal(c.dtls_stun, 1);
+    assert_int_equal(c.dtls_junk, 1);
+    assert_int_equal(c.dtls_bad_records, 1);
+    assert_int_equal(E->crec.n_msgs, 1);
+    /* the server got our STUN response: not a request, junk to it */
+    assert_int_equal(stats_of(E->server).dtls_junk, 1);
     close_everything();
 }
 
@@ -821,8 +969,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roundtrip_v6, setup6, teardown),
         cmocka_unit_test_setup_teardown(test_dual_stack, setup_dual, teardown),
         cmocka_unit_test_setup_teardown(test_resumption, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_splitting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbound_socket_junk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_lifetime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),

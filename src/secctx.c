@@ -1809,3 +1809,17 @@ int siptls__secctx_classify_error(int wolf_err)
         return SIPTLS_ERR_HANDSHAKE;
     }
 }
+
+/* ------------------------------------------------------------------------ */
+/* public: per-thread cleanup                                               */
+/* ------------------------------------------------------------------------ */
+
+void siptls_thread_cleanup(void)
+{
+#if defined(HAVE_ECC) && defined(FP_ECC)
+    /* wolfSSL built with FP_ECC (Debian's is) keeps a fixed-point ECC
+     * cache per thread; a thread that did handshakes and exits without
+     * this leaks it. */
+    wc_ecc_fp_free();
+#endif
+}

@@ -215,6 +215,13 @@ void siptls_engine_stats(const siptls_engine *e, siptls_stats *st);
  *  the error is logged. Returns SIPTLS_OK or SIPTLS_ERR_CERT. */
 int siptls_engine_reload_certs(siptls_engine *e);
 
+/** Call at the end of every thread that ran an engine (or any TLS/DTLS
+ *  work through siptls), after its engines are freed: it releases the
+ *  per-thread caches of wolfSSL (the FP_ECC point cache of Debian's build),
+ *  which would otherwise leak when the thread exits. The main thread may
+ *  skip it at process exit. Never fails; safe to call more than once. */
+void siptls_thread_cleanup(void);
+
 /** The libev loop the engine runs on. */
 struct ev_loop *siptls_engine_loop(const siptls_engine *e);
 

@@ -316,6 +316,9 @@ static void *worker_main(void *arg)
 {
     serve_ctx *s = arg;
     ev_run(s->loop, 0);
+    /* The engine is freed by the main thread, but the ECC caches of the
+     * handshakes live in this thread. */
+    siptls_thread_cleanup();
     return NULL;
 }
 

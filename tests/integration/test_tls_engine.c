@@ -350,6 +350,7 @@ static void *raw_thread(void *arg)
         close(fd);
         wolfSSL_free(ssl);
         wolfSSL_CTX_free(ctx);
+        siptls_thread_cleanup();
         __atomic_store_n(&j->done, 1, __ATOMIC_SEQ_CST);
         return NULL;
     }
@@ -370,6 +371,7 @@ static void *raw_thread(void *arg)
     wolfSSL_free(ssl);
     close(fd);
     wolfSSL_CTX_free(ctx);
+    siptls_thread_cleanup();
     __atomic_store_n(&j->done, 1, __ATOMIC_SEQ_CST);
     return NULL;
 }

@@ -911,11 +911,41 @@ static void on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
     }
     int st = map_error(e, ssl, &s->io, ret, 1);
     if (st != SIPTLS_AGAIN && st != DTLS_DROPPED) {
+        wolfSSL_shutdown(ssl);
         siptls__flow_fail(f, st, 0);
         return;
     }
     s->retx_ms = retx_deadline(e, ssl);
     siptls__flow_rearm(f);
+}
+
+/* A restarted peer's handshake failed: it has no flow of its own, so we
+ * count what the engine counts when a flow fails before coming up. */
+static void count_pending_failure(siptls_engine *e, int st)
+{
+    siptls_stats *c = stats(e);
+    c->handshakes_failed++;
+    switch (st) {
+    case SIPTLS_ERR_HANDSHAKE_TIMEOUT:
+        c->hs_fail_timeout++;
+        break;
+    case SIPTLS_ERR_VERIFY:
+        c->hs_fail_verify++;
+        break;
+    case SIPTLS_ERR_NAME_MISMATCH:
+        c->hs_fail_name++;
+        break;
+    case SIPTLS_ERR_NO_PEER_CERT:
+        c->hs_fail_no_cert++;
+        break;
+    case SIPTLS_ERR_IO:
+    case SIPTLS_ERR_PEER_CLOSED:
+        c->hs_fail_io++;
+        break;
+    default:
+        c->hs_fail_tls++;
+        break;
+    }
 }
 
 /* The new handshake of a restarted peer: drive it; when it completes,
@@ -939,10 +969,10 @@ static void restart_step(dtls_session *s, const uint8_t *dg, size_t len)
         if (st == SIPTLS_AGAIN || st == DTLS_DROPPED) {
             s->next_retx_ms = retx_deadline(e, s->next);
         } else {
+            wolfSSL_shutdown(s->next);
             free_ssl(&s->next);
             s->next_retx_ms = 0;
-            stats(e)->handshakes_failed++;
-            stats(e)->hs_fail_tls++;
+            count_pending_failure(e, st);
         }
         siptls__flow_rearm(old);
         return;
@@ -953,9 +983,10 @@ static void restart_step(dtls_session *s, const uint8_t *dg, size_t len)
     siptls__secctx *sec = siptls__engine_secctx(e, SIPTLS_TRANSPORT_DTLS);
     int st = sec ? siptls__secctx_peer_check(sec, s->next, 1, NULL, &info) : SIPTLS_ERR_CERT;
     if (st != SIPTLS_OK || dl == NULL || dl->l == NULL) {
+        wolfSSL_shutdown(s->next);
         free_ssl(&s->next);
         s->next_retx_ms = 0;
-        stats(e)->handshakes_failed++;
+        count_pending_failure(e, st);
         return;
     }
     WOLFSSL *ssl = s->next;
@@ -1518,8 +1549,7 @@ static void dtls_on_timeout(siptls__flow *f)
         if (now >= s->next_since_ms + siptls__engine_config(e)->dtls_handshake_timeout) {
             free_ssl(&s->next);
             s->next_retx_ms = 0;
-            stats(e)->handshakes_failed++;
-            stats(e)->hs_fail_timeout++;
+            count_pending_failure(e, SIPTLS_ERR_HANDSHAKE_TIMEOUT);
         } else if (s->next_retx_ms != 0 && now >= s->next_retx_ms) {
             s->next_retx_ms = wolfSSL_dtls_got_timeout(s->next) == WOLFSSL_SUCCESS
                                   ? retx_deadline(e, s->next)

@@ -19,10 +19,11 @@ siptls__dtls_demux siptls__dtls_demux_byte(const uint8_t *dg, size_t len)
     if (len == 0) {
         return SIPTLS__DTLS_DEMUX_JUNK;
     }
-    /* RFC 7983 §7: "If the value of the first byte is in the range 0 to 3
-     * (inclusive), then the packet MUST be treated as STUN [...] If the
-     * value is in between 20 and 63 (inclusive), then the packet MUST be
-     * treated as DTLS." */
+    /* RFC 7983 §7: "If the value of this byte is in between 0 and 3
+     * (inclusive), then the packet is STUN. [...] If the value is in
+     * between 20 and 63 (inclusive), then the packet is DTLS. [...] If the
+     * value does not match any known range, then the packet MUST be
+     * dropped". */
     if (dg[0] <= 3) {
         return SIPTLS__DTLS_DEMUX_STUN;
     }

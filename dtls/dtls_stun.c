@@ -155,8 +155,8 @@ size_t siptls__dtls_stun_response(const uint8_t *req, const struct sockaddr *fro
     }
     size_t len = SIPTLS__STUN_HEADER + 4 + alen;
     put16(out, STUN_BINDING_SUCCESS);
-    /* RFC 5389 §7.3.1: "the transaction ID from the request MUST be
-     * copied into the response". */
+    /* The response carries the request's transaction ID (RFC 5389 §6:
+     * it pairs a response with its request). */
     memcpy(out + 4, req + 4, 16);
     if (fingerprint) {
         put16(out + 2, (uint16_t)(len + 8 - SIPTLS__STUN_HEADER));

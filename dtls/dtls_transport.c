@@ -188,8 +188,8 @@ static int map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, int ret,
     case DUPLICATE_MSG_E:
     case SEQUENCE_ERROR:
     case OUT_OF_ORDER_E:
-        /* RFC 6347 §4.1.2.7: "Invalid records SHOULD be silently
-         * discarded, thus preserving the association". */
+        /* RFC 6347 §4.1.2.7: "In general, invalid records SHOULD be
+         * silently discarded, thus preserving the association". */
         return DTLS_DROPPED;
     case SOCKET_ERROR_E:
     case SOCKET_PEER_CLOSED_E:
@@ -679,9 +679,9 @@ static void send_hello_verify(dtls_listener *dl, const uint8_t *dg, size_t len,
     io->send_cap = len;
     io->sent = 0;
     io->oversize = 0;
-    /* RFC 6347 §4.2.1: "the server responds with a HelloVerifyRequest
-     * message containing a stateless cookie"; wolfSSL computes it over
-     * the address we set here (it is the cookie's only address binding). */
+    /* RFC 6347 §4.2.1: "the server MAY respond with a HelloVerifyRequest
+     * message. This message contains a stateless cookie"; wolfSSL computes
+     * it over the address we set here (the cookie's only address binding). */
     wolfSSL_dtls_set_peer(dl->hello, (void *)from, (unsigned)from_len);
     wolfSSL_accept(dl->hello);
     io->rx = NULL;
@@ -865,11 +865,11 @@ static void on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
     p.from_len = from_len;
     int ret = 0;
     if (existing != NULL) {
-        /* RFC 6347 §4.2.8: "If a server receives a ClientHello with a
-         * valid cookie [from the address of an existing association] it
-         * SHOULD proceed with a handshake [...] The server MUST NOT destroy
-         * the existing association until the client has demonstrated
-         * reachability". */
+        /* RFC 6347 §4.2.8: "it SHOULD proceed with a new handshake but
+         * MUST NOT destroy the existing association until the client has
+         * demonstrated reachability either by completing a cookie exchange
+         * or by completing a complete handshake including delivering a
+         * verifiable Finished message". We wait for the Finished. */
         p.s = existing;
         p.restart = 1;
         p.io = &existing->next_io;
@@ -1557,8 +1557,8 @@ static void dtls_on_timeout(siptls__flow *f)
         }
     }
     if (f->phase == SIPTLS__PHASE_HANDSHAKE && s->retx_ms != 0 && now >= s->retx_ms) {
-        /* RFC 6347 §4.2.4.1: retransmit the last flight when the timer
-         * expires; wolfSSL doubles its timer each time. */
+        /* RFC 6347 §4.2.4: the retransmission timer expired: send the
+         * last flight again (wolfSSL doubles its timer each time). */
         if (wolfSSL_dtls_got_timeout(s->ssl) != WOLFSSL_SUCCESS) {
             siptls__flow_fail(f, SIPTLS_ERR_HANDSHAKE_TIMEOUT, 0);
             return;

@@ -181,8 +181,74 @@ static void test_sweep(void **state)
     fprintf(stderr, "alloc sweep: %ld allocations, %u runs degraded cleanly\n", total, failed_runs);
 }
 
+/* Pure parts under the same sweep: the development certificate, a config
+ * file with every kind of value, a framer fed a pipelined stream. */
+static int pure_parts(void)
+{
+    int ok = 1;
+    char *cert = NULL, *key = NULL;
+    if (siptls_devcert_generate("sweep.example", &cert, &key) != SIPTLS_OK) {
+        assert_null(cert);
+        assert_null(key);
+        ok = 0;
+    }
+    free(cert);
+    free(key);
+    siptls_config c;
+    if (siptls_config_init(&c) != SIPTLS_OK) {
+        return 0;
+    }
+    static const char text[] = "listen = tls:127.0.0.1:5061\nlisten = dtls:[::1]:5062\n"
+                               "server_domain = a=127.0.0.1:5061\nclient_domain = b\n"
+                               "certificate = [a]/x.pem\nmatch_sip_domain = [b]b.example\n"
+                               "trusted_domain = t.example\nmodparam(\"proto_tls\", \"tls_port\", 5063)\n";
+    siptls_config_error err;
+    if (siptls_config_load_string(&c, text, "sweep.conf", &err) != SIPTLS_OK) {
+        ok = 0;
+    } else {
+        assert_int_equal(c.tls_port, 5063);
+    }
+    siptls_config copy;
+    if (siptls_config_copy(&copy, &c) == SIPTLS_OK) {
+        siptls_config_cleanup(&copy);
+    } else {
+        ok = 0;
+    }
+    siptls_config_cleanup(&c);
+    siptls_stream_framer *fr = NULL;
+    if (siptls_stream_framer_new(&fr, NULL) == SIPTLS_OK) {
+        static const char msg[] = "OPTIONS sip:a SIP/2.0\r\nl: 3\r\n\r\nabc";
+        int st = siptls_stream_framer_feed(fr, (const uint8_t *)msg, sizeof(msg) - 1);
+        siptls_frame_event ev;
+        if (st != SIPTLS_OK || siptls_stream_framer_next(fr, &ev) != SIPTLS_OK) {
+            ok = 0;
+        }
+        siptls_stream_framer_free(fr);
+    } else {
+        ok = 0;
+    }
+    return ok;
+}
+
+static void test_sweep_pure(void **state)
+{
+    (void)state;
+    fail_at = 1L << 40;
+    count = 0;
+    assert_true(pure_parts());
+    long total = count;
+    unsigned degraded = 0;
+    for (long n = 0; n < total; n++) {
+        fail_at = n;
+        count = 0;
+        degraded += !pure_parts();
+    }
+    fail_at = -1;
+    assert_true(degraded > 0);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_sweep)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_sweep), cmocka_unit_test(test_sweep_pure)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <wolfssl/options.h>
@@ -66,6 +67,9 @@ typedef struct dtls_io {
     int fd;                      /* -1 once the socket is gone */
     const struct sockaddr *peer; /* sendto() target; NULL: connected socket */
     socklen_t peer_len;
+    /* wildcard listener: the address the peer sent to, our source address
+     * (IP_PKTINFO); NULL: the kernel chooses */
+    const struct sockaddr_storage *local;
     const uint8_t *rx; /* the datagram wolfSSL may read now; NULL: none */
     size_t rx_len;
     size_t send_cap;    /* hello object: the HelloVerifyRequest may not be larger */
@@ -83,7 +87,9 @@ struct dtls_listener {
     int fd;
     unsigned refs; /* the listener + its sessions (they share fd) */
     struct sockaddr_storage local;
-    WOLFSSL *hello; /* answers ClientHellos of unknown peers; NULL: make anew */
+    int pktinfo;                       /* bound to a wildcard address: learn each datagram's */
+    struct sockaddr_storage cur_local; /* the local address of the datagram in hand */
+    WOLFSSL *hello;                    /* answers ClientHellos of unknown peers; NULL: make anew */
     dtls_io hello_io;
     uint8_t secret[2][COOKIE_SECRET_LEN]; /* [0] current, [1] previous */
     int have_prev;
@@ -106,6 +112,7 @@ struct dtls_session {
     size_t cur_rec;          /* record to hand wolfSSL_write again after WANT_WRITE */
     uint8_t shutdown_sent;
     uint8_t scratch_ref;
+    struct sockaddr_storage local; /* inbound on a wildcard listener: our address */
     /* RFC 6347 §4.2.8: a new handshake from the address of this session;
      * it replaces this one only when it completes. */
     WOLFSSL *next;
@@ -228,6 +235,57 @@ static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     return (int)io->rx_len;
 }
 
+/* Send one datagram: on a connected socket (`peer` NULL), to `peer`, or
+ * to `peer` from the source address `local` (a wildcard listener must
+ * answer from the address the peer sent to, or a peer with a connected
+ * socket drops the answer: IP_PKTINFO / IPV6_PKTINFO). */
+static ssize_t send_dgram(int fd, const void *buf, size_t n, const struct sockaddr *peer,
+                          socklen_t peer_len, const struct sockaddr_storage *local)
+{
+    if (peer == NULL) {
+        return send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    if (local == NULL) {
+        return sendto(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL, peer, peer_len);
+    }
+    union {
+        char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+        struct cmsghdr align;
+    } cb;
+    memset(&cb, 0, sizeof(cb));
+    struct iovec iov = {(void *)buf, n};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_name = (void *)peer;
+    mh.msg_namelen = peer_len;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cb.buf;
+    struct cmsghdr *c = &cb.align;
+    if (local->ss_family == AF_INET) {
+        struct in_pktinfo pi;
+        memset(&pi, 0, sizeof(pi));
+        pi.ipi_spec_dst = ((const struct sockaddr_in *)local)->sin_addr;
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+        mh.msg_controllen = CMSG_SPACE(sizeof(pi));
+    } else {
+        const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)local;
+        struct in6_pktinfo pi;
+        memset(&pi, 0, sizeof(pi));
+        pi.ipi6_addr = l6->sin6_addr;
+        pi.ipi6_ifindex = l6->sin6_scope_id;
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+        mh.msg_controllen = CMSG_SPACE(sizeof(pi));
+    }
+    return sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
     (void)ssl;
@@ -248,12 +306,7 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     if (io->fd < 0) {
         return sz;
     }
-    ssize_t n;
-    if (io->peer != NULL) {
-        n = sendto(io->fd, buf, (size_t)sz, MSG_DONTWAIT | MSG_NOSIGNAL, io->peer, io->peer_len);
-    } else {
-        n = send(io->fd, buf, (size_t)sz, MSG_DONTWAIT | MSG_NOSIGNAL);
-    }
+    ssize_t n = send_dgram(io->fd, buf, (size_t)sz, io->peer, io->peer_len, io->local);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
             io->blocked = 1;
@@ -456,6 +509,22 @@ static dtls_session *session_new(siptls_engine *e, int fd)
     s->next_io.engine = e;
     s->next_io.fd = fd;
     return s;
+}
+
+/* An inbound session on a wildcard listener answers from the address its
+ * peer sends to; the flow reports that address as its local one. */
+static void set_local(dtls_session *s, const struct sockaddr_storage *local)
+{
+    if (s->dl == NULL || !s->dl->pktinfo) {
+        return;
+    }
+    memcpy(&s->local, local, sizeof(s->local));
+    s->io.local = &s->local;
+    s->next_io.local = &s->local;
+    siptls__flow *f = s->f;
+    f->local_len =
+        local->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    memcpy(&f->local, local, f->local_len);
 }
 
 /* Plaintext bytes per record so that no datagram exceeds dtls_mtu, and
@@ -674,6 +743,7 @@ static void send_hello_verify(dtls_listener *dl, const uint8_t *dg, size_t len,
     dtls_io *io = &dl->hello_io;
     io->peer = from;
     io->peer_len = from_len;
+    io->local = dl->pktinfo ? &dl->cur_local : NULL;
     io->rx = dg;
     io->rx_len = len;
     io->send_cap = len;
@@ -740,6 +810,7 @@ static int cookie_good(WOLFSSL *ssl, void *arg)
         s->io.peer_len = f->remote_len;
         s->next_io.peer = s->io.peer;
         s->next_io.peer_len = s->io.peer_len;
+        set_local(s, &dl->cur_local);
         f->tp = s;
         table_add(dl, s);
     }
@@ -758,11 +829,14 @@ static WOLFSSL *probe_hello(probe *p, const uint8_t *dg, size_t len, int *ret_ou
         return NULL;
     }
     for (int k = 0; k < (dl->have_prev ? 2 : 1); k++) {
-        WOLFSSL *ssl = siptls__secctx_server_ssl(sec, (struct sockaddr *)&dl->local);
+        WOLFSSL *ssl = siptls__secctx_server_ssl(sec, (struct sockaddr *)&dl->cur_local);
         if (ssl == NULL) {
             return NULL;
         }
         dtls_io *io = p->io;
+        if (dl->pktinfo && !p->restart) {
+            io->local = &dl->cur_local; /* until the session has its own copy */
+        }
         setup_ssl(ssl, io);
         wolfSSL_DTLS_SetCookieSecret(ssl, dl->secret[k], COOKIE_SECRET_LEN);
         /* The exact sockaddr bytes the hello object used for the cookie. */
@@ -991,9 +1065,10 @@ static void restart_step(dtls_session *s, const uint8_t *dg, size_t len)
     }
     WOLFSSL *ssl = s->next;
     s->next = NULL;
-    struct sockaddr_storage remote;
+    struct sockaddr_storage remote, local;
     socklen_t remote_len = old->remote_len;
     memcpy(&remote, &old->remote, sizeof(remote));
+    memcpy(&local, &s->local, sizeof(local));
     char text[64];
     addr_text((struct sockaddr *)&remote, text, sizeof(text));
     siptls__log(e, SIPTLS_LOG_INFO, "dtls flow %llu %s: peer restarted (new handshake): replacing",
@@ -1018,6 +1093,7 @@ static void restart_step(dtls_session *s, const uint8_t *dg, size_t len)
     ns->io.peer_len = f->remote_len;
     ns->next_io.peer = ns->io.peer;
     ns->next_io.peer_len = ns->io.peer_len;
+    set_local(ns, &local);
     setup_ssl(ssl, &ns->io);
     f->tp = ns;
     table_add(dl, ns);
@@ -1030,7 +1106,8 @@ static void restart_step(dtls_session *s, const uint8_t *dg, size_t len)
 
 /* Returns 1 when the request was answered. */
 static int answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t len,
-                       const struct sockaddr *from, socklen_t from_len, int connected)
+                       const struct sockaddr *from, socklen_t from_len, int connected,
+                       const struct sockaddr_storage *local)
 {
     int fp = 0;
     if (siptls__dtls_stun_check(dg, len, &fp) != 0) {
@@ -1046,11 +1123,7 @@ static int answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t len,
     /* RFC 5626 §3.5.2: the server answers the Binding request so the
      * client learns its flow is alive (and its NAT binding stays). */
     stats(e)->dtls_stun++;
-    if (connected) {
-        (void)send(fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-    } else {
-        (void)sendto(fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL, from, from_len);
-    }
+    (void)send_dgram(fd, out, n, connected ? NULL : from, from_len, local);
     return 1;
 }
 
@@ -1101,7 +1174,8 @@ static void listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
     siptls_engine *e = dl->engine;
     switch (siptls__dtls_demux_byte(dg, len)) {
     case SIPTLS__DTLS_DEMUX_STUN:
-        if (answer_stun(e, dl->fd, dg, len, from, from_len, 0)) {
+        if (answer_stun(e, dl->fd, dg, len, from, from_len, 0,
+                        dl->pktinfo ? &dl->cur_local : NULL)) {
             /* RFC 5626 §3.5.2: STUN is the keepalive of datagram flows; a
              * peer that keeps its flow alive this way must keep its
              * session too (idle expiry). */
@@ -1143,7 +1217,7 @@ static void outbound_datagram(dtls_session *s, const uint8_t *dg, size_t len)
     siptls_engine *e = f->engine;
     switch (siptls__dtls_demux_byte(dg, len)) {
     case SIPTLS__DTLS_DEMUX_STUN:
-        if (answer_stun(e, f->fd, dg, len, (struct sockaddr *)&f->remote, f->remote_len, 1)) {
+        if (answer_stun(e, f->fd, dg, len, (struct sockaddr *)&f->remote, f->remote_len, 1, NULL)) {
             siptls__flow_activity(f, 0);
         }
         return;
@@ -1191,6 +1265,61 @@ static void dispatch(emit_ctx *ec, int fd, const uint8_t *dg, size_t len,
 /* listener ops                                                             */
 /* ------------------------------------------------------------------------ */
 
+static int is_wildcard(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    }
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    return IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+}
+
+/* Ask for each datagram's destination address (IPv6 sockets report IPv4
+ * peers' as v4-mapped addresses). */
+static int want_pktinfo(int fd, int family)
+{
+    int one = 1;
+    if (family == AF_INET) {
+        return setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) == 0;
+    }
+    return setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) == 0;
+}
+
+/* The destination address of a datagram from its control messages, with
+ * the listener's port. Returns 0 when found. */
+static int pktinfo_local(struct msghdr *mh, const struct sockaddr_storage *bound,
+                         struct sockaddr_storage *out)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+            bound->ss_family == AF_INET) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            struct sockaddr_in *in = (struct sockaddr_in *)out;
+            memset(out, 0, sizeof(*out));
+            in->sin_family = AF_INET;
+            in->sin_port = ((const struct sockaddr_in *)bound)->sin_port;
+            in->sin_addr = pi.ipi_addr;
+            return 0;
+        }
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+            bound->ss_family == AF_INET6) {
+            struct in6_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+            memset(out, 0, sizeof(*out));
+            in6->sin6_family = AF_INET6;
+            in6->sin6_port = ((const struct sockaddr_in6 *)bound)->sin6_port;
+            in6->sin6_addr = pi.ipi6_addr;
+            if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr)) {
+                in6->sin6_scope_id = (uint32_t)pi.ipi6_ifindex;
+            }
+            return 0;
+        }
+    }
+    return -1;
+}
+
 static int dtls_listen(siptls_engine *e, siptls__listener *l)
 {
     int fd = socket(l->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1232,6 +1361,8 @@ static int dtls_listen(siptls_engine *e, siptls__listener *l)
     dl->l = l;
     dl->engine = e;
     memcpy(&dl->local, &l->addr, sizeof(dl->local));
+    memcpy(&dl->cur_local, &l->addr, sizeof(dl->cur_local));
+    dl->pktinfo = is_wildcard((struct sockaddr *)&l->addr) && want_pktinfo(fd, l->addr.ss_family);
     dl->hello_io.engine = e;
     dl->hello_io.fd = fd;
     dl->hello_io.hello_only = 1;
@@ -1264,9 +1395,25 @@ static void dtls_listener_io(siptls_engine *e, siptls__listener *l)
     for (int i = 0; i < READS_PER_WAKEUP; i++) {
         struct sockaddr_storage from;
         memset(&from, 0, sizeof(from));
-        socklen_t from_len = sizeof(from);
-        ssize_t n = recvfrom(dl->fd, g_scratch.raw, RAW_CAP, MSG_DONTWAIT | MSG_TRUNC,
-                             (struct sockaddr *)&from, &from_len);
+        union {
+            char
+                buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
+            struct cmsghdr align;
+        } cb;
+        struct iovec iov = {g_scratch.raw, RAW_CAP};
+        struct msghdr mh;
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_name = &from;
+        mh.msg_namelen = sizeof(from);
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = cb.buf;
+        mh.msg_controllen = sizeof(cb.buf);
+        ssize_t n = recvmsg(dl->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
+        socklen_t from_len = mh.msg_namelen;
+        if (dl->pktinfo && pktinfo_local(&mh, &dl->local, &dl->cur_local) != 0) {
+            memcpy(&dl->cur_local, &dl->local, sizeof(dl->cur_local));
+        }
         if (n < 0) {
             if (errno == EINTR) {
                 continue;

@@ -223,6 +223,37 @@ static void test_roundtrip_v6(void **state)
     roundtrip("[::1]");
 }
 
+static int setup_any4(void **state)
+{
+    (void)state;
+    return setup_with("dtls:0.0.0.0:0");
+}
+
+/* A wildcard listener answers from the address the client sent to (on a
+ * host with several addresses the kernel would otherwise pick another
+ * source, which the client's connected socket drops): 127.0.0.2 is a
+ * second local address of the loopback interface. */
+static void test_wildcard_source_address(void **state)
+{
+    (void)state;
+    /* the test certificate names 127.0.0.1, not .2 */
+    tu_set(&E->ccfg, "verify_cert", "[client:default]0");
+    start();
+    E->srec.on_msg = echo_reply;
+    uint8_t *req = tu_make_request(400, 1, "DTLS");
+    siptls_flow_id f = 0;
+    assert_int_equal(
+        siptls_send_to(E->client, tu_uri(E->server, 0, "dtls", "127.0.0.2"), req, 400, &f),
+        SIPTLS_OK);
+    free(req);
+    unsigned want[2] = {1, 1};
+    tu_run_pred(E->loop, got_msgs, want, 5, "answered from 127.0.0.2");
+    siptls_flow_info info;
+    assert_int_equal(siptls_flow_get_info(E->server, E->srec.up_ids[0], &info), SIPTLS_OK);
+    assert_string_equal(info.local_text, tu_uri(E->server, 0, "x", "127.0.0.2") + 2);
+    close_everything();
+}
+
 static int setup_dual(void **state)
 {
     (void)state;
@@ -968,6 +999,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roundtrip_v4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip_v6, setup6, teardown),
         cmocka_unit_test_setup_teardown(test_dual_stack, setup_dual, teardown),
+        cmocka_unit_test_setup_teardown(test_wildcard_source_address, setup_any4, teardown),
         cmocka_unit_test_setup_teardown(test_resumption, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),

@@ -393,12 +393,15 @@ static void rotate_secret(dtls_listener *dl, uint64_t now)
     if (random_bytes(fresh, sizeof(fresh)) != 0) {
         return; /* keep the old one: it is still a secret */
     }
+    /* Secrets change on a fixed grid (listen time + k periods), checked
+     * when datagrams arrive: a secret is current for one period and
+     * previous for the next, whatever the traffic, so a cookie is good for
+     * more than one and at most two periods. */
+    uint64_t periods = (now - dl->rotated_ms) / life;
     memcpy(dl->secret[1], dl->secret[0], COOKIE_SECRET_LEN);
     memcpy(dl->secret[0], fresh, COOKIE_SECRET_LEN);
-    /* Rotation happens when datagrams arrive; after two idle periods the
-     * previous secret is too old as well. */
-    dl->have_prev = now - dl->rotated_ms < 2 * life;
-    dl->rotated_ms = now;
+    dl->have_prev = periods == 1;
+    dl->rotated_ms += periods * life;
     if (dl->hello != NULL) {
         wolfSSL_DTLS_SetCookieSecret(dl->hello, dl->secret[0], COOKIE_SECRET_LEN);
     }

@@ -21,10 +21,72 @@
 /* Read straight into the framer's buffer in steps of one TLS record. */
 #define TLS_READ_STEP 16384
 
+/* Socket reads go through our own buffer: one recv() of up to 16 KiB per
+ * wakeup instead of wolfSSL's two per record (header, then body) plus the
+ * one that finds the socket empty. A read shorter than the buffer means the
+ * socket is drained for this wakeup (libev is level-triggered: if more
+ * arrives, it wakes us again), which saves that last recv() too. The
+ * buffer exists only while it holds bytes: an idle flow keeps none. */
+#define TLS_RX_BUF 16384
+
 typedef struct tls_flow {
     WOLFSSL *ssl;
+    int fd;
     uint8_t shutdown_sent;
+    uint8_t drained;   /* the socket gave all it had in this wakeup */
+    uint8_t *rx;       /* bytes read from the socket, not yet given to wolfSSL */
+    uint32_t rx_off, rx_len;
+    int rx_errno;      /* errno of a failed recv(), for map_error */
 } tls_flow;
+
+static int rx_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    (void)ssl;
+    tls_flow *t = ctx;
+    if (t->rx_off == t->rx_len) {
+        if (t->drained) {
+            return WOLFSSL_CBIO_ERR_WANT_READ;
+        }
+        if (t->rx == NULL && (t->rx = malloc(TLS_RX_BUF)) == NULL) {
+            return WOLFSSL_CBIO_ERR_GENERAL;
+        }
+        ssize_t n;
+        do {
+            n = recv(t->fd, t->rx, TLS_RX_BUF, 0);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            t->drained = 1;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return WOLFSSL_CBIO_ERR_WANT_READ;
+            }
+            t->rx_errno = errno;
+            return errno == ECONNRESET ? WOLFSSL_CBIO_ERR_CONN_RST : WOLFSSL_CBIO_ERR_GENERAL;
+        }
+        if (n == 0) {
+            return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+        }
+        t->drained = n < TLS_RX_BUF;
+        t->rx_off = 0;
+        t->rx_len = (uint32_t)n;
+    }
+    uint32_t take = t->rx_len - t->rx_off;
+    if ((uint32_t)sz < take) {
+        take = (uint32_t)sz;
+    }
+    memcpy(buf, t->rx + t->rx_off, take);
+    t->rx_off += take;
+    return (int)take;
+}
+
+/* Release the receive buffer once wolfSSL has taken every byte. */
+static void rx_release(tls_flow *t)
+{
+    if (t->rx != NULL && t->rx_off == t->rx_len) {
+        free(t->rx);
+        t->rx = NULL;
+        t->rx_off = t->rx_len = 0;
+    }
+}
 
 /* The one place wolfSSL return codes become siptls statuses. */
 static int map_error(siptls__flow *f, WOLFSSL *ssl, int ret, int handshake)
@@ -38,8 +100,11 @@ static int map_error(siptls__flow *f, WOLFSSL *ssl, int ret, int handshake)
         return SIPTLS_ERR_PEER_CLOSED;
     case SOCKET_PEER_CLOSED_E:
         return handshake ? SIPTLS_ERR_HANDSHAKE : SIPTLS_ERR_PEER_CLOSED;
-    case SOCKET_ERROR_E:
-        return errno == ECONNRESET || errno == EPIPE ? SIPTLS_ERR_RESET : SIPTLS_ERR_IO;
+    case SOCKET_ERROR_E: {
+        const tls_flow *t = f->tp;
+        int e = t != NULL && t->rx_errno != 0 ? t->rx_errno : errno;
+        return e == ECONNRESET || e == EPIPE ? SIPTLS_ERR_RESET : SIPTLS_ERR_IO;
+    }
     default:
         break;
     }
@@ -93,9 +158,12 @@ static int attach_ssl(siptls__flow *f, WOLFSSL *ssl)
         }
         return SIPTLS_ERR_NOMEM;
     }
-    wolfSSL_set_fd(ssl, f->fd);
+    wolfSSL_set_fd(ssl, f->fd); /* wolfSSL's own send() path */
+    wolfSSL_SSLSetIORecv(ssl, rx_cb);
+    wolfSSL_SetIOReadCtx(ssl, t);
     wolfSSL_set_using_nonblock(ssl, 1);
     t->ssl = ssl;
+    t->fd = f->fd;
     f->tp = t;
     return SIPTLS_OK;
 }
@@ -207,6 +275,7 @@ static void connect_done(siptls__flow *f)
 }
 
 static void tls_flush(siptls__flow *f);
+static void tls_io_phase(siptls__flow *f, int revents);
 
 /* Deliver every event the framer has. Returns -1 when the flow is gone
  * (a framing error closed it, or the host closed it from a callback). */
@@ -370,6 +439,18 @@ static void tls_flush(siptls__flow *f)
 
 static void tls_io(siptls__flow *f, int revents)
 {
+    tls_flow *t = f->tp;
+    if (t != NULL && (revents & SIPTLS__IO_READ)) {
+        t->drained = 0; /* a new wakeup: the socket may have bytes */
+    }
+    tls_io_phase(f, revents);
+    if (f->phase != SIPTLS__PHASE_CLOSED && f->tp != NULL) {
+        rx_release(f->tp);
+    }
+}
+
+static void tls_io_phase(siptls__flow *f, int revents)
+{
     switch (f->phase) {
     case SIPTLS__PHASE_CONNECTING:
         connect_done(f);
@@ -417,6 +498,7 @@ static void tls_free(siptls__flow *f)
 {
     tls_flow *t = f->tp;
     if (t != NULL) {
+        free(t->rx);
         if (f->outbound && f->reported_up && siptls__engine_config(f->engine)->tls_session_cache) {
             /* Saved at close, not at handshake end: TLS 1.3 tickets arrive
              * after the handshake. */

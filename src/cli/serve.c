@@ -93,8 +93,47 @@ static uint32_t fnv1a(const uint8_t *p, size_t n)
     return h;
 }
 
-/* Build the response; returns its length or 0 when the request is not to
- * be answered (ACK, or headers missing). */
+/* One header line: its name matched against the headers a response
+ * copies (full and compact forms, case-insensitive). */
+enum { H_OTHER, H_VIA, H_FROM, H_TO, H_CALLID, H_CSEQ };
+
+static int header_kind(const uint8_t *name, size_t n)
+{
+    if (n == 1) {
+        switch (name[0] | 0x20) {
+        case 'v':
+            return H_VIA;
+        case 'f':
+            return H_FROM;
+        case 't':
+            return H_TO;
+        case 'i':
+            return H_CALLID;
+        default:
+            return H_OTHER;
+        }
+    }
+    if (n == 3 && strncasecmp((const char *)name, "Via", 3) == 0) {
+        return H_VIA;
+    }
+    if (n == 4 && strncasecmp((const char *)name, "From", 4) == 0) {
+        return H_FROM;
+    }
+    if (n == 2 && strncasecmp((const char *)name, "To", 2) == 0) {
+        return H_TO;
+    }
+    if (n == 7 && strncasecmp((const char *)name, "Call-ID", 7) == 0) {
+        return H_CALLID;
+    }
+    if (n == 4 && strncasecmp((const char *)name, "CSeq", 4) == 0) {
+        return H_CSEQ;
+    }
+    return H_OTHER;
+}
+
+/* Build the response in one pass over the request's header block; returns
+ * its length, or 0 when the request is not to be answered (ACK) or lacks a
+ * header a response needs. */
 size_t siptls_cli_build_response(const uint8_t *msg, size_t header_len, unsigned code,
                                  const char *reason, char *out, size_t cap);
 size_t siptls_cli_build_response(const uint8_t *msg, size_t header_len, unsigned code,
@@ -114,53 +153,95 @@ size_t siptls_cli_build_response(const uint8_t *msg, size_t header_len, unsigned
         code = 200;
         reason = "OK";
     }
-    size_t len = (size_t)snprintf(out, cap, "SIP/2.0 %u %s\r\n", code, reason);
-    const uint8_t *v;
-    size_t vl, next = 0, from = 0;
+    const uint8_t *val[6] = {NULL};
+    size_t vlen[6] = {0};
+    char tmp[32];
+    int hl = snprintf(tmp, sizeof(tmp), "SIP/2.0 %u ", code);
+    size_t rl = strlen(reason);
+    if ((size_t)hl + rl + 2 > cap) {
+        return 0;
+    }
+    memcpy(out, tmp, (size_t)hl);
+    memcpy(out + hl, reason, rl);
+    size_t len = (size_t)hl + rl;
+    memcpy(out + len, "\r\n", 2);
+    len += 2;
     int vias = 0;
-    while (cli_header(msg, header_len, "Via", 'v', from, &v, &vl, &next)) {
-        if (append(out, cap, &len, "Via: ", 5, (const char *)v, vl) != 0) {
-            return 0;
+    const uint8_t *nl = memchr(msg, '\n', header_len);
+    size_t pos = nl ? (size_t)(nl - msg) + 1 : header_len;
+    while (pos < header_len) {
+        const uint8_t *line = msg + pos;
+        nl = memchr(line, '\n', header_len - pos);
+        size_t llen = nl ? (size_t)(nl - line) : header_len - pos;
+        pos += llen + 1;
+        size_t end = llen;
+        if (end > 0 && line[end - 1] == '\r') {
+            end--;
         }
-        vias++;
-        from = next;
+        size_t i = 0;
+        while (i < end && line[i] != ':' && line[i] != ' ' && line[i] != '\t') {
+            i++;
+        }
+        int kind = header_kind(line, i);
+        if (kind == H_OTHER) {
+            continue;
+        }
+        while (i < end && (line[i] == ' ' || line[i] == '\t')) {
+            i++;
+        }
+        if (i >= end || line[i] != ':') {
+            continue;
+        }
+        i++;
+        while (i < end && (line[i] == ' ' || line[i] == '\t')) {
+            i++;
+        }
+        size_t ve = end;
+        while (ve > i && (line[ve - 1] == ' ' || line[ve - 1] == '\t')) {
+            ve--;
+        }
+        if (kind == H_VIA) {
+            /* RFC 3261 §8.2.6.2: every Via, in order */
+            if (append(out, cap, &len, "Via: ", 5, (const char *)line + i, ve - i) != 0) {
+                return 0;
+            }
+            vias++;
+        } else if (val[kind] == NULL) {
+            val[kind] = line + i;
+            vlen[kind] = ve - i;
+        }
     }
-    const uint8_t *fv, *tv, *cv, *qv;
-    size_t fl, tl, cl, ql;
-    if (vias == 0 || !cli_header(msg, header_len, "From", 'f', 0, &fv, &fl, &next) ||
-        !cli_header(msg, header_len, "To", 't', 0, &tv, &tl, &next) ||
-        !cli_header(msg, header_len, "Call-ID", 'i', 0, &cv, &cl, &next) ||
-        !cli_header(msg, header_len, "CSeq", 0, 0, &qv, &ql, &next)) {
+    if (vias == 0 || val[H_FROM] == NULL || val[H_TO] == NULL || val[H_CALLID] == NULL ||
+        val[H_CSEQ] == NULL) {
         return 0;
     }
-    if (append(out, cap, &len, "From: ", 6, (const char *)fv, fl) != 0 ||
-        append(out, cap, &len, "To: ", 4, (const char *)tv, tl) != 0) {
+    if (append(out, cap, &len, "From: ", 6, (const char *)val[H_FROM], vlen[H_FROM]) != 0 ||
+        append(out, cap, &len, "To: ", 4, (const char *)val[H_TO], vlen[H_TO]) != 0) {
         return 0;
     }
-    if (!has_tag(tv, tl)) {
+    if (!has_tag(val[H_TO], vlen[H_TO])) {
         /* RFC 3261 §8.2.6.2: "the UAS MUST add a tag to the To header
          * field in the response". Derived from the Call-ID so that a
          * retransmitted request gets the same tag from this stateless UAS. */
-        char tag[32];
-        int n = snprintf(tag, sizeof(tag), ";tag=%08x", fnv1a(cv, cl));
+        int n = snprintf(tmp, sizeof(tmp), ";tag=%08x", fnv1a(val[H_CALLID], vlen[H_CALLID]));
         if (len + (size_t)n + 2 >= cap) {
             return 0;
         }
         len -= 2;
-        memcpy(out + len, tag, (size_t)n);
+        memcpy(out + len, tmp, (size_t)n);
         len += (size_t)n;
         memcpy(out + len, "\r\n", 2);
         len += 2;
     }
-    if (append(out, cap, &len, "Call-ID: ", 9, (const char *)cv, cl) != 0 ||
-        append(out, cap, &len, "CSeq: ", 6, (const char *)qv, ql) != 0) {
+    if (append(out, cap, &len, "Call-ID: ", 9, (const char *)val[H_CALLID], vlen[H_CALLID]) != 0 ||
+        append(out, cap, &len, "CSeq: ", 6, (const char *)val[H_CSEQ], vlen[H_CSEQ]) != 0) {
         return 0;
     }
     static const char tail200[] = "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\nServer: siptls\r\n"
                                   "Content-Length: 0\r\n\r\n";
     static const char tail[] = "Server: siptls\r\nContent-Length: 0\r\n\r\n";
     const char *t = code == 200 ? tail200 : tail;
-    size_t tlen = strlen(t);
+    size_t tlen = code == 200 ? sizeof(tail200) - 1 : sizeof(tail) - 1;
     if (len + tlen > cap) {
         return 0;
     }

@@ -411,44 +411,9 @@ static void rotate_secret(dtls_listener *dl, uint64_t now)
 /* the listener's session table                                             */
 /* ------------------------------------------------------------------------ */
 
-static int same_addr(const struct sockaddr *a, const struct sockaddr *b)
-{
-    if (a->sa_family != b->sa_family) {
-        return 0;
-    }
-    if (a->sa_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    if (a->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-        return x->sin6_port == y->sin6_port &&
-               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-    }
-    return 0;
-}
-
-static size_t addr_hash(const struct sockaddr *sa)
-{
-    const uint8_t *p = NULL;
-    size_t n = 0;
-    uint32_t h = 2166136261u ^ sa->sa_family;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const void *)sa;
-        h = (h ^ in->sin_port) * 16777619u;
-        p = (const uint8_t *)&in->sin_addr;
-        n = 4;
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const void *)sa;
-        h = (h ^ in6->sin6_port) * 16777619u;
-        p = (const uint8_t *)&in6->sin6_addr;
-        n = 16;
-    }
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ p[i]) * 16777619u;
-    }
-    return h ^ (h >> 16);
-}
+/* Peers are compared and hashed the engine's way (family, port, address). */
+#define same_addr siptls__addr_equal
+#define addr_hash siptls__addr_hash
 
 /* The listener keeps its own map of inbound sessions: the engine's
  * by-address lookup may also return an outbound flow to the same address

@@ -123,7 +123,7 @@ void siptls__addr_text(const struct sockaddr *sa, char *buf, size_t len)
 
 /* Addresses are compared and hashed on family + port + address only (the
  * sockaddr padding and IPv6 flow info must not matter). */
-static int addr_equal(const struct sockaddr *a, const struct sockaddr *b)
+int siptls__addr_equal(const struct sockaddr *a, const struct sockaddr *b)
 {
     if (a->sa_family != b->sa_family) {
         return 0;
@@ -150,7 +150,7 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-static size_t addr_hash(const struct sockaddr *sa)
+size_t siptls__addr_hash(const struct sockaddr *sa)
 {
     uint64_t h = sa->sa_family;
     if (sa->sa_family == AF_INET) {
@@ -191,7 +191,7 @@ static int table_grow(siptls_engine *e)
         size_t bi = (size_t)mix64(f->id) & (n - 1);
         f->id_next = ids[bi];
         ids[bi] = f;
-        size_t ba = addr_hash((struct sockaddr *)&f->remote) & (n - 1);
+        size_t ba = siptls__addr_hash((struct sockaddr *)&f->remote) & (n - 1);
         f->addr_next = addrs[ba];
         addrs[ba] = f;
     }
@@ -214,7 +214,7 @@ static int table_insert(siptls_engine *e, siptls__flow *f)
     size_t bi = (size_t)mix64(f->id) & (e->n_buckets - 1);
     f->id_next = e->by_id[bi];
     e->by_id[bi] = f;
-    size_t ba = addr_hash((struct sockaddr *)&f->remote) & (e->n_buckets - 1);
+    size_t ba = siptls__addr_hash((struct sockaddr *)&f->remote) & (e->n_buckets - 1);
     f->addr_next = e->by_addr[ba];
     e->by_addr[ba] = f;
     f->all_prev = NULL;
@@ -236,7 +236,7 @@ static void table_remove(siptls_engine *e, siptls__flow *f)
             break;
         }
     }
-    size_t ba = addr_hash((struct sockaddr *)&f->remote) & (e->n_buckets - 1);
+    size_t ba = siptls__addr_hash((struct sockaddr *)&f->remote) & (e->n_buckets - 1);
     for (siptls__flow **pp = &e->by_addr[ba]; *pp != NULL; pp = &(*pp)->addr_next) {
         if (*pp == f) {
             *pp = f->addr_next;
@@ -285,10 +285,10 @@ siptls__flow *siptls__flow_by_addr(siptls_engine *e, siptls_transport t,
     if (e->n_buckets == 0) {
         return NULL;
     }
-    size_t ba = addr_hash(sa) & (e->n_buckets - 1);
+    size_t ba = siptls__addr_hash(sa) & (e->n_buckets - 1);
     for (siptls__flow *f = e->by_addr[ba]; f != NULL; f = f->addr_next) {
         if (f->ops->kind == t && f->phase < SIPTLS__PHASE_CLOSING && !f->close_requested &&
-            addr_equal((struct sockaddr *)&f->remote, sa)) {
+            siptls__addr_equal((struct sockaddr *)&f->remote, sa)) {
             return f;
         }
     }
@@ -638,6 +638,16 @@ static siptls_framer_limits framer_limits(const siptls_engine *e, siptls_transpo
     lim.max_msg_size = e->cfg.max_msg_size;
     lim.max_header_size = e->cfg.max_header_size;
     lim.max_chunks = e->cfg.tls_max_msg_chunks;
+    if (t == SIPTLS_TRANSPORT_DTLS && lim.max_chunks != 0) {
+        /* On DTLS a chunk is a record, and a record holds at most dtls_mtu
+         * less its overhead: a message of max_msg_size needs that many, so
+         * the limit cannot be smaller (else big messages could never pass). */
+        unsigned room = e->cfg.dtls_mtu > 128 ? e->cfg.dtls_mtu - 64 : 64;
+        unsigned need = (unsigned)((e->cfg.max_msg_size + room - 1) / room);
+        if (need > lim.max_chunks) {
+            lim.max_chunks = need;
+        }
+    }
     lim.crlf_drop = e->cfg.tls_crlf_drop;
     lim.max_msg_time_ms = t == SIPTLS_TRANSPORT_TLS ? (uint64_t)e->cfg.tls_max_msg_time * 1000
                                                     : e->cfg.dtls_reassembly_timeout;
@@ -1177,8 +1187,10 @@ static void close_listeners(siptls_engine *e)
 int siptls_engine_shutdown(siptls_engine *e)
 {
     enter(e);
-    close_listeners(e);
+    /* Flows first: a DTLS session's close_notify goes out through its
+     * listener's socket. */
     close_all(e, 1);
+    close_listeners(e);
     leave(e);
     return SIPTLS_OK;
 }
@@ -1190,8 +1202,8 @@ void siptls_engine_free(siptls_engine *e)
     }
     e->freeing = 1;
     enter(e);
-    close_listeners(e);
     close_all(e, 0);
+    close_listeners(e);
     e->flush_list = NULL;
     leave(e);
     ev_prepare_stop(e->loop, &e->prepare);
@@ -1383,10 +1395,10 @@ static int open_flow(siptls_engine *e, const char *text, int reuse, siptls__flow
      * IP-literal target) any flow with that peer, as RFC 3261 §18 reuses
      * connections. */
     if (reuse && e->n_buckets != 0) {
-        size_t ba = addr_hash((struct sockaddr *)&ss) & (e->n_buckets - 1);
+        size_t ba = siptls__addr_hash((struct sockaddr *)&ss) & (e->n_buckets - 1);
         for (siptls__flow *f = e->by_addr[ba]; f != NULL; f = f->addr_next) {
             if (f->ops->kind != u.transport || f->phase >= SIPTLS__PHASE_CLOSING || f->close_requested ||
-                !addr_equal((struct sockaddr *)&f->remote, (struct sockaddr *)&ss)) {
+                !siptls__addr_equal((struct sockaddr *)&f->remote, (struct sockaddr *)&ss)) {
                 continue;
             }
             if ((f->outbound && f->sip_domain != NULL && strcasecmp(f->sip_domain, u.host) == 0) ||

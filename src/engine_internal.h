@@ -199,6 +199,10 @@ void siptls__flow_attach_fd(siptls__flow *f, int fd, int mask);
 /** Listener readiness on/off (DTLS may pause reading). */
 void siptls__listener_want(siptls__listener *l, int on);
 
+/** Same peer: family, port and address (not padding, not IPv6 flow info). */
+int siptls__addr_equal(const struct sockaddr *a, const struct sockaddr *b);
+/** A well-mixed hash of what siptls__addr_equal() compares. */
+size_t siptls__addr_hash(const struct sockaddr *sa);
 /** Format a sockaddr as "1.2.3.4:5061" / "[::1]:5061". */
 void siptls__addr_text(const struct sockaddr *sa, char *buf, size_t len);
 

@@ -118,7 +118,7 @@ typedef struct siptls_stats {
     uint64_t hs_fail_timeout, hs_fail_verify, hs_fail_name, hs_fail_no_cert, hs_fail_tls, hs_fail_io;
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
     uint64_t pings_in, pongs_in, pings_out, pongs_out;
-    uint64_t drop_framing;            /**< flows closed for a framing error */
+    uint64_t drop_framing;            /**< TLS: flows closed for a framing error; DTLS: records dropped */
     uint64_t drop_chunks, drop_too_big, drop_msg_timeout;
     uint64_t drop_queue_full;         /**< sends refused: write queue full */
     uint64_t drop_send_timeout, drop_idle, drop_keepalive, drop_limit;

@@ -199,6 +199,8 @@ printf 'tls_port = 5061\ntls_max_msg_chunks = lots\n' > "$work/bad.conf"
 grep -q "bad.conf:2: tls_max_msg_chunks" "$work/bad.err" && { passes=$((passes + 1)); echo "ok   the error names file:line:key"; } || { fails=$((fails + 1)); echo "FAIL error text: $(cat "$work/bad.err")"; }
 "$bin" config | grep -q "^tls_port = 5061"; check "config prints the defaults" 0 $?
 "$bin" config --help > /dev/null; check "config --help" 0 $?
+"$bin" config --bogus > /dev/null 2>&1; check "config with an unknown option" 2 $?
+"$bin" config stray > /dev/null 2>&1; check "config with a stray argument" 2 $?
 "$bin" serve --help | grep -q -- "--listen" ; check "serve --help" 0 $?
 "$bin" ping --help | grep -q -- "--crlf" ; check "ping --help" 0 $?
 "$bin" --version | grep -q "wolfSSL" ; check "--version" 0 $?

@@ -637,13 +637,25 @@ static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
             seq = siptls__dtls_record_seq64(&scan->appdata);
         }
     }
+    /* wolfSSL sizes its input buffer from the read size (read size + 500,
+     * at least its MTU) and, once a read has emptied it, zeroes all of it
+     * (ForceZero) and frees it: that happens for every datagram. Reading
+     * PLAIN_CAP made that a 64 KiB malloc + zero + free per message. No
+     * record of `dg` holds more plaintext than `dg` has bytes, and the
+     * receive callback is then offered more than `len`, so `len` keeps
+     * one read = one record. Only what wolfSSL buffered (dg NULL, after
+     * the handshake) is read in PLAIN_CAP steps. */
+    int cap = PLAIN_CAP;
+    if (dg != NULL && len > 0 && len < (size_t)PLAIN_CAP) {
+        cap = (int)len;
+    }
     s->io.rx = dg;
     s->io.rx_len = len;
     s->io.oversize = 0;
     unsigned got = 0;
     int st = SIPTLS_AGAIN;
     for (;;) {
-        int n = wolfSSL_read(s->ssl, g_scratch.plain, PLAIN_CAP);
+        int n = wolfSSL_read(s->ssl, g_scratch.plain, cap);
         if (n > 0) {
             got++;
             siptls__flow_activity(f, (size_t)n);

@@ -112,6 +112,7 @@ struct dtls_session {
     size_t cur_rec;          /* record to hand wolfSSL_write again after WANT_WRITE */
     uint8_t shutdown_sent;
     uint8_t scratch_ref;
+    uint8_t undrained;       /* the last read stopped before WANT_READ: wolfSSL may hold records of an older datagram */
     struct sockaddr_storage local; /* inbound on a wildcard listener: our address */
     /* RFC 6347 §4.2.8: a new handshake from the address of this session;
      * it replaces this one only when it completes. */
@@ -643,10 +644,11 @@ static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
      * PLAIN_CAP made that a 64 KiB malloc + zero + free per message. No
      * record of `dg` holds more plaintext than `dg` has bytes, and the
      * receive callback is then offered more than `len`, so `len` keeps
-     * one read = one record. Only what wolfSSL buffered (dg NULL, after
-     * the handshake) is read in PLAIN_CAP steps. */
+     * one read = one record. What wolfSSL buffered (dg NULL, after the
+     * handshake, or records left behind when a read stopped on a dropped
+     * record) is read in PLAIN_CAP steps: it may be larger than `dg`. */
     int cap = PLAIN_CAP;
-    if (dg != NULL && len > 0 && len < (size_t)PLAIN_CAP) {
+    if (dg != NULL && !s->undrained && len > 0 && len < (size_t)PLAIN_CAP) {
         cap = (int)len;
     }
     s->io.rx = dg;
@@ -665,6 +667,7 @@ static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
                  * flow itself lives until the callback returns). */
                 if (f->phase != SIPTLS__PHASE_CLOSED) {
                     s->io.rx = NULL;
+                    s->undrained = 1;
                 }
                 return;
             }
@@ -674,6 +677,7 @@ static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
         break;
     }
     s->io.rx = NULL;
+    s->undrained = st != SIPTLS_AGAIN;
     if (s->io.oversize || (got < expect)) {
         /* Records wolfSSL discarded: bad MAC, replayed, or too large. */
         stats(e)->dtls_bad_records += s->io.oversize ? 1 : expect - got;

@@ -63,6 +63,11 @@ wait_for() { # pattern file: up to 10 s (sanitizer builds are slow)
     for _ in $(seq 1 200); do grep -q "$1" "$2" && return 0; sleep 0.05; done
     return 1
 }
+# the bench's text report against this server, with its CPU and memory read from /proc
+out=$(timeout 30 "$bin" bench "tls:127.0.0.1:$port" --ca "$pki/ca.pem" -C 2 -w 2 --count 200 --server-pid "$serve_pid" --rss-pid "$serve_pid" 2>&1); rc=$?
+check "bench text report" 0 $rc
+echo "$out" | grep -q "requests .*2xx 200" && echo "$out" | grep -q "latency .*p50" && echo "$out" | grep -q "server CPU" \
+    && { passes=$((passes + 1)); echo "ok   bench report has requests, latency and server CPU"; } || { fails=$((fails + 1)); echo "FAIL bench report: $out"; }
 kill -USR1 "$serve_pid"
 wait_for "stats: flows open" "$work/serve.err" || { fails=$((fails + 1)); echo "FAIL no stats on SIGUSR1"; }
 kill -HUP "$serve_pid"

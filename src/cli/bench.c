@@ -968,8 +968,8 @@ static unsigned status_code(const siptls_msg *m)
 static int cseq_of(const siptls_msg *m, uint32_t *cseq)
 {
     const uint8_t *v;
-    size_t vl, next;
-    if (!cli_header(m->data, m->header_len, "CSeq", 0, 0, &v, &vl, &next)) {
+    size_t vl;
+    if (siptls_sipmsg_header(m->data, m->header_len, "CSeq", 0, &v, &vl) != SIPTLS_OK) {
         return 0;
     }
     uint32_t n = 0;

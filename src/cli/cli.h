@@ -27,10 +27,4 @@ extern int cli_log_level;
 /** Monotonic time in seconds. */
 double cli_now(void);
 
-/** Find header `name` (or its compact form `compact`, 0 for none) in the
- *  header block; `from` allows iteration: pass 0 first, then the returned
- *  *next. Returns 1 and the value span, 0 when no more. */
-int cli_header(const uint8_t *msg, size_t header_len, const char *name, char compact, size_t from,
-               const uint8_t **value, size_t *value_len, size_t *next);
-
 #endif

@@ -1,9 +1,7 @@
 /* siptls CLI — helpers shared by serve, ping and bench. */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,55 +80,4 @@ int cli_use_devcert(siptls_config *cfg)
     free(cert);
     free(key);
     return rc;
-}
-
-int cli_header(const uint8_t *msg, size_t header_len, const char *name, char compact, size_t from,
-               const uint8_t **value, size_t *value_len, size_t *next)
-{
-    size_t nlen = strlen(name);
-    size_t pos = from;
-    if (pos == 0) {
-        /* skip the start line */
-        const uint8_t *nl = memchr(msg, '\n', header_len);
-        if (nl == NULL) {
-            return 0;
-        }
-        pos = (size_t)(nl - msg) + 1;
-    }
-    while (pos < header_len) {
-        const uint8_t *line = msg + pos;
-        const uint8_t *nl = memchr(line, '\n', header_len - pos);
-        size_t llen = nl ? (size_t)(nl - line) : header_len - pos;
-        size_t after = pos + llen + 1;
-        size_t end = llen;
-        if (end > 0 && line[end - 1] == '\r') {
-            end--;
-        }
-        size_t i = 0;
-        while (i < end && line[i] != ':' && line[i] != ' ' && line[i] != '\t') {
-            i++;
-        }
-        size_t hn = i;
-        while (i < end && (line[i] == ' ' || line[i] == '\t')) {
-            i++;
-        }
-        if (hn > 0 && i < end && line[i] == ':' &&
-            ((hn == nlen && strncasecmp((const char *)line, name, nlen) == 0) ||
-             (compact != 0 && hn == 1 && tolower(line[0]) == tolower((unsigned char)compact)))) {
-            i++;
-            while (i < end && (line[i] == ' ' || line[i] == '\t')) {
-                i++;
-            }
-            size_t ve = end;
-            while (ve > i && (line[ve - 1] == ' ' || line[ve - 1] == '\t')) {
-                ve--;
-            }
-            *value = line + i;
-            *value_len = ve - i;
-            *next = after;
-            return 1;
-        }
-        pos = after;
-    }
-    return 0;
 }

@@ -1435,15 +1435,6 @@ static void dtls_listener_close(siptls_engine *e, siptls__listener *l)
 /* flow ops                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* The destination a saved client session belongs to (the security
- * context adds the client domain and its settings). */
-static void session_key(siptls__flow *f, char *key, size_t len)
-{
-    char addr[64];
-    siptls__addr_text((struct sockaddr *)&f->remote, addr, sizeof(addr));
-    snprintf(key, len, "dtls:%s@%s", f->sip_domain ? f->sip_domain : "", addr);
-}
-
 static int dtls_connect(siptls__flow *f)
 {
     siptls_engine *e = f->engine;
@@ -1480,7 +1471,7 @@ static int dtls_connect(siptls__flow *f)
     if (siptls__engine_config(e)->tls_session_cache) {
         /* RFC 5246 §7.3 abbreviated handshake: one round trip less. */
         char key[SIPTLS_URI_HOST_MAX + 80];
-        session_key(f, key, sizeof(key));
+        siptls__flow_session_key(f, key, sizeof(key));
         siptls__secctx_client_session_apply(sec, ssl, key);
     }
     f->tp = s;
@@ -1721,7 +1712,7 @@ static void dtls_free(siptls__flow *f)
         if (f->outbound && f->reported_up && s->ssl != NULL &&
             siptls__engine_config(f->engine)->tls_session_cache) {
             char key[SIPTLS_URI_HOST_MAX + 80];
-            session_key(f, key, sizeof(key));
+            siptls__flow_session_key(f, key, sizeof(key));
             siptls__secctx *sec = siptls__engine_secctx(f->engine, SIPTLS_TRANSPORT_DTLS);
             if (sec != NULL) {
                 siptls__secctx_client_session_save(sec, s->ssl, key);

@@ -1000,6 +1000,13 @@ int siptls__flow_queue(siptls__flow *f, const uint8_t *buf, size_t len, int forc
     return SIPTLS_OK;
 }
 
+void siptls__flow_session_key(const siptls__flow *f, char *key, size_t len)
+{
+    char addr[64];
+    siptls__addr_text((const struct sockaddr *)&f->remote, addr, sizeof(addr));
+    snprintf(key, len, "%s:%s@%s", f->ops->name, f->sip_domain ? f->sip_domain : "", addr);
+}
+
 void siptls__flow_qcoalesce(siptls__flow *f, size_t max)
 {
     siptls__qmsg *h = f->q_head;

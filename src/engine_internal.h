@@ -180,6 +180,10 @@ static inline siptls__qmsg *siptls__flow_qhead(siptls__flow *f)
 {
     return f->q_head;
 }
+/** The key under which an outbound flow's client session is kept for
+ *  resumption: transport, SIP domain and peer address (a session is only
+ *  offered to the peer and domain it came from). */
+void siptls__flow_session_key(const siptls__flow *f, char *key, size_t len);
 /** Stream transports: merge the queued messages at the head (none of them
  *  partly written) into one buffer of at most `max` bytes, so one write and
  *  one TLS record carry several messages. */

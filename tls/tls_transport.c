@@ -235,15 +235,6 @@ static int tls_connect(siptls__flow *f)
     return SIPTLS_OK;
 }
 
-/* Client sessions are kept per SIP domain and address (a ticket is only
- * offered to the peer and domain it came from). */
-static void session_key(siptls__flow *f, char *key, size_t len)
-{
-    char addr[64];
-    siptls__addr_text((struct sockaddr *)&f->remote, addr, sizeof(addr));
-    snprintf(key, len, "%s@%s", f->sip_domain ? f->sip_domain : "", addr);
-}
-
 static void connect_done(siptls__flow *f)
 {
     int err = 0;
@@ -265,7 +256,7 @@ static void connect_done(siptls__flow *f)
     }
     if (siptls__engine_config(f->engine)->tls_session_cache) {
         char key[SIPTLS_URI_HOST_MAX + 80];
-        session_key(f, key, sizeof(key));
+        siptls__flow_session_key(f, key, sizeof(key));
         siptls__secctx_client_session_apply(sec, ssl, key);
     }
     f->phase = SIPTLS__PHASE_HANDSHAKE;
@@ -503,7 +494,7 @@ static void tls_free(siptls__flow *f)
             /* Saved at close, not at handshake end: TLS 1.3 tickets arrive
              * after the handshake. */
             char key[SIPTLS_URI_HOST_MAX + 80];
-            session_key(f, key, sizeof(key));
+            siptls__flow_session_key(f, key, sizeof(key));
             siptls__secctx *sec = siptls__engine_secctx(f->engine, SIPTLS_TRANSPORT_TLS);
             if (sec != NULL) {
                 siptls__secctx_client_session_save(sec, t->ssl, key);

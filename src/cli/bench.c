@@ -1585,13 +1585,6 @@ static void raise_nofile(rlim_t need)
             (unsigned long long)rl.rlim_max, (unsigned long long)need, (unsigned long long)need);
 }
 
-static int set_client(siptls_config *cfg, const char *key, const char *value)
-{
-    char v[4200];
-    snprintf(v, sizeof(v), "[client:default]%s", value);
-    return cli_set(cfg, key, v);
-}
-
 int siptls_cli_bench(int argc, char **argv)
 {
     static const struct option opts[] = {{"mode", required_argument, NULL, 'm'},
@@ -1774,14 +1767,7 @@ int siptls_cli_bench(int argc, char **argv)
             goto out;
         }
     }
-    if ((insecure && set_client(&cfg, "verify_cert", "0") != 0) ||
-        (ca != NULL && set_client(&cfg, "ca_list", ca) != 0) ||
-        (ca == NULL && !insecure && cfg.domains[1].ca_list == NULL &&
-         cfg.domains[1].ca_dir == NULL && set_client(&cfg, "ca_dir", "/etc/ssl/certs") != 0) ||
-        (cert != NULL && (set_client(&cfg, "certificate", cert) != 0 ||
-                          set_client(&cfg, "private_key", key) != 0)) ||
-        (tls != NULL &&
-         set_client(&cfg, "tls_method", strcmp(tls, "1.2") == 0 ? "TLSv1_2" : "TLSv1_3") != 0)) {
+    if (cli_client_tls(&cfg, ca, insecure, cert, key, tls) != 0) {
         rc = 2;
         goto out;
     }

@@ -24,6 +24,13 @@ int cli_use_devcert(siptls_config *cfg);
 void cli_log(siptls_log_level level, const char *text, void *user);
 extern int cli_log_level;
 
+/** Client-side TLS options of ping and bench into the default client
+ *  domain: --ca (else the system CAs unless --insecure or the config gave
+ *  some), --insecure, --cert/--key (together), --tls 1.2|1.3 (NULL = both).
+ *  Returns 0 or -1 (error printed). */
+int cli_client_tls(siptls_config *cfg, const char *ca, int insecure, const char *cert,
+                   const char *key, const char *tls);
+
 /** Monotonic time in seconds. */
 double cli_now(void);
 

@@ -256,31 +256,8 @@ int siptls_cli_ping(int argc, char **argv)
             goto out;
         }
     }
-    if ((cert == NULL) != (key == NULL)) {
-        fprintf(stderr, "siptls ping: --cert and --key go together\n");
+    if (cli_client_tls(&cfg, ca, insecure, cert, key, NULL) != 0) {
         goto out;
-    }
-    if (insecure && cli_set(&cfg, "verify_cert", "[client:default]0") != 0) {
-        goto out;
-    }
-    if (ca != NULL) {
-        char v[4096];
-        snprintf(v, sizeof(v), "[client:default]%s", ca);
-        if (cli_set(&cfg, "ca_list", v) != 0) {
-            goto out;
-        }
-    } else if (!insecure && cfg.domains[1].ca_list == NULL && cfg.domains[1].ca_dir == NULL &&
-               cli_set(&cfg, "ca_dir", "[client:default]/etc/ssl/certs") != 0) {
-        goto out;
-    }
-    if (cert != NULL) {
-        char v[4096];
-        snprintf(v, sizeof(v), "[client:default]%s", cert);
-        char w[4096];
-        snprintf(w, sizeof(w), "[client:default]%s", key);
-        if (cli_set(&cfg, "certificate", v) != 0 || cli_set(&cfg, "private_key", w) != 0) {
-            goto out;
-        }
     }
     cfg.log_level = verbose ? SIPTLS_LOG_DEBUG : SIPTLS_LOG_WARN;
     cli_log_level = cfg.log_level;

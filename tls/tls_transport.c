@@ -410,6 +410,9 @@ static void tls_flush(siptls__flow *f)
         if (n > 0) {
             f->bytes_out += m->len;
             siptls__engine_stats_mut(f->engine)->bytes_out += m->len;
+            /* Sending is activity too (tls_connection_lifetime counts idle
+             * time in both directions, as OpenSIPS does). */
+            siptls__flow_activity(f, 0);
             siptls__flow_qpop(f);
             siptls__flow_qcoalesce(f, TLS_READ_STEP);
             continue;

@@ -14,7 +14,7 @@
 #   IDLE_HOLD [10]      seconds the idle connections are held
 #   SERVER_CPU [0]      CPU both servers are pinned to (taskset)
 #   BENCH_CPU [1]       CPU the load generator is pinned to
-#   SIPTLS_PORT [25062] KAM_PORT [25061]
+#   SIPTLS_PORT, KAM_PORT [free ports from 25061 up]
 #   OUT [a new temp dir] where the raw JSON of every run is kept
 #
 # Kamailio and its TLS module are installed from Debian when missing
@@ -45,13 +45,18 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_HOLD=${IDLE_HOLD:-10}
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
-SIPTLS_PORT=${SIPTLS_PORT:-25062}
-KAM_PORT=${KAM_PORT:-25061}
+SIPTLS_PORT=${SIPTLS_PORT:-}
+KAM_PORT=${KAM_PORT:-}
 OUT=${OUT:-$(mktemp -d /tmp/siptls-vs-kamailio.XXXXXX)}
 mkdir -p "$OUT"
 work=$(mktemp -d)
 trap 'perf_cleanup; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
+
+# Ports: as given, else free ones (a port some other process still holds,
+# even in TIME_WAIT, makes Kamailio's bind fail).
+[ -n "$KAM_PORT" ] || KAM_PORT=$(free_port 25061)
+[ -n "$SIPTLS_PORT" ] || SIPTLS_PORT=$(free_port $((KAM_PORT + 1)))
 
 [ -x "$bin" ] || { echo "no $bin: build first (cmake -S . -B build && cmake --build build)"; exit 2; }
 pki=$build/pki
@@ -162,6 +167,16 @@ start_kamailio() {
     kam_wrap=$!
     PERF_STARTED+=("$kam_wrap")
     if ! wait_port "$KAM_PORT" 15 || ! kam_pid=$(perf_child "$kam_wrap" 5); then
+        if [ "${1:-}" != retry ] && grep -q "Address already in use" "$work/kamailio.log"; then
+            # Taken since we looked: once more on another port.
+            stop_kamailio
+            local old=$KAM_PORT
+            KAM_PORT=$(free_port $((KAM_PORT + 2)))
+            sed -i "s/^listen=tls:127.0.0.1:$old\$/listen=tls:127.0.0.1:$KAM_PORT/" "$work/kamailio.cfg"
+            echo "port $old is busy: Kamailio on $KAM_PORT"
+            start_kamailio retry
+            return 0
+        fi
         echo "kamailio did not start:"
         tail -20 "$work/kamailio.log"
         have_kam=0

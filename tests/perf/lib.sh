@@ -106,6 +106,16 @@ fmt() {
     awk -v v="$1" 'BEGIN {if (v == "") print "-"; else if (v + 0 >= 100) printf "%.0f\n", v; else if (v + 0 >= 10) printf "%.1f\n", v; else printf "%.2f\n", v}'
 }
 
+# free_port FROM: the first TCP port from FROM up that no socket uses in any
+# state (listening, connected, TIME_WAIT).
+free_port() {
+    local p=$1
+    while ss -Htan "( sport = :$p )" 2> /dev/null | grep -q .; do
+        p=$((p + 1))
+    done
+    echo "$p"
+}
+
 # wait_ready FILE PATTERN SECONDS: wait until FILE has a line matching PATTERN.
 wait_ready() {
     for _ in $(seq 1 $(($3 * 20))); do

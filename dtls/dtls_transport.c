@@ -113,6 +113,7 @@ struct dtls_session {
     uint8_t shutdown_sent;
     uint8_t scratch_ref;
     uint8_t undrained;       /* the last read stopped before WANT_READ: wolfSSL may hold records of an older datagram */
+    uint32_t hs_dg_len;      /* length of the datagram that completed the handshake (0: unknown) */
     struct sockaddr_storage local; /* inbound on a wildcard listener: our address */
     /* RFC 6347 §4.2.8: a new handshake from the address of this session;
      * it replaces this one only when it completes. */
@@ -564,6 +565,7 @@ static void handshake_done(dtls_session *s)
 static void handshake_step(dtls_session *s, const uint8_t *dg, size_t len)
 {
     siptls__flow *f = s->f;
+    s->hs_dg_len = dg != NULL && len < (size_t)PLAIN_CAP ? (uint32_t)len : 0;
     s->io.rx = dg;
     s->io.rx_len = len;
     s->io.oversize = 0;
@@ -650,7 +652,14 @@ static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
     int cap = PLAIN_CAP;
     if (dg != NULL && !s->undrained && len > 0 && len < (size_t)PLAIN_CAP) {
         cap = (int)len;
+    } else if (dg == NULL && !s->undrained && s->hs_dg_len > 0) {
+        /* Right after the handshake: what wolfSSL holds came in the
+         * datagram that held the Finished, so no record is larger. A
+         * PLAIN_CAP read here left every idle session with a 64 KiB
+         * wolfSSL input buffer until its next datagram. */
+        cap = (int)s->hs_dg_len;
     }
+    s->hs_dg_len = 0;
     s->io.rx = dg;
     s->io.rx_len = len;
     s->io.oversize = 0;

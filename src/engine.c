@@ -421,16 +421,6 @@ static void listener_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     leave(e);
 }
 
-void siptls__listener_want(siptls__listener *l, int on)
-{
-    ev_io *w = l->watcher;
-    if (on && !ev_is_active(w)) {
-        ev_io_start(l->engine->loop, w);
-    } else if (!on && ev_is_active(w)) {
-        ev_io_stop(l->engine->loop, w);
-    }
-}
-
 /* ------------------------------------------------------------------------ */
 /* timers                                                                   */
 /* ------------------------------------------------------------------------ */

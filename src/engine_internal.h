@@ -200,8 +200,6 @@ siptls__flow *siptls__flow_by_addr(siptls_engine *e, siptls_transport t,
 /** Give an outbound flow the socket its transport created in connect()
  *  and set the interest mask. */
 void siptls__flow_attach_fd(siptls__flow *f, int fd, int mask);
-/** Listener readiness on/off (DTLS may pause reading). */
-void siptls__listener_want(siptls__listener *l, int on);
 
 /** Same peer: family, port and address (not padding, not IPv6 flow info). */
 int siptls__addr_equal(const struct sockaddr *a, const struct sockaddr *b);

@@ -692,6 +692,11 @@ static void test_resumption(void **state)
     assert_int_equal(s.handshakes_resumed, 1);
 }
 
+static int srv_up_n(void *arg)
+{
+    return E->srec.ups >= *(unsigned *)arg;
+}
+
 static int close_n_client(void *arg)
 {
     (void)arg;
@@ -786,6 +791,82 @@ static void test_max_connections(void **state)
     close_everything();
 }
 
+/* More flows than the tables' first size: they grow (rehash) with flows
+ * live, and every id and address still looks up. */
+static void test_table_growth(void **state)
+{
+    (void)state;
+    const unsigned n = 300;
+    E->ccfg.tls_max_connections = 4096;
+    start();
+    const char *uri = tu_uri(E->server, 0, "tls", "127.0.0.1");
+    siptls_flow_id ids[300];
+    for (unsigned i = 0; i < n; i++) {
+        assert_int_equal(siptls_open(E->client, uri, &ids[i]), SIPTLS_OK);
+    }
+    tu_run_pred(E->loop, flow_up_n, (void *)&n, 30, "300 flows up");
+    siptls_stats s;
+    siptls_engine_stats(E->server, &s);
+    assert_int_equal(s.flows_open, n);
+    for (unsigned i = 0; i < n; i++) {
+        siptls_flow_info info;
+        assert_int_equal(siptls_flow_get_info(E->client, ids[i], &info), SIPTLS_OK);
+        siptls_flow_id back = 0;
+        assert_int_equal(siptls_flow_lookup(E->client, SIPTLS_TRANSPORT_TLS,
+                                            (struct sockaddr *)&info.remote, sizeof(info.remote), &back),
+                         SIPTLS_OK);
+        assert_int_equal(siptls_flow_lookup(E->server, SIPTLS_TRANSPORT_TLS,
+                                            (struct sockaddr *)&info.local, sizeof(info.local), &back),
+                         SIPTLS_OK);
+        assert_int_equal(siptls_close(E->client, ids[i]), SIPTLS_OK);
+    }
+    tu_run_pred(E->loop, all_closed, NULL, 10, "300 flows closed");
+}
+
+/* A message started and then stalled: tls_max_msg_time closes the flow
+ * from the timer even when no more bytes (no more chunks) come. */
+static void test_msg_time_limit(void **state)
+{
+    (void)state;
+    E->scfg.tls_max_msg_time = 1;
+    start();
+    raw_job j = {.port = siptls_listener_port(E->server, 0), .parts = 2, .pause_s = 2.5, .msg_len = 1000};
+    run_job(&j, 10);
+    tu_run_pred(E->loop, all_closed, NULL, 5, "stalled message closed");
+    assert_int_equal(E->srec.closes, 1);
+    assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_FRAME_TIMEOUT);
+    assert_int_equal(E->srec.n_msgs, 0);
+    siptls_stats s;
+    siptls_engine_stats(E->server, &s);
+    assert_int_equal(s.drop_msg_timeout, 1);
+}
+
+/* Closing a flow whose peer does not read: queued messages cannot go out,
+ * the graceful close gives up after tls_send_timeout. */
+static void test_close_while_blocked(void **state)
+{
+    (void)state;
+    E->scfg.tls_send_timeout = 400;
+    E->scfg.tls_async_max_postponed_chunks = 64;
+    start();
+    raw_job j = {.port = siptls_listener_port(E->server, 0), .stop_reading = 1, .hold_s = 1.5};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, raw_thread, &j), 0);
+    unsigned one = 1;
+    tu_run_pred(E->loop, srv_up_n, &one, 5, "server flow up");
+    siptls_flow_id f = E->srec.up_ids[0];
+    uint8_t *m = tu_make_request(60000, 3, "TLS");
+    while (siptls_send(E->server, f, m, 60000) == SIPTLS_OK) {
+        tu_run_for(E->loop, 0.001);
+    }
+    free(m);
+    assert_int_equal(siptls_close(E->server, f), SIPTLS_OK);
+    tu_run_pred(E->loop, all_closed, NULL, 5, "blocked flow closed");
+    assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_CLOSED_LOCAL);
+    tu_run_pred(E->loop, job_done, &j, 10, "raw client finished");
+    pthread_join(th, NULL);
+}
+
 static void copy_file(const char *from, const char *to)
 {
     FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
@@ -867,6 +948,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_api_edges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_msg_time_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_while_blocked, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (getenv("SIPTLS_TEST_FILTER") != NULL) {

@@ -20,25 +20,27 @@ fails=0 passes=0
 ok() { passes=$((passes + 1)); echo "ok   $1"; }
 bad() { fails=$((fails + 1)); echo "FAIL $1"; }
 
-# serve on an ephemeral port; the port is read back from its banner
+# serve on an ephemeral port; the port is read back from its banner into
+# $served_port. Called in this shell (not in $(...)), so that its pid lands
+# in pids and the EXIT trap stops it.
 start_serve() { # listen-uri tag
     timeout 120 "$bin" serve --listen "$1" --cert "$pki/server.pem" --key "$pki/server.key" \
         > "$work/serve-$2.out" 2> "$work/serve-$2.err" &
     pids+=($!)
-    local port=
+    served_port=
     for _ in $(seq 1 100); do
-        port=$(sed -n 's/.*ready on dtls:.* port \([0-9]*\).*/\1/p' "$work/serve-$2.out" | head -n1)
-        [ -n "$port" ] && break
+        served_port=$(sed -n 's/.*ready on dtls:.* port \([0-9]*\).*/\1/p' "$work/serve-$2.out" | head -n1)
+        [ -n "$served_port" ] && break
         sleep 0.05
     done
-    echo "$port"
 }
 
 options() {
     printf 'OPTIONS sip:localhost SIP/2.0\r\nVia: SIP/2.0/DTLS 127.0.0.1;branch=z9hG4bK%s\r\nMax-Forwards: 70\r\nFrom: <sip:i@127.0.0.1>;tag=1\r\nTo: <sip:localhost>\r\nCall-ID: %s@interop\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' "$1" "$1"
 }
 
-port=$(start_serve dtls:127.0.0.1:0 v4)
+start_serve dtls:127.0.0.1:0 v4
+port=$served_port
 [ -n "$port" ] || { echo "serve did not start"; cat "$work/serve-v4.err"; exit 1; }
 
 out=$( (options v4; sleep 1) | timeout 10 openssl s_client -dtls1_2 -connect "127.0.0.1:$port" \
@@ -60,7 +62,8 @@ echo "$out" | grep -q "SIP/2.0 200 OK" && ok "openssl s_client -dtls1_2 -mtu 256
 
 # IPv6, when the host has ::1
 if python3 -c 'import socket; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("::1",0))' 2> /dev/null; then
-    port6=$(start_serve 'dtls:[::1]:0' v6)
+    start_serve 'dtls:[::1]:0' v6
+    port6=$served_port
     if [ -n "$port6" ]; then
         out=$( (options v6; sleep 1) | timeout 10 openssl s_client -dtls1_2 -connect "[::1]:$port6" \
             -CAfile "$pki/ca.pem" -verify_return_error -quiet -no_ign_eof 2>&1)

@@ -1131,6 +1131,10 @@ static void session_datagram(dtls_session *s, const uint8_t *dg, size_t len,
         return;
     }
     switch (f->phase) {
+    case SIPTLS__PHASE_CONNECTING:
+        siptls__flow_handshake_begin(f); /* the peer answered */
+        handshake_step(s, dg, len);
+        return;
     case SIPTLS__PHASE_HANDSHAKE:
         handshake_step(s, dg, len);
         return;
@@ -1490,9 +1494,9 @@ static int dtls_connect(siptls__flow *f)
     }
     f->local_len = sizeof(f->local);
     getsockname(fd, (struct sockaddr *)&f->local, &f->local_len);
-    f->phase = SIPTLS__PHASE_HANDSHAKE;
-    f->phase_since_ms = siptls__engine_now(e);
-    /* The first flight (ClientHello) goes out now; a failure here is
+    /* The flow stays CONNECTING (tls_connect_timeout) until the first
+     * datagram from the peer: an address that never answers is left for
+     * the next one the name resolved to. The first flight (ClientHello) goes out now; a failure here is
      * returned, not reported through a callback. */
     int ret = wolfSSL_connect(ssl);
     int st = map_error(e, ssl, &s->io, ret, 1);
@@ -1516,7 +1520,7 @@ static void dtls_io_ready(siptls__flow *f, int revents)
             if (errno == EINTR) {
                 continue;
             }
-            if (errno == ECONNREFUSED && f->phase == SIPTLS__PHASE_HANDSHAKE) {
+            if (errno == ECONNREFUSED && f->phase <= SIPTLS__PHASE_HANDSHAKE) {
                 /* ICMP port unreachable: nobody listens there. */
                 char text[64];
                 addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
@@ -1654,7 +1658,7 @@ static int dtls_next_timeout(siptls__flow *f, uint64_t *deadline_ms)
         return 0;
     }
     uint64_t best = 0;
-    uint64_t cand[4] = {f->phase == SIPTLS__PHASE_HANDSHAKE ? s->retx_ms : 0, s->write_retry_ms,
+    uint64_t cand[4] = {f->phase <= SIPTLS__PHASE_HANDSHAKE ? s->retx_ms : 0, s->write_retry_ms,
                         s->next != NULL ? s->next_retx_ms : 0, 0};
     if (s->next != NULL) {
         cand[3] = s->next_since_ms + siptls__engine_config(f->engine)->dtls_handshake_timeout;
@@ -1687,7 +1691,7 @@ static void dtls_on_timeout(siptls__flow *f)
                                   : 0;
         }
     }
-    if (f->phase == SIPTLS__PHASE_HANDSHAKE && s->retx_ms != 0 && now >= s->retx_ms) {
+    if (f->phase <= SIPTLS__PHASE_HANDSHAKE && s->retx_ms != 0 && now >= s->retx_ms) {
         /* RFC 6347 §4.2.4: the retransmission timer expired: send the
          * last flight again (wolfSSL doubles its timer each time). */
         if (wolfSSL_dtls_got_timeout(s->ssl) != WOLFSSL_SUCCESS) {

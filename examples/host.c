@@ -25,6 +25,18 @@ static void on_message(siptls_engine *e, siptls_flow_id flow, const siptls_msg *
     siptls_send(e, flow, (const uint8_t *)ok, sizeof(ok) - 1); /* reply on the same flow */
 }
 
+/* A host program must end when its request cannot be delivered: an
+ * outbound flow that closes (refused, unverifiable, timed out) stops it. */
+static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state state, int reason,
+                    void *user)
+{
+    (void)flow, (void)user;
+    if (state == SIPTLS_FLOW_CLOSED && !answered) {
+        fprintf(stderr, "flow closed: %s\n", siptls_strerror(reason));
+        ev_break(siptls_engine_loop(e), EVBREAK_ALL);
+    }
+}
+
 int main(void)
 {
     struct ev_loop *loop = ev_default_loop(0);
@@ -37,7 +49,7 @@ int main(void)
     siptls_config_set(&cfg, "certificate", "host-cert.pem", NULL);
     siptls_config_set(&cfg, "private_key", "host-key.pem", NULL);
     siptls_config_set(&cfg, "ca_list", "[client:default]host-cert.pem", NULL); /* trust it */
-    siptls_callbacks cb = {.on_message = on_message};
+    siptls_callbacks cb = {.on_message = on_message, .on_flow = on_flow};
     siptls_engine *e;
     if (siptls_engine_new(&e, loop, &cfg, &cb, NULL) != SIPTLS_OK ||
         siptls_listen(e, "tls:127.0.0.1:0") < 0) {
@@ -49,8 +61,12 @@ int main(void)
                      "Via: SIP/2.0/TLS host.invalid;branch=z9hG4bK1\r\nMax-Forwards: 70\r\n"
                      "From: <sip:a@host.invalid>;tag=1\r\nTo: <sip:b@host.invalid>\r\n"
                      "Call-ID: 1@host.invalid\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
-    siptls_send_to(e, uri, (const uint8_t *)req, (size_t)n, NULL); /* opens, verifies, sends */
-    ev_run(loop, 0);
+    int st = siptls_send_to(e, uri, (const uint8_t *)req, (size_t)n, NULL); /* opens, verifies, sends */
+    if (st == SIPTLS_OK) {
+        ev_run(loop, 0);
+    } else {
+        fprintf(stderr, "send_to %s: %s\n", uri, siptls_strerror(st));
+    }
     siptls_engine_free(e);
     siptls_config_cleanup(&cfg);
     free(cert), free(key);

@@ -41,6 +41,7 @@ struct siptls_engine {
     ev_prepare prepare;            /* runs queued work posted outside callbacks */
     int depth;                     /* > 0 while we are inside a libev callback */
     int freeing;
+    int host_call;                 /* > 0 while a host call writes a queue out */
     siptls_stats stats;
 };
 
@@ -203,6 +204,24 @@ static int table_grow(siptls_engine *e)
     return SIPTLS_OK;
 }
 
+static void addr_link(siptls_engine *e, siptls__flow *f)
+{
+    size_t ba = siptls__addr_hash((struct sockaddr *)&f->remote) & (e->n_buckets - 1);
+    f->addr_next = e->by_addr[ba];
+    e->by_addr[ba] = f;
+}
+
+static void addr_unlink(siptls_engine *e, siptls__flow *f)
+{
+    size_t ba = siptls__addr_hash((struct sockaddr *)&f->remote) & (e->n_buckets - 1);
+    for (siptls__flow **pp = &e->by_addr[ba]; *pp != NULL; pp = &(*pp)->addr_next) {
+        if (*pp == f) {
+            *pp = f->addr_next;
+            return;
+        }
+    }
+}
+
 static int table_insert(siptls_engine *e, siptls__flow *f)
 {
     if (e->n_flows + 1 > e->n_buckets) {
@@ -214,9 +233,7 @@ static int table_insert(siptls_engine *e, siptls__flow *f)
     size_t bi = (size_t)mix64(f->id) & (e->n_buckets - 1);
     f->id_next = e->by_id[bi];
     e->by_id[bi] = f;
-    size_t ba = siptls__addr_hash((struct sockaddr *)&f->remote) & (e->n_buckets - 1);
-    f->addr_next = e->by_addr[ba];
-    e->by_addr[ba] = f;
+    addr_link(e, f);
     f->all_prev = NULL;
     f->all_next = e->all;
     if (e->all != NULL) {
@@ -236,13 +253,7 @@ static void table_remove(siptls_engine *e, siptls__flow *f)
             break;
         }
     }
-    size_t ba = siptls__addr_hash((struct sockaddr *)&f->remote) & (e->n_buckets - 1);
-    for (siptls__flow **pp = &e->by_addr[ba]; *pp != NULL; pp = &(*pp)->addr_next) {
-        if (*pp == f) {
-            *pp = f->addr_next;
-            break;
-        }
-    }
+    addr_unlink(e, f);
     if (f->all_prev != NULL) {
         f->all_prev->all_next = f->all_next;
     } else {
@@ -272,7 +283,7 @@ static siptls__flow *flow_by_id(siptls_engine *e, siptls_flow_id id)
 static siptls__flow *live_flow(siptls_engine *e, siptls_flow_id id)
 {
     siptls__flow *f = flow_by_id(e, id);
-    if (f == NULL || f->phase >= SIPTLS__PHASE_CLOSING || f->close_requested) {
+    if (f == NULL || f->phase >= SIPTLS__PHASE_CLOSING || f->close_requested || f->pending_fail) {
         return NULL;
     }
     return f;
@@ -349,6 +360,8 @@ static void schedule_flush(siptls__flow *f)
 }
 
 static void finalize(siptls__flow *f);
+static int next_address(siptls__flow *f, int *reason);
+static void warn_summary(siptls__flow *f);
 
 static void flush_pending(siptls_engine *e)
 {
@@ -358,6 +371,12 @@ static void flush_pending(siptls_engine *e)
         f->in_flush_list = 0;
         f->flush_next = NULL;
         if (f->phase == SIPTLS__PHASE_CLOSED) {
+            continue;
+        }
+        if (f->pending_fail != 0) {
+            int reason = f->pending_fail;
+            f->pending_fail = 0;
+            siptls__flow_fail(f, reason, 0);
             continue;
         }
         if (f->close_requested && f->phase < SIPTLS__PHASE_CLOSING) {
@@ -522,7 +541,7 @@ void siptls__flow_rearm(siptls__flow *f)
 static void send_ping(siptls__flow *f, uint64_t now)
 {
     static const uint8_t ping[] = "\r\n\r\n";
-    if (siptls__flow_queue(f, ping, 4, 1) == SIPTLS_OK) {
+    if (siptls__flow_queue(f, ping, 4) == SIPTLS_OK) {
         f->engine->stats.pings_out++;
         f->ping_sent_ms = now;
         schedule_flush(f);
@@ -753,6 +772,7 @@ static void flow_free(siptls__flow *f)
         siptls_dgram_framer_free(f->framer.dgram);
     }
     free(f->sip_domain);
+    free(f->alts);
     free(f->io_watcher);
     free(f->timer);
     free(f);
@@ -818,6 +838,7 @@ static void finalize(siptls__flow *f)
         return;
     }
     int reason = f->reason ? f->reason : SIPTLS_ERR_CLOSED_LOCAL;
+    warn_summary(f);
     count_close(e, f, reason);
     f->phase = SIPTLS__PHASE_CLOSED;
     table_remove(e, f);
@@ -852,6 +873,21 @@ static void finalize(siptls__flow *f)
 
 void siptls__flow_fail(siptls__flow *f, int reason, int graceful)
 {
+    siptls_engine *e = f->engine;
+    if (e->host_call && f->phase < SIPTLS__PHASE_CLOSING) {
+        /* Found while a host call wrote out the queue (siptls_send): no
+         * callback may run inside that call, so the flow closes from the
+         * loop (flush_pending), and looks gone until then. */
+        if (f->pending_fail == 0) {
+            f->pending_fail = reason;
+        }
+        schedule_flush(f);
+        return;
+    }
+    if (f->phase == SIPTLS__PHASE_CONNECTING && f->outbound && !f->close_requested &&
+        !e->freeing && next_address(f, &reason)) {
+        return;
+    }
     if (f->phase >= SIPTLS__PHASE_CLOSING) {
         if (f->phase == SIPTLS__PHASE_CLOSING && !graceful) {
             finalize(f);
@@ -875,6 +911,65 @@ void siptls__flow_fail(siptls__flow *f, int reason, int graceful)
         return;
     }
     finalize(f);
+}
+
+void siptls__flow_handshake_begin(siptls__flow *f)
+{
+    f->phase = SIPTLS__PHASE_HANDSHAKE;
+    f->phase_since_ms = siptls__engine_now(f->engine);
+    f->timer_due_ms = 0; /* the deadline moves: reset the timer outright */
+    siptls__flow_rearm(f);
+}
+
+/* How long repeats of one warning are counted instead of logged. */
+#define WARN_WINDOW_MS 10000
+
+static void warn_summary(siptls__flow *f)
+{
+    if (f->warn_suppressed != 0) {
+        siptls__log(f->engine, SIPTLS_LOG_WARN,
+                    "%s flow %llu: %u more warnings like the last one (%s) in %llu s",
+                    f->ops->name, (unsigned long long)f->id, f->warn_suppressed,
+                    siptls_strerror(f->warn_cause),
+                    (unsigned long long)((siptls__engine_now(f->engine) - f->warn_since_ms) / 1000));
+        f->warn_suppressed = 0;
+    }
+}
+
+void siptls__flow_warn(siptls__flow *f, int cause, const char *fmt, ...)
+{
+    siptls_engine *e = f->engine;
+    uint64_t now = siptls__engine_now(e);
+    if (f->warn_cause == cause && f->warn_since_ms != 0 && now - f->warn_since_ms < WARN_WINDOW_MS) {
+        f->warn_suppressed++;
+        return;
+    }
+    warn_summary(f);
+    f->warn_cause = cause;
+    f->warn_since_ms = now != 0 ? now : 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(e, SIPTLS_LOG_WARN, fmt, ap);
+    va_end(ap);
+}
+
+void siptls__log_limited(siptls_engine *e, siptls__ratelog *slot, const char *fmt, ...)
+{
+    uint64_t now = siptls__engine_now(e);
+    if (slot->since_ms != 0 && now - slot->since_ms < WARN_WINDOW_MS) {
+        slot->suppressed++;
+        return;
+    }
+    if (slot->suppressed != 0) {
+        siptls__log(e, SIPTLS_LOG_WARN, "%u more warnings like the next one in %llu s",
+                    slot->suppressed, (unsigned long long)((now - slot->since_ms) / 1000));
+    }
+    slot->suppressed = 0;
+    slot->since_ms = now != 0 ? now : 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(e, SIPTLS_LOG_WARN, fmt, ap);
+    va_end(ap);
 }
 
 void siptls__flow_up(siptls__flow *f)
@@ -940,7 +1035,7 @@ int siptls__flow_deliver(siptls__flow *f, const siptls_frame_event *ev)
          * CRLF (a "pong")". tls_crlf_pingpong=0 turns it off, as in OpenSIPS. */
         if (e->cfg.tls_crlf_pingpong) {
             static const uint8_t pong[] = "\r\n";
-            if (siptls__flow_queue(f, pong, 2, 1) == SIPTLS_OK) {
+            if (siptls__flow_queue(f, pong, 2) == SIPTLS_OK) {
                 e->stats.pongs_out++;
                 schedule_flush(f);
             }
@@ -963,14 +1058,8 @@ int siptls__flow_deliver(siptls__flow *f, const siptls_frame_event *ev)
     return (f->phase == SIPTLS__PHASE_UP && !f->close_requested) ? 0 : -1;
 }
 
-int siptls__flow_queue(siptls__flow *f, const uint8_t *buf, size_t len, int force)
+int siptls__flow_queue(siptls__flow *f, const uint8_t *buf, size_t len)
 {
-    const siptls_config *c = &f->engine->cfg;
-    if (!force && (f->q_count >= c->tls_async_max_postponed_chunks ||
-                   f->q_bytes + len > c->tls_async_max_queued_bytes)) {
-        f->engine->stats.drop_queue_full++;
-        return SIPTLS_ERR_QUEUE_FULL;
-    }
     siptls__qmsg *m = malloc(sizeof(*m) + len);
     if (m == NULL) {
         return SIPTLS_ERR_NOMEM;
@@ -1214,53 +1303,81 @@ void siptls_engine_free(siptls_engine *e)
     free(e);
 }
 
-/* Resolve a URI host to one address (numeric without any lookup; names
- * through the system resolver, which may block: see docs/api.md). */
-static int resolve(const siptls_uri *u, int passive, struct sockaddr_storage *ss, socklen_t *len)
+/* The address of a numeric host or wildcard, without any lookup. Returns
+ * 1 when `u` is numeric (ss filled), 0 when it is a name. */
+static int numeric_addr(const siptls_uri *u, struct sockaddr_storage *ss, socklen_t *len)
 {
     memset(ss, 0, sizeof(*ss));
-    if (u->host_kind == SIPTLS_HOST_ANY) {
+    if (u->host_kind == SIPTLS_HOST_ANY || u->host_kind == SIPTLS_HOST_IPV6) {
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
         in6->sin6_family = AF_INET6;
-        in6->sin6_addr = in6addr_any;
         in6->sin6_port = htons(u->port);
+        if (u->host_kind == SIPTLS_HOST_ANY) {
+            in6->sin6_addr = in6addr_any;
+        } else if (inet_pton(AF_INET6, u->host, &in6->sin6_addr) != 1) {
+            return -1;
+        }
         *len = sizeof(*in6);
-        return SIPTLS_OK;
+        return 1;
     }
     if (u->host_kind == SIPTLS_HOST_IPV4) {
         struct sockaddr_in *in = (struct sockaddr_in *)ss;
         in->sin_family = AF_INET;
         in->sin_port = htons(u->port);
         if (inet_pton(AF_INET, u->host, &in->sin_addr) != 1) {
-            return SIPTLS_ERR_URI_ADDR;
+            return -1;
         }
         *len = sizeof(*in);
-        return SIPTLS_OK;
+        return 1;
     }
-    if (u->host_kind == SIPTLS_HOST_IPV6) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(u->port);
-        if (inet_pton(AF_INET6, u->host, &in6->sin6_addr) != 1) {
-            return SIPTLS_ERR_URI_ADDR;
-        }
-        *len = sizeof(*in6);
-        return SIPTLS_OK;
+    return 0;
+}
+
+/* Resolve a URI host to at most `max` addresses, in the resolver's order
+ * (RFC 6724 through getaddrinfo), without duplicates. Numeric hosts need
+ * no lookup; names go through the system resolver, which may block (see
+ * docs/api.md). Returns the number of addresses (>= 1) or a status; a
+ * resolver failure is logged with the resolver's own message. */
+static int resolve_all(siptls_engine *e, const siptls_uri *u, int passive, siptls__addr *out,
+                       int max)
+{
+    int num = numeric_addr(u, &out[0].ss, &out[0].len);
+    if (num != 0) {
+        return num > 0 ? 1 : SIPTLS_ERR_URI_ADDR;
     }
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = u->transport == SIPTLS_TRANSPORT_TLS ? SOCK_STREAM : SOCK_DGRAM;
-    hints.ai_flags = passive ? AI_PASSIVE : AI_ADDRCONFIG;
+    hints.ai_flags = passive ? AI_PASSIVE : 0;
     char port[8];
     snprintf(port, sizeof(port), "%u", u->port);
-    if (getaddrinfo(u->host, port, &hints, &res) != 0 || res == NULL) {
+    int rc = getaddrinfo(u->host, port, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        siptls__log(e, SIPTLS_LOG_WARN, "cannot resolve '%s': %s", u->host,
+                    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
         return SIPTLS_ERR_RESOLVE;
     }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
+    int n = 0;
+    for (const struct addrinfo *ai = res; ai != NULL && n < max; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            ai->ai_addrlen > sizeof(out[n].ss)) {
+            continue;
+        }
+        int dup = 0;
+        for (int k = 0; k < n && !dup; k++) {
+            dup = siptls__addr_equal((struct sockaddr *)&out[k].ss, ai->ai_addr);
+        }
+        if (dup) {
+            continue;
+        }
+        memset(&out[n].ss, 0, sizeof(out[n].ss));
+        memcpy(&out[n].ss, ai->ai_addr, ai->ai_addrlen);
+        out[n].len = ai->ai_addrlen;
+        n++;
+    }
     freeaddrinfo(res);
-    return SIPTLS_OK;
+    return n > 0 ? n : SIPTLS_ERR_RESOLVE;
 }
 
 static int parse_uri(const siptls_engine *e, const char *text, int allow0, siptls_uri *u)
@@ -1304,13 +1421,21 @@ int siptls_listen(siptls_engine *e, const char *text)
     l->fd = -1;
     l->index = e->n_listeners;
     l->watcher = w;
-    st = resolve(&u, 1, &l->addr, &l->addrlen);
-    if (st == SIPTLS_OK) {
+    siptls__addr bound;
+    st = resolve_all(e, &u, 1, &bound, 1);
+    if (st >= 0) {
+        memcpy(&l->addr, &bound.ss, sizeof(l->addr));
+        l->addrlen = bound.len;
+        errno = 0;
         st = l->ops->listen(e, l);
+        if (st != SIPTLS_OK) {
+            siptls__log(e, SIPTLS_LOG_ERR, "listen '%s': %s (%s)", text, siptls_strerror(st),
+                        errno != 0 ? strerror(errno) : "no detail");
+        }
+    } else {
+        siptls__log(e, SIPTLS_LOG_ERR, "listen '%s': %s", text, siptls_strerror(st));
     }
     if (st != SIPTLS_OK) {
-        siptls__log(e, SIPTLS_LOG_ERR, "listen '%s': %s (%s)", text, siptls_strerror(st),
-                    strerror(errno));
         free(l);
         free(w);
         return st;
@@ -1342,6 +1467,13 @@ int siptls_listener_count(const siptls_engine *e)
     return e ? e->n_listeners : 0;
 }
 
+static int queue_full(const siptls__flow *f, size_t len)
+{
+    const siptls_config *c = &f->engine->cfg;
+    return f->q_count >= c->tls_async_max_postponed_chunks ||
+           f->q_bytes + len > c->tls_async_max_queued_bytes;
+}
+
 int siptls_send(siptls_engine *e, siptls_flow_id id, const uint8_t *buf, size_t len)
 {
     if (e == NULL) {
@@ -1354,11 +1486,26 @@ int siptls_send(siptls_engine *e, siptls_flow_id id, const uint8_t *buf, size_t 
     if (buf == NULL || len == 0 || len > e->cfg.max_msg_size) {
         return SIPTLS_ERR_INVAL;
     }
-    int st = siptls__flow_queue(f, buf, len, 0);
+    if (queue_full(f, len) && f->phase == SIPTLS__PHASE_UP && f->send_blocked_since == 0) {
+        /* The queue limits bound what waits for a socket that does not
+         * take it, not what one wakeup produces (500 requests pipelined
+         * on one trunk connection get 500 answers): write the queue out
+         * now and look again. A failure found here closes the flow from
+         * the loop, never inside this call. */
+        e->host_call++;
+        f->ops->flush(f);
+        e->host_call--;
+        if (f->pending_fail != 0) {
+            return SIPTLS_ERR_GONE;
+        }
+    }
+    int st = queue_full(f, len) ? SIPTLS_ERR_QUEUE_FULL : siptls__flow_queue(f, buf, len);
     if (st != SIPTLS_OK) {
         if (st == SIPTLS_ERR_QUEUE_FULL) {
-            siptls__log(e, SIPTLS_LOG_WARN, "flow %llu: %s (%u messages, %zu bytes queued)",
-                        (unsigned long long)id, siptls_strerror(st), f->q_count, f->q_bytes);
+            e->stats.drop_queue_full++;
+            siptls__flow_warn(f, st, "%s flow %llu: %s (%u messages, %zu bytes waiting to be written)",
+                              f->ops->name, (unsigned long long)id, siptls_strerror(st), f->q_count,
+                              f->q_bytes);
         }
         return st;
     }
@@ -1370,57 +1517,119 @@ int siptls_send(siptls_engine *e, siptls_flow_id id, const uint8_t *buf, size_t 
     return SIPTLS_OK;
 }
 
-static int open_flow(siptls_engine *e, const char *text, int reuse, siptls__flow **out)
+/* An open flow to `host` at `addr` that a new send may use: an outbound
+ * flow verified for the same SIP domain (or opened to the same IP
+ * literal), or, for an IP-literal target, also a flow that peer opened to
+ * us, as RFC 3261 §18 reuses connections. */
+static siptls__flow *reusable_flow(siptls_engine *e, siptls_transport t, const char *host,
+                                   int literal, const struct sockaddr *addr)
 {
-    siptls_uri u;
-    int st = parse_uri(e, text, 0, &u);
-    if (st != SIPTLS_OK) {
-        return st;
+    size_t ba = siptls__addr_hash(addr) & (e->n_buckets - 1);
+    for (siptls__flow *f = e->by_addr[ba]; f != NULL; f = f->addr_next) {
+        if (f->ops->kind != t || f->phase >= SIPTLS__PHASE_CLOSING || f->close_requested ||
+            f->pending_fail || !siptls__addr_equal((struct sockaddr *)&f->remote, addr)) {
+            continue;
+        }
+        if ((f->outbound && f->sip_domain != NULL && strcasecmp(f->sip_domain, host) == 0) ||
+            (literal && !f->outbound)) {
+            return f;
+        }
     }
-    if (u.host_kind == SIPTLS_HOST_ANY) {
-        return SIPTLS_ERR_URI_ADDR;
+    return NULL;
+}
+
+/* Start (or restart) the flow's connection at its current f->remote. */
+static int flow_connect(siptls__flow *f)
+{
+    f->phase = SIPTLS__PHASE_CONNECTING;
+    f->phase_since_ms = siptls__engine_now(f->engine);
+    f->local_len = 0;
+    f->want_mask = 0;
+    return f->ops->connect(f);
+}
+
+/* RFC 3263 §4.3: a client that cannot reach one address of a name goes
+ * on with the next ("If a failure occurs, the client SHOULD create a new
+ * request ... to the next element"). The flow has not heard from its
+ * current address (refused, unreachable, connect timeout): drop what the
+ * transport made for it and connect to the next one, keeping the flow id.
+ * Returns 1 when an attempt is under way; 0 when every address failed
+ * (*reason then holds the last error). */
+static int next_address(siptls__flow *f, int *reason)
+{
+    siptls_engine *e = f->engine;
+    while (f->alt_next < f->n_alts) {
+        const siptls__addr *a = &f->alts[f->alt_next++];
+        char was[64], next[64];
+        siptls__addr_text((struct sockaddr *)&f->remote, was, sizeof(was));
+        siptls__addr_text((const struct sockaddr *)&a->ss, next, sizeof(next));
+        siptls__log(e, SIPTLS_LOG_INFO, "%s flow %llu to %s: %s: %s; trying %s", f->ops->name,
+                    (unsigned long long)f->id, f->sip_domain ? f->sip_domain : "?", was,
+                    siptls_strerror(*reason), next);
+        if (f->io_watcher != NULL) {
+            ev_io_stop(e->loop, f->io_watcher); /* before its fd is closed */
+        }
+        f->ops->free(f);
+        f->fd = -1;
+        addr_unlink(e, f);
+        memcpy(&f->remote, &a->ss, sizeof(f->remote));
+        f->remote_len = a->len;
+        addr_link(e, f);
+        int st = flow_connect(f);
+        if (st == SIPTLS_OK) {
+            f->timer_due_ms = 0;
+            siptls__flow_rearm(f);
+            return 1;
+        }
+        *reason = st;
     }
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    st = resolve(&u, 0, &ss, &sl);
-    if (st != SIPTLS_OK) {
-        siptls__log(e, SIPTLS_LOG_WARN, "send to '%s': %s", text, siptls_strerror(st));
-        return st;
+    return 0;
+}
+
+#define MAX_ADDRS 8
+
+int siptls__open_addrs(siptls_engine *e, siptls_transport t, const char *host, int literal,
+                       const siptls__addr *addrs, int n, int reuse, siptls__flow **out)
+{
+    if (n < 1) {
+        return SIPTLS_ERR_RESOLVE;
     }
-    int literal = u.host_kind != SIPTLS_HOST_NAME;
-    /* Reuse: an outbound flow verified for the same SIP domain, or (for an
-     * IP-literal target) any flow with that peer, as RFC 3261 §18 reuses
-     * connections. */
-    if (reuse && e->n_buckets != 0) {
-        size_t ba = siptls__addr_hash((struct sockaddr *)&ss) & (e->n_buckets - 1);
-        for (siptls__flow *f = e->by_addr[ba]; f != NULL; f = f->addr_next) {
-            if (f->ops->kind != u.transport || f->phase >= SIPTLS__PHASE_CLOSING || f->close_requested ||
-                !siptls__addr_equal((struct sockaddr *)&f->remote, (struct sockaddr *)&ss)) {
-                continue;
-            }
-            if ((f->outbound && f->sip_domain != NULL && strcasecmp(f->sip_domain, u.host) == 0) ||
-                (literal && !f->outbound)) {
+    if (n > MAX_ADDRS) {
+        n = MAX_ADDRS;
+    }
+    if (reuse) {
+        for (int i = 0; i < n; i++) {
+            siptls__flow *f = reusable_flow(e, t, host, literal, (struct sockaddr *)&addrs[i].ss);
+            if (f != NULL) {
                 *out = f;
                 return SIPTLS_OK;
             }
         }
     }
-    const siptls__transport_ops *ops = ops_for(u.transport);
-    if (siptls__engine_secctx(e, u.transport) == NULL) {
+    const siptls__transport_ops *ops = ops_for(t);
+    if (siptls__engine_secctx(e, t) == NULL) {
         return SIPTLS_ERR_CERT;
     }
-    siptls__flow *f = flow_alloc(e, ops, -1, (struct sockaddr *)&ss, sl);
+    siptls__flow *f = flow_alloc(e, ops, -1, (struct sockaddr *)&addrs[0].ss, addrs[0].len);
     if (f == NULL) {
         return e->open_by_kind[ops->kind] >= max_flows_of(e, ops->kind) ? SIPTLS_ERR_LIMIT
                                                                          : SIPTLS_ERR_NOMEM;
     }
     f->outbound = 1;
-    f->sip_domain = strdup(u.host);
-    f->phase = SIPTLS__PHASE_CONNECTING;
-    if (f->sip_domain == NULL) {
-        st = SIPTLS_ERR_NOMEM;
-    } else {
-        st = ops->connect(f);
+    f->sip_domain = strdup(host);
+    if (n > 1) {
+        f->alts = malloc(sizeof(*f->alts) * (size_t)(n - 1));
+        if (f->alts != NULL) {
+            memcpy(f->alts, addrs + 1, sizeof(*f->alts) * (size_t)(n - 1));
+            f->n_alts = (uint8_t)(n - 1);
+        }
+    }
+    int st = f->sip_domain == NULL || (n > 1 && f->alts == NULL) ? SIPTLS_ERR_NOMEM : flow_connect(f);
+    if (st != SIPTLS_OK && st != SIPTLS_ERR_NOMEM) {
+        /* This address failed at once (no route, no socket): the next. */
+        if (next_address(f, &st)) {
+            st = SIPTLS_OK;
+        }
     }
     if (st != SIPTLS_OK) {
         /* A call that fails never invokes a callback: unlink quietly. */
@@ -1434,6 +1643,26 @@ static int open_flow(siptls_engine *e, const char *text, int reuse, siptls__flow
     siptls__flow_rearm(f);
     *out = f;
     return SIPTLS_OK;
+}
+
+static int open_flow(siptls_engine *e, const char *text, int reuse, siptls__flow **out)
+{
+    siptls_uri u;
+    int st = parse_uri(e, text, 0, &u);
+    if (st != SIPTLS_OK) {
+        return st;
+    }
+    if (u.host_kind == SIPTLS_HOST_ANY) {
+        return SIPTLS_ERR_URI_ADDR;
+    }
+    siptls__addr addrs[MAX_ADDRS];
+    int n = resolve_all(e, &u, 0, addrs, MAX_ADDRS);
+    if (n < 0) {
+        siptls__log(e, SIPTLS_LOG_WARN, "send to '%s': %s", text, siptls_strerror(n));
+        return n;
+    }
+    return siptls__open_addrs(e, u.transport, u.host, u.host_kind != SIPTLS_HOST_NAME, addrs, n,
+                              reuse, out);
 }
 
 void siptls__flow_attach_fd(siptls__flow *f, int fd, int mask)

@@ -71,6 +71,11 @@ struct siptls__listener {
     void *watcher;                 /**< engine-private (ev_io) */
 };
 
+typedef struct siptls__addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} siptls__addr;
+
 typedef struct siptls__qmsg {
     struct siptls__qmsg *next;
     size_t len;
@@ -99,6 +104,11 @@ struct siptls__flow {
     struct sockaddr_storage local;
     socklen_t local_len;
     char *sip_domain;              /**< outbound: host of the URI (RFC 5922 identity, SNI) */
+    /* outbound: every address the name resolved to, in resolver order;
+     * the flow moves to the next one while it has not heard from the
+     * current one (RFC 3263 §4.3) */
+    struct siptls__addr *alts;
+    uint8_t n_alts, alt_next;
     void *tp;                      /**< transport-private (WOLFSSL etc.) */
     union {
         siptls_stream_framer *stream;
@@ -133,6 +143,11 @@ struct siptls__flow {
     siptls__flow *flush_next;      /**< engine's list of flows with queued work */
     uint8_t in_flush_list;
     uint8_t close_requested;       /**< siptls_close() called: close from the loop */
+    int pending_fail;              /**< a failure seen during a host call: closed from the loop */
+    /* rate-limited warnings (siptls__flow_warn): one cause at a time */
+    int warn_cause;
+    unsigned warn_suppressed;
+    uint64_t warn_since_ms;
     uint64_t phase_since_ms;       /**< when the current phase began */
     uint64_t timer_due_ms;         /**< when the flow timer is set to fire; 0 = stopped */
     void *io_watcher;              /**< engine-private */
@@ -158,6 +173,24 @@ void siptls__log_cb(void *engine, siptls_log_level level, const char *fmt, ...)
  *  the caller then closes its socket. */
 siptls__flow *siptls__flow_new_inbound(siptls_engine *e, siptls__listener *l, int fd,
                                        const struct sockaddr *remote, socklen_t remote_len);
+
+/** The transport heard from the peer (TCP connected, first DTLS datagram):
+ *  the flow leaves CONNECTING for HANDSHAKE (handshake timer from now). */
+void siptls__flow_handshake_begin(siptls__flow *f);
+/** A WARN line about flow `f`, rate-limited per flow and cause: the first
+ *  one is logged, repeats of the same cause within 10 s are counted and
+ *  reported as one "N more" line when the window ends or the flow closes.
+ *  `cause` is any stable non-zero number (a status is fine). */
+void siptls__flow_warn(siptls__flow *f, int cause, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** Engine-wide WARN line rate-limited the same way (listener problems
+ *  such as the open-file limit); `slot` is the caller's state. */
+typedef struct siptls__ratelog {
+    uint64_t since_ms;
+    unsigned suppressed;
+} siptls__ratelog;
+void siptls__log_limited(siptls_engine *e, siptls__ratelog *slot, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /** Change read/write interest on the flow's fd (no-op for fd -1). */
 void siptls__flow_want(siptls__flow *f, int mask);
@@ -192,11 +225,18 @@ void siptls__flow_qcoalesce(siptls__flow *f, size_t max);
 void siptls__flow_qpop(siptls__flow *f);
 /** The queue made progress / is blocked (for tls_send_timeout). */
 void siptls__flow_send_progress(siptls__flow *f, int blocked);
-/** Queue raw bytes (used for CRLF pong replies, bypassing limits). */
-int siptls__flow_queue(siptls__flow *f, const uint8_t *buf, size_t len, int force);
+/** Queue a copy of `buf` at the tail (no limit check: siptls_send checks
+ *  the host's messages; keepalives bypass the limits). */
+int siptls__flow_queue(siptls__flow *f, const uint8_t *buf, size_t len);
 /** Find an open flow of `t` by remote address (any direction). */
 siptls__flow *siptls__flow_by_addr(siptls_engine *e, siptls_transport t,
                                    const struct sockaddr *sa, socklen_t len);
+/** Open (or, with `reuse`, find) an outbound flow of `t` to `host` (the
+ *  SIP domain to verify and send as SNI, or the IP literal) at the first
+ *  of `addrs`, moving on to the next while one cannot be reached (RFC 3263
+ *  §4.3). At most 8 addresses are used. Statuses as siptls_connect(). */
+int siptls__open_addrs(siptls_engine *e, siptls_transport t, const char *host, int literal,
+                       const siptls__addr *addrs, int n, int reuse, siptls__flow **out);
 /** Give an outbound flow the socket its transport created in connect()
  *  and set the interest mask. */
 void siptls__flow_attach_fd(siptls__flow *f, int fd, int mask);

@@ -33,10 +33,13 @@ typedef struct tls_flow {
     WOLFSSL *ssl;
     int fd;
     uint8_t shutdown_sent;
+    uint8_t read_closed; /* the peer's sending ended (FIN, TLS 1.3 close_notify): read no more */
     uint8_t drained;   /* the socket gave all it had in this wakeup */
+    uint8_t eof;       /* recv() returned 0: the peer sent its FIN */
+    uint8_t close_notify; /* the peer's close_notify arrived */
     uint8_t *rx;       /* bytes read from the socket, not yet given to wolfSSL */
     uint32_t rx_off, rx_len;
-    int rx_errno;      /* errno of a failed recv(), for map_error */
+    int rx_errno;      /* errno of a failed recv()/send(), for map_error */
 } tls_flow;
 
 static int rx_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
@@ -63,6 +66,8 @@ static int rx_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
             return errno == ECONNRESET ? WOLFSSL_CBIO_ERR_CONN_RST : WOLFSSL_CBIO_ERR_GENERAL;
         }
         if (n == 0) {
+            t->eof = 1;
+            t->drained = 1;
             return WOLFSSL_CBIO_ERR_CONN_CLOSE;
         }
         t->drained = n < TLS_RX_BUF;
@@ -76,6 +81,36 @@ static int rx_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     memcpy(buf, t->rx + t->rx_off, take);
     t->rx_off += take;
     return (int)take;
+}
+
+/* wolfSSL's own send() path passes no flags: a write to a connection the
+ * peer reset would raise SIGPIPE and kill a host that does not ignore it.
+ * A library must not depend on that: MSG_NOSIGNAL. */
+static int tx_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    (void)ssl;
+    tls_flow *t = ctx;
+    ssize_t n;
+    do {
+        n = send(t->fd, buf, (size_t)sz, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0) {
+        return (int)n;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return WOLFSSL_CBIO_ERR_WANT_WRITE;
+    }
+    t->rx_errno = errno;
+    return errno == ECONNRESET || errno == EPIPE ? WOLFSSL_CBIO_ERR_CONN_RST
+                                                   : WOLFSSL_CBIO_ERR_GENERAL;
+}
+
+/* Read interest: none once the peer's side is closed (a level-triggered
+ * watcher would wake us for EOF forever). */
+static int read_want(const siptls__flow *f)
+{
+    const tls_flow *t = f->tp;
+    return t != NULL && t->read_closed ? 0 : SIPTLS__IO_READ;
 }
 
 /* Release the receive buffer once wolfSSL has taken every byte. */
@@ -97,9 +132,18 @@ static int map_error(siptls__flow *f, WOLFSSL *ssl, int ret, int handshake)
     case WOLFSSL_ERROR_WANT_WRITE:
         return SIPTLS_AGAIN;
     case WOLFSSL_ERROR_ZERO_RETURN:
+        if (f->tp != NULL) {
+            ((tls_flow *)f->tp)->close_notify = 1;
+        }
         return SIPTLS_ERR_PEER_CLOSED;
-    case SOCKET_PEER_CLOSED_E:
+    case SOCKET_PEER_CLOSED_E: {
+        /* wolfSSL says "peer closed" for a FIN and for a reset alike. */
+        const tls_flow *t = f->tp;
+        if (t != NULL && (t->rx_errno == ECONNRESET || t->rx_errno == EPIPE)) {
+            return SIPTLS_ERR_RESET;
+        }
         return handshake ? SIPTLS_ERR_HANDSHAKE : SIPTLS_ERR_PEER_CLOSED;
+    }
     case SOCKET_ERROR_E: {
         const tls_flow *t = f->tp;
         int e = t != NULL && t->rx_errno != 0 ? t->rx_errno : errno;
@@ -158,9 +202,11 @@ static int attach_ssl(siptls__flow *f, WOLFSSL *ssl)
         }
         return SIPTLS_ERR_NOMEM;
     }
-    wolfSSL_set_fd(ssl, f->fd); /* wolfSSL's own send() path */
+    wolfSSL_set_fd(ssl, f->fd);
     wolfSSL_SSLSetIORecv(ssl, rx_cb);
     wolfSSL_SetIOReadCtx(ssl, t);
+    wolfSSL_SSLSetIOSend(ssl, tx_cb);
+    wolfSSL_SetIOWriteCtx(ssl, t);
     wolfSSL_set_using_nonblock(ssl, 1);
     t->ssl = ssl;
     t->fd = f->fd;
@@ -240,8 +286,13 @@ static void connect_done(siptls__flow *f)
     int err = 0;
     socklen_t el = sizeof(err);
     if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0) {
-        siptls__log(f->engine, SIPTLS_LOG_INFO, "tls flow %llu: connect to %s failed: %s",
-                    (unsigned long long)f->id, f->sip_domain, strerror(err ? err : errno));
+        char text[64];
+        siptls__addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
+        /* INFO when this was the last address the name gave (the flow
+         * closes); else the engine logs the move to the next one. */
+        siptls__log(f->engine, f->alt_next < f->n_alts ? SIPTLS_LOG_DEBUG : SIPTLS_LOG_INFO,
+                    "tls flow %llu: connect to %s (%s) failed: %s",
+                    (unsigned long long)f->id, f->sip_domain, text, strerror(err ? err : errno));
         siptls__flow_fail(f, SIPTLS_ERR_CONNECT, 0);
         return;
     }
@@ -259,13 +310,12 @@ static void connect_done(siptls__flow *f)
         siptls__flow_session_key(f, key, sizeof(key));
         siptls__secctx_client_session_apply(sec, ssl, key);
     }
-    f->phase = SIPTLS__PHASE_HANDSHAKE;
-    f->phase_since_ms = siptls__engine_now(f->engine);
-    siptls__flow_rearm(f);
+    siptls__flow_handshake_begin(f);
     handshake_step(f);
 }
 
 static void tls_flush(siptls__flow *f);
+static void tls_shutdown(siptls__flow *f);
 static void tls_io_phase(siptls__flow *f, int revents);
 
 /* Deliver every event the framer has. Returns -1 when the flow is gone
@@ -298,6 +348,31 @@ static int drain(siptls__flow *f)
                 text, siptls_strerror(fst));
     siptls__flow_fail(f, fst, 0);
     return -1;
+}
+
+/* The peer's sending ended (status `st` from a read). */
+static void read_ended(siptls__flow *f, int st)
+{
+    tls_flow *t = f->tp;
+    if (st != SIPTLS_ERR_PEER_CLOSED || f->phase != SIPTLS__PHASE_UP) {
+        siptls__flow_fail(f, st, 0);
+        return;
+    }
+    if (t->close_notify && wolfSSL_version(t->ssl) < TLS1_3_VERSION) {
+        /* RFC 5246 §7.2.1: "Upon receipt of close_notify, the other party
+         * MUST respond with a close_notify alert of its own and close down
+         * the connection immediately, discarding any pending writes." */
+        tls_shutdown(f);
+        siptls__flow_fail(f, st, 0);
+        return;
+    }
+    /* RFC 8446 §6.1: a close_notify "does not have any effect on its read
+     * side of the connection": it ends the peer's sending, not ours. A FIN
+     * without one is a half-close too. Replies already produced are
+     * written (bounded by tls_send_timeout), then we close. */
+    t->read_closed = 1;
+    siptls__flow_want(f, f->q_head != NULL ? SIPTLS__IO_WRITE : 0);
+    siptls__flow_fail(f, st, 1);
 }
 
 /* One wakeup = one chunk: drain the socket and wolfSSL's buffered plaintext
@@ -347,7 +422,7 @@ static void do_read(siptls__flow *f)
         return;
     }
     if (st != SIPTLS_AGAIN) {
-        siptls__flow_fail(f, st, 0);
+        read_ended(f, st);
         return;
     }
     if (!siptls_stream_framer_pending(fr, NULL)) {
@@ -421,14 +496,14 @@ static void tls_flush(siptls__flow *f)
         if (st == SIPTLS_AGAIN) {
             m->off = 1; /* in progress: must be retried as is, never merged */
             siptls__flow_send_progress(f, 1);
-            siptls__flow_want(f, SIPTLS__IO_READ | SIPTLS__IO_WRITE);
+            siptls__flow_want(f, read_want(f) | SIPTLS__IO_WRITE);
             return;
         }
         siptls__flow_fail(f, st, 0);
         return;
     }
     siptls__flow_send_progress(f, 0);
-    siptls__flow_want(f, SIPTLS__IO_READ);
+    siptls__flow_want(f, read_want(f));
 }
 
 static void tls_io(siptls__flow *f, int revents)
@@ -457,7 +532,8 @@ static void tls_io_phase(siptls__flow *f, int revents)
         if (revents & SIPTLS__IO_WRITE) {
             tls_flush(f);
         }
-        if ((revents & SIPTLS__IO_READ) && f->phase <= SIPTLS__PHASE_CLOSING) {
+        if ((revents & SIPTLS__IO_READ) && f->phase <= SIPTLS__PHASE_CLOSING &&
+            read_want(f) != 0) {
             do_read(f);
         }
         return;

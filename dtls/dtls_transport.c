@@ -1319,26 +1319,15 @@ static int pktinfo_local(struct msghdr *mh, const struct sockaddr_storage *bound
 
 static int dtls_listen(siptls_engine *e, siptls__listener *l)
 {
-    int fd = socket(l->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* Engines of one process (reuse_port) share the port; the kernel
+     * hashes each peer's 4-tuple to one socket, so a session stays on one
+     * engine. */
+    int fd = siptls__listener_socket(e, l, SOCK_DGRAM);
     if (fd < 0) {
         return SIPTLS_ERR_BIND;
     }
-    int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    /* Several engines (one per thread) share the port; the kernel hashes
-     * each peer's 4-tuple to one socket, so a session stays on one engine. */
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (l->addr.ss_family == AF_INET6 && l->uri.host_kind == SIPTLS_HOST_ANY) {
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-    }
     int rcvbuf = 1 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) != 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return SIPTLS_ERR_BIND;
-    }
     l->addrlen = sizeof(l->addr);
     getsockname(fd, (struct sockaddr *)&l->addr, &l->addrlen);
 
@@ -1351,6 +1340,7 @@ static int dtls_listen(siptls_engine *e, siptls__listener *l)
     if (dl == NULL || scratch_ref() != SIPTLS_OK) {
         free(dl);
         close(fd);
+        siptls__listener_unshare(e, l, SOCK_DGRAM);
         return SIPTLS_ERR_NOMEM;
     }
     dl->refs = 1;
@@ -1374,6 +1364,7 @@ static int dtls_listen(siptls_engine *e, siptls__listener *l)
     if (!ok || make_hello_object(dl) != SIPTLS_OK) {
         dl->l = NULL;
         listener_unref(dl);
+        siptls__listener_unshare(e, l, SOCK_DGRAM);
         return SIPTLS_ERR_NOMEM;
     }
     l->tp = dl;
@@ -1431,13 +1422,13 @@ static void dtls_listener_io(siptls_engine *e, siptls__listener *l)
 
 static void dtls_listener_close(siptls_engine *e, siptls__listener *l)
 {
-    (void)e;
     dtls_listener *dl = l->tp;
     if (dl == NULL) {
         return;
     }
     /* Sessions may outlive the listener for a moment (the engine closes
      * listeners first): they keep the socket, to send close_notify. */
+    siptls__listener_unshare(e, l, SOCK_DGRAM);
     dl->l = NULL;
     l->tp = NULL;
     l->fd = -1;

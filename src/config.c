@@ -65,6 +65,7 @@ static const param params[] = {
     {"listen", T_URILIST, S_GLOBAL, G(listen), G(n_listen), "", NULL, NULL, 0, 0, 0},
     {"tls_port", T_UINT, S_GLOBAL, G(tls_port), 0, "5061", NULL, NULL, 1, 65535, 0},
     {"dtls_port", T_UINT, S_GLOBAL, G(dtls_port), 0, "5061", NULL, NULL, 1, 65535, 0},
+    {"reuse_port", T_BOOL, S_GLOBAL, G(reuse_port), 0, "0", NULL, NULL, 0, 1, 0},
     /* SIP message layer */
     {"tls_crlf_pingpong", T_BOOL, S_GLOBAL, G(tls_crlf_pingpong), 0, "1", NULL, NULL, 0, 1, 0},
     {"tls_crlf_drop", T_BOOL, S_GLOBAL, G(tls_crlf_drop), 0, "0", NULL, NULL, 0, 1, 0},

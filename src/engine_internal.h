@@ -241,6 +241,16 @@ int siptls__open_addrs(siptls_engine *e, siptls_transport t, const char *host, i
  *  and set the interest mask. */
 void siptls__flow_attach_fd(siptls__flow *f, int fd, int mask);
 
+/** A non-blocking socket of `type` (SOCK_STREAM, SOCK_DGRAM) bound to
+ *  l->addr (src/listen_socket.c). Without reuse_port the port is ours
+ *  alone; with it, engines of this process share it (SO_REUSEPORT) and a
+ *  port some other process holds is refused. Returns the fd, or -1 with
+ *  errno set (EADDRINUSE: another process, or another engine without
+ *  reuse_port, holds the port). */
+int siptls__listener_socket(siptls_engine *e, siptls__listener *l, int type);
+/** The listener's socket is closed: release its share of the port. */
+void siptls__listener_unshare(siptls_engine *e, siptls__listener *l, int type);
+
 /** Same peer: family, port and address (not padding, not IPv6 flow info). */
 int siptls__addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 /** A well-mixed hash of what siptls__addr_equal() compares. */

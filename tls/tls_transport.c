@@ -167,22 +167,16 @@ static int map_error(siptls__flow *f, WOLFSSL *ssl, int ret, int handshake)
 
 static int tls_listen(siptls_engine *e, siptls__listener *l)
 {
-    (void)e;
-    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* Engines of one process (reuse_port) share the port: the kernel
+     * spreads connections over them. */
+    int fd = siptls__listener_socket(e, l, SOCK_STREAM);
     if (fd < 0) {
         return SIPTLS_ERR_BIND;
     }
-    int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    /* Several engines (one per thread) share the port: the kernel spreads
-     * connections over them. */
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (l->addr.ss_family == AF_INET6 && l->uri.host_kind == SIPTLS_HOST_ANY) {
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-    }
-    if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) != 0 || listen(fd, 1024) != 0) {
+    if (listen(fd, 1024) != 0) {
         int saved = errno;
         close(fd);
+        siptls__listener_unshare(e, l, SOCK_STREAM);
         errno = saved;
         return SIPTLS_ERR_BIND;
     }
@@ -249,10 +243,10 @@ static void tls_listener_io(siptls_engine *e, siptls__listener *l)
 
 static void tls_listener_close(siptls_engine *e, siptls__listener *l)
 {
-    (void)e;
     if (l->fd >= 0) {
         close(l->fd);
         l->fd = -1;
+        siptls__listener_unshare(e, l, SOCK_STREAM);
     }
 }
 

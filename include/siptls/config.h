@@ -88,6 +88,9 @@ typedef struct siptls_config {
     size_t n_listen;
     unsigned tls_port;                    /**< default port of tls: URIs (5061) */
     unsigned dtls_port;                   /**< default port of dtls: URIs (5061) */
+    int reuse_port;                       /**< engines of this process may share a listening
+                                               port (SO_REUSEPORT, one engine per thread);
+                                               another process never can (0) */
 
     /* --- SIP message layer ---------------------------------------------- */
     int tls_crlf_pingpong;                /**< answer CRLFCRLF with CRLF (1) */

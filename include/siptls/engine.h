@@ -3,7 +3,8 @@
  *
  * The library never blocks, never sleeps and never starts threads. One
  * engine = one libev loop = one thread; a host that wants several cores
- * runs one engine per thread (listeners share ports with SO_REUSEPORT).
+ * runs one engine per thread (with reuse_port, listeners of this process
+ * share ports with SO_REUSEPORT; another process never can).
  *
  * Lifecycle rules:
  *  1. A host holds flow ids (64-bit, never reused, never 0), not pointers.
@@ -150,6 +151,9 @@ int siptls_engine_shutdown(siptls_engine *e);
 
 /** Add a listener for `uri` ("tls:0.0.0.0:5061", "dtls:[::1]:0"). Port 0
  *  binds an ephemeral port (read it back with siptls_listener_port).
+ *  SIPTLS_ERR_BIND (logged with the URI and the system's reason) when the
+ *  port is taken: by another process always, by another engine of this
+ *  process unless both have reuse_port set.
  *  Returns the listener index (>= 0) or SIPTLS_ERR_URI_*, SIPTLS_ERR_BIND,
  *  SIPTLS_ERR_RESOLVE, SIPTLS_ERR_NOMEM. */
 int siptls_listen(siptls_engine *e, const char *uri);

@@ -263,10 +263,13 @@ static void on_message(siptls_engine *e, siptls_flow_id flow, const siptls_msg *
     }
     int st = siptls_send(e, flow, (const uint8_t *)out, n);
     if (st != SIPTLS_OK) {
-        char line[128];
-        snprintf(line, sizeof(line), "flow %llu: reply not sent: %s", (unsigned long long)flow,
-                 siptls_strerror(st));
-        cli_log(SIPTLS_LOG_WARN, line, NULL);
+        /* The library logs why (rate-limited per flow) and counts it. */
+        if (cli_log_level >= SIPTLS_LOG_DEBUG) {
+            char line[128];
+            snprintf(line, sizeof(line), "flow %llu: reply not sent: %s", (unsigned long long)flow,
+                     siptls_strerror(st));
+            cli_log(SIPTLS_LOG_DEBUG, line, NULL);
+        }
         return;
     }
     s->answered++;
@@ -277,8 +280,11 @@ static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state sta
 {
     (void)user;
     char line[768];
-    if (cli_log_level < SIPTLS_LOG_INFO) {
-        return; /* --quiet: no per-flow lines (and no certificate parsing) */
+    if (cli_log_level < SIPTLS_LOG_DEBUG) {
+        /* Per-flow lines only with -v: a server carrying thousands of
+         * flows logs nothing per connection by default (as OpenSIPS and
+         * Kamailio); the stats line counts them. */
+        return;
     }
     if (state == SIPTLS_FLOW_UP) {
         siptls_flow_info info;
@@ -296,7 +302,7 @@ static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state sta
         snprintf(line, sizeof(line), "flow %llu down: %s", (unsigned long long)flow,
                  siptls_strerror(reason));
     }
-    cli_log(SIPTLS_LOG_INFO, line, NULL);
+    cli_log(SIPTLS_LOG_DEBUG, line, NULL);
 }
 
 static void print_stats(siptls_engine *e, int worker)
@@ -561,6 +567,10 @@ int siptls_cli_serve(int argc, char **argv)
         cfg.log_level = SIPTLS_LOG_WARN;
     }
     cli_log_level = cfg.log_level;
+    if (workers > 1) {
+        /* The workers share each port among themselves, nobody else may. */
+        cfg.reuse_port = 1;
+    }
     signal(SIGPIPE, SIG_IGN);
 
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine_internal.h"
@@ -611,6 +612,120 @@ static void test_localhost(void **state)
     assert_int_equal(again, f);
 }
 
+/* ------------------------------------------------------------------------ */
+/* a port is one process's                                                  */
+/* ------------------------------------------------------------------------ */
+
+static siptls_engine *engine_on(siptls_config *cfg, const char *tls_uri, const char *dtls_uri,
+                                int reuse, int *st_out)
+{
+    tu_config(cfg, "server");
+    cfg->reuse_port = reuse;
+    siptls_engine *e = NULL;
+    int st = siptls_engine_new(&e, E->loop, cfg, &g_cb, NULL);
+    if (st == SIPTLS_OK && (st = siptls_listen(e, tls_uri)) >= 0) {
+        st = siptls_listen(e, dtls_uri);
+    }
+    *st_out = st < 0 ? st : SIPTLS_OK;
+    return e;
+}
+
+static void listen_uris(siptls_engine *e, char *tls, char *dtls)
+{
+    snprintf(tls, 64, "tls:127.0.0.1:%u", siptls_listener_port(e, 0));
+    snprintf(dtls, 64, "dtls:127.0.0.1:%u", siptls_listener_port(e, 1));
+}
+
+/* Without reuse_port a port belongs to one engine: a second one is
+ * refused, for TLS and for DTLS. */
+static void test_port_alone(void **state)
+{
+    (void)state;
+    start();
+    char tls[64], dtls[64];
+    listen_uris(E->server, tls, dtls);
+    siptls_config c;
+    int st;
+    siptls_engine *b = engine_on(&c, tls, "dtls:127.0.0.1:0", 0, &st);
+    assert_int_equal(st, SIPTLS_ERR_BIND);
+    siptls_engine_free(b);
+    siptls_config_cleanup(&c);
+    b = engine_on(&c, "tls:127.0.0.1:0", dtls, 0, &st);
+    assert_int_equal(st, SIPTLS_ERR_BIND);
+    siptls_engine_free(b);
+    siptls_config_cleanup(&c);
+}
+
+static int accepted(siptls_engine *e)
+{
+    return (int)stats_of(e).flows_accepted;
+}
+
+static int both_accepted(void *arg)
+{
+    siptls_engine **two = arg;
+    return accepted(two[0]) + accepted(two[1]) >= 32;
+}
+
+/* reuse_port: two engines of this process share a port and the kernel
+ * gives each of them connections; a process that is not us is refused
+ * (a forked child, with and without reuse_port). */
+static void test_port_shared(void **state)
+{
+    (void)state;
+    start();
+    siptls_config ca, cb;
+    int st;
+    siptls_engine *two[2];
+    two[0] = engine_on(&ca, "tls:127.0.0.1:0", "dtls:127.0.0.1:0", 1, &st);
+    assert_int_equal(st, SIPTLS_OK);
+    char tls[64], dtls[64];
+    listen_uris(two[0], tls, dtls);
+    two[1] = engine_on(&cb, tls, dtls, 1, &st);
+    assert_int_equal(st, SIPTLS_OK);
+    assert_int_equal(siptls_listener_port(two[1], 0), siptls_listener_port(two[0], 0));
+    for (int i = 0; i < 32; i++) {
+        siptls_flow_id f;
+        assert_int_equal(siptls_open(E->client, tls, &f), SIPTLS_OK);
+    }
+    tu_run_pred(E->loop, both_accepted, two, 10, "32 connections accepted");
+    assert_true(accepted(two[0]) > 0);
+    assert_true(accepted(two[1]) > 0);
+    for (int reuse = 0; reuse <= 1; reuse++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+            siptls_config cc;
+            tu_config(&cc, "server");
+            cc.reuse_port = reuse;
+            siptls_engine *x = NULL;
+            int ok = siptls_engine_new(&x, loop, &cc, NULL, NULL) == SIPTLS_OK &&
+                     siptls_listen(x, tls) == SIPTLS_ERR_BIND &&
+                     siptls_listen(x, dtls) == SIPTLS_ERR_BIND;
+            _exit(ok ? 0 : 1);
+        }
+        int status = -1;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) != 0) {
+            fail_msg("another process (reuse_port=%d) could listen on our port", reuse);
+        }
+    }
+    /* the port is free again once both engines are gone */
+    for (unsigned i = 0; i < E->crec.ups; i++) {
+        siptls_close(E->client, E->crec.up_ids[i]);
+    }
+    siptls_engine_free(two[0]);
+    siptls_engine_free(two[1]);
+    siptls_config_cleanup(&ca);
+    siptls_config_cleanup(&cb);
+    siptls_config c;
+    siptls_engine *again = engine_on(&c, tls, dtls, 0, &st);
+    assert_int_equal(st, SIPTLS_OK);
+    siptls_engine_free(again);
+    siptls_config_cleanup(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -628,6 +743,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failover_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_all_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_localhost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_port_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_port_shared, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1150,6 +1150,7 @@ static const char *const mutations[][2] = {
     {"tls_session_tickets", "0"},
     {"tls_ticket_key_file", "/t"},
     {"dtls_handshake_timeout", "1"},
+    {"reuse_port", "1"},
     {"dtls_mtu", "1400"},
     {"dtls_session_lifetime", "1"},
     {"dtls_max_sessions", "1"},

@@ -657,6 +657,11 @@ static siptls_framer_limits framer_limits(const siptls_engine *e, siptls_transpo
             lim.max_chunks = need;
         }
     }
+    if (t == SIPTLS_TRANSPORT_TLS) {
+        /* A wakeup that delivered a full TLS record of the message is
+         * progress (a large message on a slow link), not dribbling. */
+        lim.chunk_full_bytes = 16384;
+    }
     lim.crlf_drop = e->cfg.tls_crlf_drop;
     lim.max_msg_time_ms = t == SIPTLS_TRANSPORT_TLS ? (uint64_t)e->cfg.tls_max_msg_time * 1000
                                                     : e->cfg.dtls_reassembly_timeout;

@@ -50,6 +50,13 @@ typedef struct siptls_framer_limits {
      *  siptls_stream_framer_end_chunk(); datagram: records); 0 = no limit
      *  (default 4). */
     unsigned max_chunks;
+    /** Stream: a chunk that brought at least this many bytes of the message
+     *  is progress and does not count against max_chunks — a peer sending a
+     *  large message on a slow link delivers a full record per wakeup, a
+     *  peer dribbling a message delivers a few bytes. The engine sets 16384
+     *  on TLS flows (a full TLS record, RFC 8446 §5.1). 0 = every chunk
+     *  counts (default 0). */
+    size_t chunk_full_bytes;
     /** Time to complete a message once started, ms; 0 = no limit (default 4000). */
     uint64_t max_msg_time_ms;
     /** 1: a lone CRLF (pong) is discarded silently, not reported (default 0). */
@@ -129,9 +136,10 @@ void siptls_stream_framer_commit(siptls_stream_framer *f, size_t n);
  *  Call next() after each end_chunk() (at most 4 unjudged chunk ends are
  *  kept; beyond that some chunks go uncounted).
  *
- *  A chunk counts for a message when it brought bytes of it (the first
- *  chunk is the one in which the message's first byte arrived; keepalive
- *  CRLFs never count). A message still incomplete at the end of its
+ *  A chunk counts for a message when it brought bytes of it, fewer than
+ *  chunk_full_bytes when that is set (the first chunk is the one in which
+ *  the message's first byte arrived; keepalive CRLFs never count; only the
+ *  message's own bytes are weighed). A message still incomplete at the end of its
  *  `max_chunks`-th chunk fails the stream with SIPTLS_ERR_FRAME_CHUNKS (so
  *  exactly max_chunks chunks pass). The clock of a message starts at the
  *  first chunk end at which it was incomplete; a later end_chunk with

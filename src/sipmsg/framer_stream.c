@@ -303,11 +303,14 @@ static int resolve_marks(siptls_stream_framer *f, uint64_t s, uint64_t e)
             continue;
         }
         /* A chunk that brought bytes of the message (a mark with no new
-         * bytes since the previous one is a timer call: time only). */
+         * bytes since the previous one is a timer call: time only), unless
+         * it brought a full record's worth: that is progress, the limit is
+         * against peers that dribble. */
         if (m->off != f->last_split_off) {
-            f->splits++;
+            uint64_t brought = m->off - f->last_split_off;
             f->last_split_off = m->off;
-            if (f->lim.max_chunks != 0 && f->splits >= f->lim.max_chunks) {
+            if ((f->lim.chunk_full_bytes == 0 || brought < f->lim.chunk_full_bytes) &&
+                ++f->splits >= f->lim.max_chunks && f->lim.max_chunks != 0) {
                 /* Incomplete after max_chunks chunks: it needs one more. */
                 rc = SIPTLS_ERR_FRAME_CHUNKS;
                 break;

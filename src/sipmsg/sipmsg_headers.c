@@ -21,6 +21,7 @@ void siptls_framer_limits_init(siptls_framer_limits *lim)
     lim->max_msg_size = DEFAULT_MAX_MSG_SIZE;
     lim->max_header_size = DEFAULT_MAX_HEADER_SIZE;
     lim->max_chunks = DEFAULT_MAX_CHUNKS;
+    lim->chunk_full_bytes = 0;
     lim->max_msg_time_ms = DEFAULT_MAX_MSG_TIME_MS;
     lim->crlf_drop = 0;
 }

@@ -395,6 +395,31 @@ static void test_fin_after_request(void **state)
     assert_int_equal(E->srec.n_msgs, served);
 }
 
+/* A legal 49,432-byte MESSAGE written as its header block, then 16 KiB
+ * records, 30 ms apart (a slow link): five wakeups, answered with the
+ * default tls_max_msg_chunks (4) — each full record is progress. A message
+ * dribbled in small pieces is still closed (test_tls_engine's chunk test). */
+static void test_large_message_slow_link(void **state)
+{
+    (void)state;
+    start();
+    E->srec.on_msg = answer;
+    size_t total = 49432;
+    uint8_t *msg = tu_make_request(total, 5, "TLS");
+    const uint8_t *eoh = memmem(msg, total, "\r\n\r\n", 4);
+    assert_non_null(eoh);
+    tu_raw r = {.port = siptls_listener_port(E->server, 0), .data = msg, .len = total,
+                .first_write = (size_t)(eoh - msg) + 4, .write_size = 16384, .pause_s = 0.03,
+                .expect_msgs = 1};
+    tu_raw_run(E->loop, &r, 10);
+    assert_int_equal(tu_raw_count_responses(&r, NULL), 1);
+    assert_int_equal(E->srec.n_msgs, 1);
+    assert_int_equal(E->srec.msgs[0].len, total);
+    assert_int_equal(stats_of(E->server).drop_chunks, 0);
+    tu_raw_free(&r);
+    free(msg);
+}
+
 /* Server hook: three large answers to a peer that has closed its socket:
  * the writes after its RST fail with EPIPE. A library must not raise
  * SIGPIPE in a host that did not ignore it (this test process does not). */
@@ -736,6 +761,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_notify_tls13, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_notify_tls12, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fin_after_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_message_slow_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_sigpipe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_peer_log_limited, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_refused_tls, setup, teardown),

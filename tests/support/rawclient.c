@@ -67,8 +67,9 @@ static void *raw_main(void *arg)
         cork(fd, 1);
     }
     size_t step = r->write_size ? r->write_size : r->len;
-    for (size_t off = 0; r->data != NULL && off < r->len; off += step) {
-        size_t n = off + step > r->len ? r->len - off : step;
+    for (size_t off = 0, n = 0; r->data != NULL && off < r->len; off += n) {
+        n = off == 0 && r->first_write != 0 ? r->first_write : step;
+        n = off + n > r->len ? r->len - off : n;
         if (wolfSSL_write(ssl, r->data + off, (int)n) != (int)n) {
             break;
         }

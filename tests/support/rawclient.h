@@ -30,6 +30,8 @@ typedef struct tu_raw {
     size_t wire_record; /**< when set: check that a write of write_size bytes
                              makes a record of exactly this many bytes on the
                              wire (wire_ok says) */
+    size_t first_write; /**< when set: the size of the first write (say, the
+                             header block), then write_size pieces */
     double pause_s;     /**< between writes */
     int same_segment;   /**< TCP_CORK: the data and the end (close_notify or FIN)
                              leave in one segment */

@@ -664,6 +664,85 @@ static void test_chunks_limit(void **state)
     siptls_stream_framer_free(f);
 }
 
+/* Feed `msg` in pieces of the given sizes, one chunk each; returns 1 when
+ * the message was delivered, else the error. */
+static int fed_in_pieces(const siptls_framer_limits *lim, const uint8_t *msg, const size_t *sizes,
+                         size_t n)
+{
+    siptls_stream_framer *f = new_framer(lim);
+    siptls_frame_event ev;
+    int rc = SIPTLS_AGAIN;
+    size_t off = 0;
+    for (size_t i = 0; i < n && rc == SIPTLS_AGAIN; i++) {
+        assert_int_equal(siptls_stream_framer_feed(f, msg + off, sizes[i]), SIPTLS_OK);
+        off += sizes[i];
+        siptls_stream_framer_end_chunk(f, i + 1);
+        rc = siptls_stream_framer_next(f, &ev);
+    }
+    siptls_stream_framer_free(f);
+    return rc == SIPTLS_OK ? 1 : rc;
+}
+
+/* chunk_full_bytes: a chunk that brought a full record's worth of the
+ * message is progress, not a chunk against the limit. A 49,432-byte
+ * message written as its headers, then 16 KiB records, on a slow link (one
+ * record per wakeup) passes with max_chunks 4; the same bytes dribbled in
+ * pieces one byte short of a record do not; limit-1 / limit / limit+1. */
+static void test_chunks_full_records(void **state)
+{
+    (void)state;
+    size_t total = 49432, hdr = 200;
+    uint8_t *m = malloc(total);
+    /* header block of exactly `hdr` bytes, padded with a header */
+    char head[512];
+    int base = snprintf(head, sizeof(head),
+                        "MESSAGE sip:b@example.org SIP/2.0\r\nCall-ID: big@a\r\nCSeq: 1 MESSAGE\r\n"
+                        "Content-Length: %zu\r\nX-Pad: ",
+                        total - hdr);
+    memcpy(m, head, (size_t)base);
+    memset(m + base, 'p', hdr - 4 - (size_t)base);
+    memcpy(m + hdr - 4, "\r\n\r\n", 4);
+    memset(m + hdr, 'b', total - hdr);
+    siptls_framer_limits lim;
+    siptls_framer_limits_init(&lim);
+    lim.max_msg_time_ms = 0;
+    lim.max_chunks = 4;
+    size_t rec[5] = {hdr, 16384, 16384, 16384, total - hdr - 3 * 16384};
+    /* without the rule: headers + 3 records = 4 chunks, incomplete */
+    assert_int_equal(fed_in_pieces(&lim, m, rec, 5), SIPTLS_ERR_FRAME_CHUNKS);
+    lim.chunk_full_bytes = 16384;
+    assert_int_equal(fed_in_pieces(&lim, m, rec, 5), 1);
+    /* With a limit of 3: the full records still pass; pieces one byte
+     * short of a record all count (three incomplete chunks fail). */
+    lim.max_chunks = 3;
+    assert_int_equal(fed_in_pieces(&lim, m, rec, 5), 1);
+    size_t small[4] = {16383, 16383, 16383, total - 3 * 16383};
+    assert_int_equal(fed_in_pieces(&lim, m, small, 4), SIPTLS_ERR_FRAME_CHUNKS);
+    lim.max_chunks = 4;
+    /* limit-1, limit, limit+1 small chunks around full ones */
+    for (unsigned k = 2; k <= 4; k++) {
+        size_t mixed[8];
+        size_t at = 0, used = 0;
+        for (unsigned i = 0; i + 1 < k; i++) {
+            mixed[at++] = 100; /* small: counted */
+            used += 100;
+        }
+        mixed[at++] = 16384; /* full: not counted */
+        used += 16384;
+        mixed[at++] = 16384;
+        used += 16384;
+        mixed[at++] = total - used;
+        int rc = fed_in_pieces(&lim, m, mixed, at);
+        /* k-1 small counted chunks; the messages spans k-1 + 2 uncounted */
+        assert_int_equal(rc, k - 1 < 4 ? 1 : SIPTLS_ERR_FRAME_CHUNKS);
+    }
+    size_t five_small[6] = {100, 100, 100, 100, 16384, total - 16784};
+    assert_int_equal(fed_in_pieces(&lim, m, five_small, 6), SIPTLS_ERR_FRAME_CHUNKS);
+    size_t three_small[5] = {100, 100, 100, 16384, total - 16684};
+    assert_int_equal(fed_in_pieces(&lim, m, three_small, 5), 1);
+    free(m);
+}
+
 static void test_chunks_what_counts(void **state)
 {
     (void)state;
@@ -1162,6 +1241,7 @@ int main(void)
         cmocka_unit_test(test_reserve_commit),
         cmocka_unit_test(test_chunks_limit),
         cmocka_unit_test(test_chunks_what_counts),
+        cmocka_unit_test(test_chunks_full_records),
         cmocka_unit_test(test_msg_time),
         cmocka_unit_test(test_keepalive_pong_at_chunk_end),
         cmocka_unit_test(test_crlf_flood),

@@ -5,6 +5,7 @@
  * keepalives); writes drain the engine's queue, resuming partial writes
  * when the socket becomes writable. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -165,6 +166,12 @@ static int map_error(siptls__flow *f, WOLFSSL *ssl, int ret, int handshake)
 /* listener                                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* A listener's own state: a spare descriptor for the open-file limit. */
+typedef struct tls_listener {
+    int reserve_fd;            /* /dev/null, given up to shed a connection at EMFILE */
+    siptls__ratelog emfile_log;
+} tls_listener;
+
 static int tls_listen(siptls_engine *e, siptls__listener *l)
 {
     /* Engines of one process (reuse_port) share the port: the kernel
@@ -180,10 +187,42 @@ static int tls_listen(siptls_engine *e, siptls__listener *l)
         errno = saved;
         return SIPTLS_ERR_BIND;
     }
+    tls_listener *tl = calloc(1, sizeof(*tl));
+    if (tl == NULL) {
+        close(fd);
+        siptls__listener_unshare(e, l, SOCK_STREAM);
+        errno = ENOMEM;
+        return SIPTLS_ERR_NOMEM;
+    }
+    tl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    l->tp = tl;
     l->addrlen = sizeof(l->addr);
     getsockname(fd, (struct sockaddr *)&l->addr, &l->addrlen);
     l->fd = fd;
     return SIPTLS_OK;
+}
+
+/* At the open-file limit accept() fails and the connection stays in the
+ * backlog: a level-triggered watcher would wake us for it forever. Give
+ * up the spare descriptor, accept the connection and close it (the peer
+ * sees the close at once instead of a silent timeout), take the spare
+ * back. Counted, and logged at most once per 10 s. */
+static void shed_connection(siptls_engine *e, siptls__listener *l, int err)
+{
+    tls_listener *tl = l->tp;
+    siptls__engine_stats_mut(e)->drop_resources++;
+    siptls__log_limited(e, &tl->emfile_log,
+                        "tls listener %d: cannot accept a connection: %s (raise the open-file "
+                        "limit, ulimit -n, or lower tls_max_connections): shedding it",
+                        l->index, strerror(err));
+    if (tl->reserve_fd >= 0) {
+        close(tl->reserve_fd);
+        int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            close(fd);
+        }
+        tl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
 }
 
 static int attach_ssl(siptls__flow *f, WOLFSSL *ssl)
@@ -218,9 +257,9 @@ static void tls_listener_io(siptls_engine *e, siptls__listener *l)
         socklen_t sl = sizeof(ss);
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE) {
-                siptls__log(e, SIPTLS_LOG_WARN, "tls listener %d: accept: %s", l->index,
-                            strerror(errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                shed_connection(e, l, errno);
+                continue;
             }
             return;
         }
@@ -234,8 +273,20 @@ static void tls_listener_io(siptls_engine *e, siptls__listener *l)
         siptls__secctx *sec = siptls__engine_secctx(e, SIPTLS_TRANSPORT_TLS);
         /* The accepted socket's own address: behind a wildcard listener it
          * is what match_ip_address must see. */
+        errno = 0;
         WOLFSSL *ssl = sec ? siptls__secctx_server_ssl(sec, (struct sockaddr *)&f->local) : NULL;
+        int err = errno;
         if (attach_ssl(f, ssl) != SIPTLS_OK) {
+            /* wolfSSL_new() seeds a DRBG from /dev/urandom: at the
+             * open-file limit that is what fails. */
+            tls_listener *tl = l->tp;
+            char text[64];
+            siptls__addr_text((struct sockaddr *)&ss, text, sizeof(text));
+            siptls__engine_stats_mut(e)->drop_resources++;
+            siptls__log_limited(e, &tl->emfile_log,
+                                "tls listener %d: dropping the connection from %s: cannot create "
+                                "its TLS session (%s; open-file limit?)",
+                                l->index, text, err != 0 ? strerror(err) : "out of memory");
             siptls__flow_fail(f, SIPTLS_ERR_NOMEM, 0);
         }
     }
@@ -243,6 +294,14 @@ static void tls_listener_io(siptls_engine *e, siptls__listener *l)
 
 static void tls_listener_close(siptls_engine *e, siptls__listener *l)
 {
+    tls_listener *tl = l->tp;
+    if (tl != NULL) {
+        if (tl->reserve_fd >= 0) {
+            close(tl->reserve_fd);
+        }
+        free(tl);
+        l->tp = NULL;
+    }
     if (l->fd >= 0) {
         close(l->fd);
         l->fd = -1;

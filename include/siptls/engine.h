@@ -124,6 +124,8 @@ typedef struct siptls_stats {
     uint64_t drop_queue_full;         /**< sends refused: write queue full */
     uint64_t drop_send_timeout, drop_idle, drop_keepalive, drop_limit;
     uint64_t drop_io;                 /**< resets and socket errors */
+    uint64_t drop_resources;          /**< connections shed or dropped for want of a file
+                                           descriptor or memory (open-file limit) */
     uint64_t dtls_cookies_sent, dtls_cookie_bad, dtls_rate_limited;
     uint64_t dtls_bad_records, dtls_reasm_lost, dtls_stun, dtls_junk;
     uint64_t reloads;

@@ -317,7 +317,7 @@ static void print_stats(siptls_engine *e, int worker)
             "%llu (resumed %llu) failed %llu [timeout %llu verify %llu name %llu no-cert %llu tls "
             "%llu io %llu]; msgs in %llu out %llu; bytes in %llu out %llu; pings in %llu pongs out "
             "%llu; drops: framing %llu chunks %llu too-big %llu queue-full %llu send-timeout %llu "
-            "idle %llu limit %llu io %llu; dtls cookies %llu bad %llu rate-limited %llu stun %llu "
+            "idle %llu limit %llu io %llu resources %llu; dtls cookies %llu bad %llu rate-limited %llu stun %llu "
             "junk %llu; reloads %llu\n",
             (unsigned long long)s.flows_open, (unsigned long long)s.tls_flows_open,
             (unsigned long long)s.dtls_flows_open, (unsigned long long)s.flows_accepted,
@@ -333,6 +333,7 @@ static void print_stats(siptls_engine *e, int worker)
             (unsigned long long)s.drop_too_big, (unsigned long long)s.drop_queue_full,
             (unsigned long long)s.drop_send_timeout, (unsigned long long)s.drop_idle,
             (unsigned long long)s.drop_limit, (unsigned long long)s.drop_io,
+            (unsigned long long)s.drop_resources,
             (unsigned long long)s.dtls_cookies_sent, (unsigned long long)s.dtls_cookie_bad,
             (unsigned long long)s.dtls_rate_limited, (unsigned long long)s.dtls_stun,
             (unsigned long long)s.dtls_junk, (unsigned long long)s.reloads);

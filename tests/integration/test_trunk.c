@@ -408,8 +408,12 @@ static void test_large_message_slow_link(void **state)
     uint8_t *msg = tu_make_request(total, 5, "TLS");
     const uint8_t *eoh = memmem(msg, total, "\r\n\r\n", 4);
     assert_non_null(eoh);
-    tu_raw r = {.port = siptls_listener_port(E->server, 0), .data = msg, .len = total,
-                .first_write = (size_t)(eoh - msg) + 4, .write_size = 16384, .pause_s = 0.03,
+    tu_raw r = {.port = siptls_listener_port(E->server, 0),
+                .data = msg,
+                .len = total,
+                .first_write = (size_t)(eoh - msg) + 4,
+                .write_size = 16384,
+                .pause_s = 0.03,
                 .expect_msgs = 1};
     tu_raw_run(E->loop, &r, 10);
     assert_int_equal(tu_raw_count_responses(&r, NULL), 1);

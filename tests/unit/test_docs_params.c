@@ -1,7 +1,8 @@
 /* Docs are part of done: every parameter of the config table has a heading
  * in docs/admin-guide.md, its default ("Default value is X."), and an
- * example line; and every parameter heading in the guide is a real
- * parameter. */
+ * example line; every parameter heading in the guide is a real parameter;
+ * and every default or range quoted elsewhere in docs/ (tables, "`name`
+ * (default N", "Range a..b") is the code's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 
 #include "siptls/config.h"
 
@@ -218,11 +220,203 @@ static void test_no_stale_headings(void **state)
     }
 }
 
+/* ---- numbers quoted in prose and tables, in every file of docs/ ---------- */
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *t = malloc((size_t)n + 1);
+    if (t != NULL && fread(t, 1, (size_t)n, f) != (size_t)n) {
+        free(t);
+        t = NULL;
+    }
+    if (t != NULL) {
+        t[n] = '\0';
+    }
+    fclose(f);
+    return t;
+}
+
+static const char *param_default(const char *name, size_t n)
+{
+    const char *pn, *def;
+    for (size_t k = 0; siptls_config_param(k, &pn, &def); k++) {
+        if (strlen(pn) == n && strncmp(pn, name, n) == 0) {
+            return def;
+        }
+    }
+    return NULL;
+}
+
+/* Does the config accept `value` for `name`? */
+static int accepts(const char *name, unsigned long value)
+{
+    siptls_config c;
+    siptls_config_init(&c);
+    char v[32];
+    snprintf(v, sizeof(v), "%lu", value);
+    int st = siptls_config_set(&c, name, v, NULL);
+    siptls_config_cleanup(&c);
+    return st == 0;
+}
+
+/* "a..b" at p: the documented range of `name` is the code's. */
+static void check_range(const char *file, int line, const char *name, const char *p)
+{
+    char *end;
+    unsigned long lo = strtoul(p, &end, 10);
+    if (end == p || strncmp(end, "..", 2) != 0) {
+        return;
+    }
+    const char *q = end + 2;
+    unsigned long hi = strtoul(q, &end, 10);
+    if (end == q) {
+        return;
+    }
+    if (!accepts(name, lo) || !accepts(name, hi) || (lo > 0 && accepts(name, lo - 1)) ||
+        accepts(name, hi + 1)) {
+        fail_msg("%s:%d: %s documented as %lu..%lu, the code accepts another range", file, line,
+                 name, lo, hi);
+    }
+}
+
+/* The number at p (a default as written in prose, "120 s", "10000 ms") is
+ * the code's default for `name`. */
+static void check_default(const char *file, int line, const char *name, const char *p)
+{
+    const char *def = param_default(name, strlen(name));
+    while (*p == ' ') {
+        p++;
+    }
+    if (def == NULL || *p < '0' || *p > '9') {
+        return;
+    }
+    char *end;
+    unsigned long got = strtoul(p, &end, 10);
+    if (strncmp(end, "..", 2) == 0) {
+        return; /* a range, not a default */
+    }
+    if (def[0] < '0' || def[0] > '9' || strtoul(def, NULL, 10) != got) {
+        fail_msg("%s:%d: %s documented with default %lu, the code's is '%s'", file, line, name,
+                 got, def);
+    }
+}
+
+/* Every "`name` (default N" and every table row "| `name` | N ... | a..b |"
+ * in docs/: N is the code's default and a..b its range; and in the admin
+ * guide, every "Range a..b" under a parameter's heading. */
+static void test_numbers_in_prose(void **state)
+{
+    (void)state;
+    const char *dir = SIPTLS_TEST_DIR "/../docs";
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    unsigned checked = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t nl = strlen(de->d_name);
+        if (nl < 4 || strcmp(de->d_name + nl - 3, ".md") != 0) {
+            continue;
+        }
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        char *text = slurp(path);
+        assert_non_null(text);
+        int line = 1;
+        char section[128] = "";
+        static char sect_text[16384];
+        sect_text[0] = '\0';
+        for (char *l = text; l != NULL && *l != '\0'; line++) {
+            char *nl2 = strchr(l, '\n');
+            if (nl2 != NULL) {
+                *nl2 = '\0';
+            }
+            if (strncmp(l, "#", 1) == 0) {
+                /* the section ends: its ranges, joined across lines */
+                for (const char *r = strstr(sect_text, "Range "); section[0] && r != NULL;
+                     r = strstr(r + 6, "Range ")) {
+                    check_range(path, line, section, r + 6);
+                    checked++;
+                }
+                sect_text[0] = '\0';
+            } else if (section[0] && strlen(sect_text) + strlen(l) + 2 < sizeof(sect_text)) {
+                strcat(sect_text, l);
+                strcat(sect_text, " ");
+            }
+            if (strncmp(l, "#### ", 5) == 0) {
+                size_t n = 0;
+                while (is_ident(l[5 + n]) && n + 1 < sizeof(section)) {
+                    n++;
+                }
+                memcpy(section, l + 5, n);
+                section[n] = '\0';
+                if (param_default(section, n) == NULL) {
+                    section[0] = '\0';
+                }
+            } else if (strncmp(l, "#", 1) == 0) {
+                section[0] = '\0';
+            }
+            /* table rows */
+            if (strncmp(l, "| `", 3) == 0) {
+                const char *nm = l + 3;
+                size_t n = 0;
+                while (is_ident(nm[n])) {
+                    n++;
+                }
+                if (nm[n] == '`' && param_default(nm, n) != NULL) {
+                    char name[128];
+                    snprintf(name, sizeof(name), "%.*s", (int)n, nm);
+                    const char *cell = strchr(nm + n + 1, '|');
+                    if (cell != NULL) {
+                        check_default(path, line, name, cell + 1);
+                        checked++;
+                        const char *cell3 = strchr(cell + 1, '|');
+                        if (cell3 != NULL) {
+                            const char *p = cell3 + 1;
+                            while (*p == ' ') {
+                                p++;
+                            }
+                            check_range(path, line, name, p);
+                        }
+                    }
+                }
+            }
+            /* "`name` (default N" anywhere */
+            for (const char *p = strchr(l, '`'); p != NULL; p = strchr(p + 1, '`')) {
+                size_t n = 0;
+                while (is_ident(p[1 + n])) {
+                    n++;
+                }
+                if (n > 0 && p[1 + n] == '`' && strncmp(p + 2 + n, " (default ", 10) == 0 &&
+                    param_default(p + 1, n) != NULL) {
+                    char name[128];
+                    snprintf(name, sizeof(name), "%.*s", (int)n, p + 1);
+                    check_default(path, line, name, p + 2 + n + 10);
+                    checked++;
+                }
+            }
+            l = nl2 ? nl2 + 1 : NULL;
+        }
+        free(text);
+    }
+    closedir(d);
+    /* the tables of dtls.md and the admin guide, the ranges of the guide
+     * (a floor, so that a parser that stops matching cannot pass) */
+    assert_true(checked >= 30);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_param_documented),
         cmocka_unit_test(test_no_stale_headings),
+        cmocka_unit_test(test_numbers_in_prose),
     };
     return cmocka_run_group_tests(tests, load_guide, free_guide);
 }

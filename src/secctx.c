@@ -1056,8 +1056,15 @@ static int load_files(siptls__secctx *s, sec_domain *d, const siptls_domain_cfg 
         const char *key = c->private_key ? c->private_key : c->certificate;
         if (wolfSSL_CTX_use_PrivateKey_file(ctx, key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
             load_reason(key, why, sizeof(why));
-            slog(s, SIPTLS_LOG_ERR, "domain '%s': cannot load private key '%s': %s", d->name, key,
-                 why);
+            if (c->private_key == NULL) {
+                slog(s, SIPTLS_LOG_ERR,
+                     "domain '%s': private_key is not set and certificate '%s' holds no usable "
+                     "private key (%s): set private_key, or append the PEM key to that file",
+                     d->name, key, why);
+            } else {
+                slog(s, SIPTLS_LOG_ERR, "domain '%s': cannot load private key '%s': %s", d->name,
+                     key, why);
+            }
             return SIPTLS_ERR_CERT;
         }
         int m = key_matches_cert(ctx, key);

@@ -26,7 +26,8 @@ extern int cli_log_level;
 
 /** Client-side TLS options of ping and bench into the default client
  *  domain: --ca (else the system CAs unless --insecure or the config gave
- *  some), --insecure, --cert/--key (together), --tls 1.2|1.3 (NULL = both).
+ *  some), --insecure, --cert (chain; with the key in the same file unless
+ *  --key is given), --tls 1.2|1.3 (NULL = both).
  *  Returns 0 or -1 (error printed). */
 int cli_client_tls(siptls_config *cfg, const char *ca, int insecure, const char *cert,
                    const char *key, const char *tls);

@@ -92,8 +92,8 @@ static int set_client(siptls_config *cfg, const char *key, const char *value)
 int cli_client_tls(siptls_config *cfg, const char *ca, int insecure, const char *cert,
                    const char *key, const char *tls)
 {
-    if ((cert == NULL) != (key == NULL)) {
-        fprintf(stderr, "siptls: --cert and --key go together\n");
+    if (key != NULL && cert == NULL) {
+        fprintf(stderr, "siptls: --key needs --cert\n");
         return -1;
     }
     if ((insecure && set_client(cfg, "verify_cert", "0") != 0) ||
@@ -101,8 +101,9 @@ int cli_client_tls(siptls_config *cfg, const char *ca, int insecure, const char 
         /* verifying with no CA configured: the system's trust store */
         (ca == NULL && !insecure && cfg->domains[1].ca_list == NULL &&
          cfg->domains[1].ca_dir == NULL && set_client(cfg, "ca_dir", "/etc/ssl/certs") != 0) ||
-        (cert != NULL &&
-         (set_client(cfg, "certificate", cert) != 0 || set_client(cfg, "private_key", key) != 0)) ||
+        /* without --key: the key is in the --cert file */
+        (cert != NULL && (set_client(cfg, "certificate", cert) != 0 ||
+                          set_client(cfg, "private_key", key != NULL ? key : "") != 0)) ||
         (tls != NULL &&
          set_client(cfg, "tls_method", strcmp(tls, "1.2") == 0 ? "TLSv1_2" : "TLSv1_3") != 0)) {
         return -1;

@@ -410,9 +410,10 @@ static void serve_usage(FILE *out)
             "  -c, --config FILE        configuration file (key = value, or OpenSIPS modparam lines)\n"
             "  -l, --listen URI         listen on URI (tls:ADDR[:PORT], dtls:ADDR[:PORT]); repeatable;\n"
             "                           default tls:127.0.0.1:5061 when neither this nor the file gives one\n"
-            "      --cert FILE          server certificate (PEM); without it an in-memory self-signed\n"
-            "                           development certificate is generated\n"
-            "      --key FILE           private key of --cert (PEM)\n"
+            "      --cert FILE          server certificate chain (PEM); without it an in-memory\n"
+            "                           self-signed development certificate is generated\n"
+            "      --key FILE           private key of --cert (PEM); without it the key is read\n"
+            "                           from the --cert file (one PEM with chain and key)\n"
             "      --ca FILE            CA list for client certificates\n"
             "      --verify-cert        ask clients for a certificate\n"
             "      --require-cert       refuse clients without a valid certificate\n"
@@ -543,13 +544,16 @@ int siptls_cli_serve(int argc, char **argv)
     if (cfg.n_listen == 0 && cli_set(&cfg, "listen", "tls:127.0.0.1:5061") != 0) {
         goto out;
     }
-    if ((cert == NULL) != (key == NULL)) {
-        fprintf(stderr, "siptls serve: --cert and --key go together\n");
+    if (key != NULL && cert == NULL) {
+        fprintf(stderr, "siptls serve: --key needs --cert\n");
         rc = 2;
         goto out;
     }
     if (cert != NULL) {
-        if (cli_set(&cfg, "certificate", cert) != 0 || cli_set(&cfg, "private_key", key) != 0) {
+        /* Without --key the key is read from the --cert file (one PEM with
+         * the chain and the key), not from a private_key of the file. */
+        if (cli_set(&cfg, "certificate", cert) != 0 ||
+            cli_set(&cfg, "private_key", key != NULL ? key : "") != 0) {
             goto out;
         }
     } else if (cfg.domains[0].certificate == NULL && cli_use_devcert(&cfg) != 0) {

@@ -32,6 +32,13 @@ extern int cli_log_level;
 int cli_client_tls(siptls_config *cfg, const char *ca, int insecure, const char *cert,
                    const char *key, const char *tls);
 
+/** Resolve the host name of every listen URI of `cfg` the way the engine
+ *  will (getaddrinfo, AI_PASSIVE; addresses and wildcards need no lookup).
+ *  For each one that does not resolve, print "PREFIX: listen 'URI': cannot
+ *  resolve 'HOST': <the resolver's message>" to stderr. Blocks on the
+ *  resolver: only before the loop runs. Returns the number of failures. */
+int cli_resolve_listen(const siptls_config *cfg, const char *prefix);
+
 /** Monotonic time in seconds. */
 double cli_now(void);
 

@@ -1,4 +1,6 @@
 /* siptls CLI — helpers shared by serve, ping and bench. */
+#include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,4 +111,44 @@ int cli_client_tls(siptls_config *cfg, const char *ca, int insecure, const char 
         return -1;
     }
     return 0;
+}
+
+int cli_resolve_listen(const siptls_config *cfg, const char *prefix)
+{
+    int failures = 0;
+    for (size_t i = 0; i < cfg->n_listen; i++) {
+        siptls_uri u;
+        if (siptls_config_listen_uri(cfg, i, &u) != SIPTLS_OK || u.host_kind != SIPTLS_HOST_NAME) {
+            continue; /* a bad URI is reported by whoever parses it; numbers need no lookup */
+        }
+        struct addrinfo hints, *res = NULL;
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = u.transport == SIPTLS_TRANSPORT_TLS ? SOCK_STREAM : SOCK_DGRAM;
+        hints.ai_flags = AI_PASSIVE;
+        char port[8];
+        snprintf(port, sizeof(port), "%u", (unsigned)u.port);
+        int rc = getaddrinfo(u.host, port, &hints, &res);
+        int saved_errno = errno;
+        if (rc == 0 && res != NULL) {
+            freeaddrinfo(res);
+            continue;
+        }
+        if (res != NULL) {
+            freeaddrinfo(res);
+        }
+        char text[SIPTLS_URI_HOST_MAX + 32];
+        if (siptls_uri_format(&u, text, sizeof(text)) < 0) {
+            snprintf(text, sizeof(text), "%s", cfg->listen[i]);
+        }
+        /* gai_strerror, not strerror(errno): errno means something only
+         * for EAI_SYSTEM. */
+        const char *why = rc == 0 ? "no address" : gai_strerror(rc);
+        if (rc == EAI_SYSTEM) {
+            why = strerror(saved_errno);
+        }
+        fprintf(stderr, "%s: listen '%s': cannot resolve '%s': %s\n", prefix, text, u.host, why);
+        failures++;
+    }
+    return failures;
 }

@@ -544,6 +544,11 @@ int siptls_cli_serve(int argc, char **argv)
     if (cfg.n_listen == 0 && cli_set(&cfg, "listen", "tls:127.0.0.1:5061") != 0) {
         goto out;
     }
+    /* A name that does not resolve is reported with the resolver's own
+     * message, before any engine starts. */
+    if (cli_resolve_listen(&cfg, "siptls serve") != 0) {
+        goto out;
+    }
     if (key != NULL && cert == NULL) {
         fprintf(stderr, "siptls serve: --key needs --cert\n");
         rc = 2;

@@ -80,5 +80,91 @@ timeout 20 "$bin" serve --listen tls:127.0.0.1:0 --key "$pki/server.key" > "$wor
 check "serve --key without --cert is a usage error" 2 $?
 has "... saying so" "$work/keyonly.out" "--key needs --cert"
 
+# ---------------------------------------------------------------------------
+# siptls config FILE loads what serve would load, short of binding
+# (issue 8 §6): missing files, a key of another certificate, a syntax
+# error, an unresolvable listen name -- each refused with a line that says
+# where; a good file printed with the values the engine uses.
+cat > "$work/missing.conf" <<EOF
+listen = dtls:192.0.2.10
+certificate = $work/nope.pem
+private_key = $work/nope.key
+EOF
+timeout 20 "$bin" config "$work/missing.conf" > "$work/c.out" 2> "$work/c.err"
+check "config: certificate and key files that do not exist" 1 $?
+has "... names the file, the domain and the reason" "$work/c.err" \
+    "missing.conf: domain 'default': cannot load certificate '$work/nope.pem': No such file or directory"
+hasnt "... and prints no configuration" "$work/c.out" "listen"
+
+cat > "$work/mismatch.conf" <<EOF
+certificate = $pki/server.pem
+private_key = $pki/alt.key
+EOF
+timeout 20 "$bin" config --config "$work/mismatch.conf" > "$work/c.out" 2> "$work/c.err"
+check "config: a key that is not the certificate's" 1 $?
+has "... says so" "$work/c.err" "domain 'default': private key '.*alt.key' does not belong to certificate"
+
+cat > "$work/noca.conf" <<EOF
+server_domain = sbc
+listen = tls:127.0.0.1:0
+certificate = $pki/server.pem
+private_key = $pki/server.key
+ca_list = [sbc]$work/nope-ca.pem
+EOF
+timeout 20 "$bin" config "$work/noca.conf" > "$work/c.out" 2> "$work/c.err"
+check "config: a missing CA list of a declared domain" 1 $?
+has "... names that domain" "$work/c.err" "noca.conf: domain 'sbc': cannot load CA list '$work/nope-ca.pem'"
+
+printf 'tls_port = 5061\ntls_port = 70000\n' > "$work/syntax.conf"
+timeout 20 "$bin" config "$work/syntax.conf" > "$work/c.out" 2> "$work/c.err"
+check "config: a value out of range" 1 $?
+has "... as file:line: key: reason" "$work/c.err" "syntax.conf:2: tls_port: .*70000"
+
+cat > "$work/noname.conf" <<EOF
+certificate = $pki/server.pem
+private_key = $pki/server.key
+listen = tls:no-such-host.invalid
+EOF
+timeout 30 "$bin" config "$work/noname.conf" > "$work/c.out" 2> "$work/c.err"
+check "config: a listen name that does not resolve" 1 $?
+has "... with the port and the resolver's message" "$work/c.err" \
+    "noname.conf: listen 'tls:no-such-host.invalid:5061': cannot resolve 'no-such-host.invalid': [A-Za-z]"
+
+cat > "$work/good.conf" <<EOF
+tls_port = 5062
+listen = dtls:192.0.2.10
+listen = tls:127.0.0.1
+certificate = $pki/server.pem
+private_key = $pki/server.key
+ca_list = $pki/ca.pem
+server_domain = wild
+match_sip_domain = [wild]*.example.org
+EOF
+timeout 20 "$bin" config "$work/good.conf" > "$work/c.out" 2> "$work/c.err"
+check "config: a good file" 0 $?
+has "... says what was checked" "$work/c.err" "good.conf: OK: certificates, keys, CAs and CRLs load"
+has "... prints a DTLS listen URI with its port" "$work/c.out" '^listen = "dtls:192.0.2.10:5061"'
+has "... prints a TLS listen URI with tls_port" "$work/c.out" '^listen = "tls:127.0.0.1:5062"'
+grep -F "ca_list = \"[server:wild]$pki/ca.pem\"  # inherited from [server:default]" "$work/c.out" > /dev/null \
+    && ok "... prints inherited domain values" || bad "... prints inherited domain values: $(cat "$work/c.out")"
+cp "$work/c.out" "$work/effective.conf"
+timeout 20 "$bin" config "$work/effective.conf" > "$work/c2.out" 2> "$work/c2.err"
+check "config: the printed configuration loads and checks again" 0 $?
+# the same values (the "# inherited" / "# default port" notes are gone:
+# the values are now written in the file)
+sed 's/  # .*$//' "$work/c.out" > "$work/c.vals"
+sed 's/  # .*$//' "$work/c2.out" > "$work/c2.vals"
+if cmp -s "$work/c.vals" "$work/c2.vals"; then ok "... with the same values"; else bad "... with the same values: $(diff "$work/c.vals" "$work/c2.vals")"; fi
+
+# ---------------------------------------------------------------------------
+# serve: a listen name that does not resolve gets the resolver's message,
+# not "cannot resolve host (Success)"
+timeout 30 "$bin" serve --listen tls:no-such-host.invalid:5061 --cert "$pki/server.pem" \
+    --key "$pki/server.key" > "$work/r.out" 2>&1
+check "serve: an unresolvable listen name fails" 1 $?
+has "... with the resolver's message" "$work/r.out" \
+    "listen 'tls:no-such-host.invalid:5061': cannot resolve 'no-such-host.invalid': [A-Za-z]"
+hasnt "... not errno's" "$work/r.out" "Success"
+
 echo "test_cli_ops: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -16,8 +16,9 @@ int siptls_cli_config(int argc, char **argv);
 int cli_set(siptls_config *cfg, const char *key, const char *value);
 
 /** Put an in-memory development certificate into the default server
- *  domain (memfd files, no disk). Returns 0 or -1 (error printed). */
-int cli_use_devcert(siptls_config *cfg);
+ *  domain (memfd files, no disk); `announce`: print serve's warning about
+ *  it. Returns 0 or -1 (error printed). */
+int cli_use_devcert(siptls_config *cfg, int announce);
 
 /** Log callback writing "HH:MM:SS.mmm LEVEL text" to stderr. `user` is
  *  ignored; the level filter is the global cli_log_level. */

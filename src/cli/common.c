@@ -61,7 +61,7 @@ static int memfd_with(const char *name, const char *text, char *path, size_t pat
     return 0;
 }
 
-int cli_use_devcert(siptls_config *cfg)
+int cli_use_devcert(siptls_config *cfg, int announce)
 {
     char *cert = NULL, *key = NULL;
     int st = siptls_devcert_generate("localhost", &cert, &key);
@@ -75,6 +75,8 @@ int cli_use_devcert(siptls_config *cfg)
         memfd_with("siptls-devkey", key, kpath, sizeof(kpath)) == 0 &&
         cli_set(cfg, "certificate", cpath) == 0 && cli_set(cfg, "private_key", kpath) == 0) {
         rc = 0;
+    }
+    if (rc == 0 && announce) {
         fprintf(stderr,
                 "siptls: *** WARNING: no --cert given: using an in-memory SELF-SIGNED development\n"
                 "siptls: *** certificate (CN=localhost). Peers cannot verify it. Not for production.\n");

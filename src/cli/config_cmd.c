@@ -82,20 +82,36 @@ int siptls_cli_config(int argc, char **argv)
             return 1;
         }
     }
-    /* Warnings are shown whatever log_level the file sets. */
-    int file_level = cfg.log_level;
-    if (cfg.log_level < SIPTLS_LOG_WARN) {
-        cfg.log_level = SIPTLS_LOG_WARN;
+    /* The check runs on a copy: warnings are shown whatever log_level the
+     * file sets, and without a server certificate serve's development
+     * certificate stands in (the copy is never printed). */
+    siptls_config chk;
+    if (siptls_config_copy(&chk, &cfg) != SIPTLS_OK) {
+        siptls_config_cleanup(&cfg);
+        return 1;
+    }
+    if (chk.log_level < SIPTLS_LOG_WARN) {
+        chk.log_level = SIPTLS_LOG_WARN;
+    }
+    if (chk.n_listen > 0 && chk.domains[0].certificate == NULL) {
+        fprintf(stderr,
+                "siptls: %s: warning: listeners but no certificate in the default server domain: "
+                "siptls serve would use an in-memory self-signed development certificate (peers "
+                "cannot verify it); a host's engine would refuse to start\n",
+                log.file);
+        if (cli_use_devcert(&chk, 0) != 0) {
+            rc = 1;
+        }
     }
     siptls_callbacks cb = {NULL, NULL, NULL, check_log};
     siptls_config_error err;
-    if (siptls_config_check(&cfg, &err, &cb, &log) != SIPTLS_OK) {
+    if (rc == 0 && siptls_config_check(&chk, &err, &cb, &log) != SIPTLS_OK) {
         if (log.errors == 0) {
             fprintf(stderr, "siptls: %s: %s\n", log.file, err.msg);
         }
         rc = 1;
     }
-    cfg.log_level = file_level;
+    siptls_config_cleanup(&chk);
     char prefix[300];
     snprintf(prefix, sizeof(prefix), "siptls: %s", log.file);
     if (cli_resolve_listen(&cfg, prefix) != 0) {

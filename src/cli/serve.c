@@ -561,7 +561,7 @@ int siptls_cli_serve(int argc, char **argv)
             cli_set(&cfg, "private_key", key != NULL ? key : "") != 0) {
             goto out;
         }
-    } else if (cfg.domains[0].certificate == NULL && cli_use_devcert(&cfg) != 0) {
+    } else if (cfg.domains[0].certificate == NULL && cli_use_devcert(&cfg, 1) != 0) {
         goto out;
     }
     if (verbose > 0) {

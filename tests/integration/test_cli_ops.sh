@@ -156,6 +156,15 @@ sed 's/  # .*$//' "$work/c.out" > "$work/c.vals"
 sed 's/  # .*$//' "$work/c2.out" > "$work/c2.vals"
 if cmp -s "$work/c.vals" "$work/c2.vals"; then ok "... with the same values"; else bad "... with the same values: $(diff "$work/c.vals" "$work/c2.vals")"; fi
 
+# listeners without a server certificate: serve would use its development
+# certificate, so this is a warning, not an error
+printf 'listen = tls:127.0.0.1:0\n' > "$work/devcert.conf"
+timeout 20 "$bin" config "$work/devcert.conf" > "$work/c.out" 2> "$work/c.err"
+check "config: listeners without a certificate (serve's development certificate)" 0 $?
+has "... is a warning saying what serve would do" "$work/c.err" \
+    "devcert.conf: warning: listeners but no certificate in the default server domain: siptls serve would use an in-memory self-signed"
+hasnt "... and the printed configuration has no development certificate in it" "$work/c.out" "/proc/self/fd"
+
 # ---------------------------------------------------------------------------
 # serve: a listen name that does not resolve gets the resolver's message,
 # not "cannot resolve host (Success)"

@@ -175,5 +175,40 @@ has "... with the resolver's message" "$work/r.out" \
     "listen 'tls:no-such-host.invalid:5061': cannot resolve 'no-such-host.invalid': [A-Za-z]"
 hasnt "... not errno's" "$work/r.out" "Success"
 
+# ---------------------------------------------------------------------------
+# ping to a server that requires a client certificate: say that the server
+# refused the handshake and, where its alert says so, why -- never
+# "connected ... verified" then "TLS error"
+printf 'tls_method = [client:default]TLSv1_2\n' > "$work/tls12.conf"
+if start_serve --listen tls:127.0.0.1:0 --cert "$pki/server.pem" --key "$pki/server.key" \
+    --ca "$pki/ca.pem" --require-cert; then
+    timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" > "$work/p.out" 2> "$work/p.err"
+    check "ping without a certificate to a server requiring one (TLS 1.3)" 4 $?
+    has "... the server refused, with its alert and what it means" "$work/p.err" \
+        "the server refused the handshake: alert certificate_required \(116\): it requires a client certificate"
+    hasnt "... no 'connected' line" "$work/p.out" "connected to"
+    hasnt "... no 'TLS error'" "$work/p.err" "TLS error"
+
+    timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" -c "$work/tls12.conf" \
+        > "$work/p.out" 2> "$work/p.err"
+    check "ping without a certificate to a server requiring one (TLS 1.2)" 4 $?
+    has "... the server closed during the handshake (wolfSSL sends no alert there)" "$work/p.err" \
+        "the server closed the connection during the handshake, without an alert"
+    hasnt "... not 'socket I/O error'" "$work/p.err" "socket I/O error"
+
+    timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" --cert "$pki/rogue-client.pem" \
+        --key "$pki/rogue-client.key" > "$work/p.out" 2> "$work/p.err"
+    check "ping with a certificate the server does not trust" 4 $?
+    has "... the server refused our certificate, with its alert" "$work/p.err" \
+        "the server refused the handshake: alert [a-z_]+ \([0-9]+\): it did not accept our client certificate"
+
+    timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" --cert "$pki/client.pem" \
+        --key "$pki/client.key" > "$work/p.out" 2> "$work/p.err"
+    check "ping with a good certificate is served" 0 $?
+    has "... and prints the connection once answered" "$work/p.out" "^connected to .* verified"
+    has "... and the answer" "$work/p.out" "SIP/2.0 200 OK"
+fi
+stop_serve
+
 echo "test_cli_ops: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

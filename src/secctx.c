@@ -678,8 +678,12 @@ static void read_sans(peer_view *v, WOLFSSL_X509 *x)
 static int trusted_index(const siptls__secctx *t, const peer_view *v)
 {
     for (size_t i = 0; t != NULL && i < t->n_trusted && i < 255; i++) {
-        if (siptls__rfc5922_match(t->trusted[i], v->san_ptr, v->n_sans,
-                                  v->has_san_ext ? NULL : v->cn)) {
+        const char *cn = v->has_san_ext ? NULL : v->cn;
+        const char *e = t->trusted[i];
+        /* "*.suffix": any identity one or more labels below the suffix */
+        if (e[0] == '*' && e[1] == '.'
+                ? siptls__rfc5922_match_under(e + 2, v->san_ptr, v->n_sans, cn)
+                : siptls__rfc5922_match(e, v->san_ptr, v->n_sans, cn)) {
             return (int)i;
         }
     }

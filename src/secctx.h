@@ -138,4 +138,14 @@ int siptls__secctx_classify_error(int wolf_err);
 int siptls__rfc5922_match(const char *domain, const char *const *sans, size_t n_sans,
                           const char *cn);
 
+/** The same identities as siptls__rfc5922_match(), each compared with the
+ *  trusted_domain pattern "*.`suffix`": 1 when one of them lies one or more
+ *  labels below `suffix` (a.example.org or a.b.example.org for
+ *  "example.org"; example.org itself does not). The identities themselves
+ *  are still taken literally (a wildcard in the certificate is never an
+ *  identity, RFC 5922 §7.2). For trusted_domain only, never for the
+ *  outbound name check. */
+int siptls__rfc5922_match_under(const char *suffix, const char *const *sans, size_t n_sans,
+                                const char *cn);
+
 #endif

@@ -918,9 +918,19 @@ static void test_domain_by_local_address(void **state)
 static void test_trusted_domain(void **state)
 {
     (void)state;
-    const char *lists[] = {"other.example.test", "other.example.test,CLIENT.example.test"};
-    const int want[] = {0, 1};
-    for (int i = 0; i < 2; i++) {
+    /* The client certificate's identity is client.example.test. A
+     * "*.suffix" entry trusts any identity one or more labels below the
+     * suffix (docs/admin-guide.md), never the suffix itself. */
+    const char *lists[] = {"other.example.test",
+                           "other.example.test,CLIENT.example.test",
+                           "*.example.test",
+                           "*.test",
+                           "*.client.example.test",
+                           "*.other.test,*.example.test"};
+    const int want[] = {0, 1, 1, 1, 0, 1};
+    const char *want_name[] = {"", "client.example.test", "*.example.test",
+                               "*.test", "", "*.example.test"};
+    for (int i = 0; i < 6; i++) {
         duo d;
         srv_cfg(&d.scfg, "server", 1, 0);
         set(&d.scfg, "trusted_domain", lists[i]);
@@ -933,8 +943,10 @@ static void test_trusted_domain(void **state)
         memset(&si, 0, sizeof(si));
         assert_int_equal(siptls__secctx_peer_check(d.srv, p.s, 1, NULL, &si), SIPTLS_OK);
         assert_int_equal(si.peer_verified, 1);
-        assert_int_equal(si.trusted, want[i]);
-        assert_string_equal(si.trusted_domain, want[i] ? "client.example.test" : "");
+        if (si.trusted != want[i] || strcmp(si.trusted_domain, want_name[i]) != 0) {
+            fail_msg("trusted_domain = %s: trusted %d ('%s'), want %d ('%s')", lists[i],
+                     si.trusted, si.trusted_domain, want[i], want_name[i]);
+        }
         pair_free(&p);
         duo_free(&d);
     }

@@ -622,7 +622,21 @@ int siptls_cli_serve(int argc, char **argv)
         if (workers > 1) {
             printf("siptls serve: %ld workers (one engine per thread, SO_REUSEPORT)\n", workers);
         }
-        printf("siptls serve: try: siptls ping %s --insecure\n", cfg.listen[0]);
+        /* the URI a client can use: the bound port, an address to reach */
+        siptls_uri try_uri;
+        char try_text[SIPTLS_URI_HOST_MAX + 32];
+        int have_try = siptls_config_listen_uri(&cfg, 0, &try_uri) == SIPTLS_OK;
+        if (have_try) {
+            try_uri.port = (uint16_t)siptls_listener_port(all.w[0].engine, 0);
+            if (try_uri.host_kind == SIPTLS_HOST_ANY) {
+                try_uri.host_kind = SIPTLS_HOST_IPV4;
+                snprintf(try_uri.host, sizeof(try_uri.host), "127.0.0.1");
+            }
+        }
+        if (!have_try || siptls_uri_format(&try_uri, try_text, sizeof(try_text)) < 0) {
+            snprintf(try_text, sizeof(try_text), "%s", cfg.listen[0]);
+        }
+        printf("siptls serve: try: siptls ping %s --insecure\n", try_text);
         fflush(stdout);
         ev_signal sigs[5];
         const int signums[5] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, 0};

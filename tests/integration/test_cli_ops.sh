@@ -56,6 +56,8 @@ stop_serve() {
 cat "$pki/server.pem" "$pki/server.key" > "$work/combined.pem"
 if start_serve --listen tls:127.0.0.1:0 --cert "$work/combined.pem"; then
     ok "serve --cert with the key in the same file starts"
+    has "... and its hint names the bound port, not :0" "$work/serve.out" \
+        "try: siptls ping tls:127.0.0.1:$port "
     timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" > "$work/p.out" 2>&1
     check "ping a server whose key sits in its certificate file" 0 $?
     has "... and it presents that certificate" "$work/p.out" "CN=localhost"

@@ -1588,6 +1588,18 @@ struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_dom
         return NULL;
     }
     set_aux(ssl, fnv_lower(sip_domain));
+#ifdef HAVE_SERVER_RENEGOTIATION_INFO
+    /* RFC 5746 §3.4: "the client MUST include either an empty
+     * "renegotiation_info" extension, or the TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+     * signaling cipher suite value in the ClientHello". Debian's wolfSSL
+     * sends neither by default; this adds the extension. It does not make
+     * us renegotiate: without HAVE_SECURE_RENEGOTIATION a HelloRequest is
+     * still answered with a no_renegotiation warning. */
+    if (wolfSSL_UseSecureRenegotiation(ssl) != WOLFSSL_SUCCESS) {
+        wolfSSL_free(ssl);
+        return NULL;
+    }
+#endif
     if (sip_domain != NULL && sip_domain[0] != '\0' && !is_ip_literal(sip_domain)) {
         /* RFC 6066 §3: "Literal IPv4 and IPv6 addresses are not permitted
          * in "HostName"." */

@@ -3,6 +3,8 @@
 #  1. `siptls ping` to an openssl s_server that requires a client
 #     certificate, without one: the report names the server's alert
 #     (handshake_failure in TLS 1.2, certificate_required in TLS 1.3).
+#  1b. `siptls ping` over TLS 1.2 signals RFC 5746 and answers a server's
+#     HelloRequest with the no_renegotiation warning.
 #  2. A client-initiated TLS 1.2 renegotiation (openssl s_client, command
 #     `R`) against `siptls serve`: refused as docs/security.md says (a fatal
 #     unexpected_message alert from wolfSSL, the flow closed with "peer
@@ -56,6 +58,38 @@ for v in tls1_2 tls1_3; do
     kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
     exec 3>&-
 done
+
+# ---------------------------------------------------------------------------
+# 1b. siptls ping as a TLS 1.2 client: it signals RFC 5746 (renegotiation_info,
+# §3.4 "MUST"), and a server's HelloRequest gets the no_renegotiation warning
+mkfifo "$work/s_in.hr"
+exec 3<> "$work/s_in.hr"
+openssl s_server -accept 127.0.0.1:0 -tls1_2 -cert "$pki/server.pem" -key "$pki/server.key" \
+    -msg -naccept 1 < "$work/s_in.hr" > "$work/s_server.hr" 2>&1 &
+spid=$!
+pids+=("$spid")
+if wait_for "^ACCEPT" "$work/s_server.hr"; then
+    sport=$(sed -n 's/^ACCEPT 127.0.0.1:\([0-9]*\).*/\1/p' "$work/s_server.hr")
+    timeout 20 "$bin" ping "tls:127.0.0.1:$sport" --ca "$pki/ca.pem" --crlf --timeout 8 \
+        > "$work/ping.hr" 2>&1 &
+    ppid_=$!
+    pids+=("$ppid_")
+    if wait_for "^(CIPHER is|Secure Renegotiation)" "$work/s_server.hr"; then
+        has "ping (TLS 1.2) offers secure renegotiation (RFC 5746 §3.4)" "$work/s_server.hr" \
+            "^Secure Renegotiation IS supported"
+        printf 'r\n' >&3 # s_server: send a HelloRequest
+        wait_for "warning no_renegotiation" "$work/s_server.hr" \
+            && ok "... and answers a HelloRequest with the no_renegotiation warning" \
+            || bad "no no_renegotiation warning: $(grep -v '^    ' "$work/s_server.hr" | tail -6)"
+    else
+        bad "s_server saw no handshake: $(cat "$work/s_server.hr")"
+    fi
+    wait "$ppid_"
+else
+    bad "s_server (HelloRequest) did not start"
+fi
+kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+exec 3>&-
 
 # ---------------------------------------------------------------------------
 # 2. client-initiated renegotiation against siptls serve

@@ -150,6 +150,75 @@ static int match_ip(const unsigned char want[16], int want_af, const char *const
     return 0;
 }
 
+/* `name` (an identity of the certificate) is the wanted domain (`under` 0)
+ * or lies one or more labels below it (`under` 1: the trusted_domain
+ * pattern "*.want"). */
+static int name_matches(const char *want, size_t wlen, const char *name, size_t nlen, int under)
+{
+    if (!plain_name(name, nlen)) {
+        return 0;
+    }
+    if (!under) {
+        return name_eq(want, wlen, name, nlen);
+    }
+    if (nlen > 1 && name[nlen - 1] == '.') {
+        nlen--;
+    }
+    if (wlen > 1 && want[wlen - 1] == '.') {
+        wlen--;
+    }
+    /* a non-empty label, a dot, then the suffix */
+    if (nlen < wlen + 2 || name[nlen - wlen - 1] != '.' || name[nlen - wlen - 2] == '.') {
+        return 0;
+    }
+    return name_eq(want, wlen, name + nlen - wlen, wlen);
+}
+
+/* RFC 5922 §7.1 identities of the certificate against `want`. */
+static int match_identities(const char *want, size_t wlen, int under, const char *const *sans,
+                            size_t n_sans, const char *cn)
+{
+    /* Step 1: sip URIs. Whether the certificate has any SIP URI identity
+     * at all decides if dNSName values count. */
+    int have_sip_identity = 0;
+    for (size_t i = 0; i < n_sans; i++) {
+        const char *host;
+        size_t hlen;
+        if (sans[i] == NULL || !has_prefix_ci(sans[i], "URI:") ||
+            !sip_uri_host(sans[i] + 4, &host, &hlen)) {
+            continue;
+        }
+        have_sip_identity = 1;
+        if (name_matches(want, wlen, host, hlen, under)) {
+            return 1;
+        }
+    }
+    /* RFC 5922 §7.1: "An implementation MUST accept a domain name system
+     * identifier as a SIP domain identity if and only if no other identity
+     * is found that matches the "sip" URI type described above." */
+    if (!have_sip_identity) {
+        for (size_t i = 0; i < n_sans; i++) {
+            if (sans[i] == NULL || !has_prefix_ci(sans[i], "DNS:")) {
+                continue;
+            }
+            const char *name = sans[i] + 4;
+            if (name_matches(want, wlen, name, strlen(name), under)) {
+                return 1;
+            }
+        }
+    }
+    /* RFC 5922 §7.1: "If and only if the subjectAltName does not appear in
+     * the certificate, the implementation MAY examine the CN field of the
+     * certificate. If a valid DNS name is found there, the implementation
+     * MAY accept this value as a SIP domain identity." The caller passes
+     * cn = NULL when the extension is present, whatever name types it
+     * holds. */
+    if (n_sans == 0 && cn != NULL && name_matches(want, wlen, cn, strlen(cn), under)) {
+        return 1;
+    }
+    return 0;
+}
+
 int siptls__rfc5922_match(const char *domain, const char *const *sans, size_t n_sans,
                           const char *cn)
 {
@@ -165,48 +234,18 @@ int siptls__rfc5922_match(const char *domain, const char *const *sans, size_t n_
     if (!plain_name(domain, dlen)) {
         return 0;
     }
+    return match_identities(domain, dlen, 0, sans, n_sans, cn);
+}
 
-    /* Step 1: sip URIs. Whether the certificate has any SIP URI identity
-     * at all decides if dNSName values count. */
-    int have_sip_identity = 0;
-    for (size_t i = 0; i < n_sans; i++) {
-        const char *host;
-        size_t hlen;
-        if (sans[i] == NULL || !has_prefix_ci(sans[i], "URI:") ||
-            !sip_uri_host(sans[i] + 4, &host, &hlen)) {
-            continue;
-        }
-        have_sip_identity = 1;
-        if (plain_name(host, hlen) && name_eq(domain, dlen, host, hlen)) {
-            return 1;
-        }
+int siptls__rfc5922_match_under(const char *suffix, const char *const *sans, size_t n_sans,
+                                const char *cn)
+{
+    if (suffix == NULL || (sans == NULL && n_sans > 0)) {
+        return 0;
     }
-    /* RFC 5922 §7.1: "An implementation MUST accept a domain name system
-     * identifier as a SIP domain identity if and only if no other identity
-     * is found that matches the "sip" URI type described above." */
-    if (!have_sip_identity) {
-        for (size_t i = 0; i < n_sans; i++) {
-            if (sans[i] == NULL || !has_prefix_ci(sans[i], "DNS:")) {
-                continue;
-            }
-            const char *name = sans[i] + 4;
-            size_t nlen = strlen(name);
-            if (plain_name(name, nlen) && name_eq(domain, dlen, name, nlen)) {
-                return 1;
-            }
-        }
+    size_t slen = strlen(suffix);
+    if (!plain_name(suffix, slen)) {
+        return 0;
     }
-    /* RFC 5922 §7.1: "If and only if the subjectAltName does not appear in
-     * the certificate, the implementation MAY examine the CN field of the
-     * certificate. If a valid DNS name is found there, the implementation
-     * MAY accept this value as a SIP domain identity." The caller passes
-     * cn = NULL when the extension is present, whatever name types it
-     * holds. */
-    if (n_sans == 0 && cn != NULL) {
-        size_t clen = strlen(cn);
-        if (plain_name(cn, clen) && name_eq(domain, dlen, cn, clen)) {
-            return 1;
-        }
-    }
-    return 0;
+    return match_identities(suffix, slen, 1, sans, n_sans, cn);
 }

@@ -495,33 +495,87 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
     return 0;
 }
 
+/* How specifically a match_sip_domain entry names `name` (an SNI host name
+ * or the SIP domain of a destination); 0 = no match. An exact name beats
+ * the domain's own name (server side), which beats any "*.suffix" pattern,
+ * a longer suffix beating a shorter one; "*" comes last. */
+#define RANK_ANY 1
+#define RANK_SUFFIX 2 /* + the suffix length */
+#define RANK_DOMAIN_NAME 100000
+#define RANK_EXACT 100001
+
+/* Entries are stored canonical by config.c: lower case, IPv6 in brackets.
+ * `name` is compared case-insensitively, one trailing dot ignored ("a.org."
+ * is the DNS name "a.org"); an IPv6 `name` may come with or without
+ * brackets. "*.example.org" matches one or more labels in front of the
+ * suffix (a.example.org, a.b.example.org), never example.org itself: what
+ * OpenSIPS's match_sip_domain (fnmatch() without FNM_PERIOD) and Kamailio's
+ * server_name_mode=2 do. This chooses settings only; certificate identity
+ * checks (RFC 5922 §7.2) never use wildcards. */
+static int name_rank(const char *pattern, const char *name)
+{
+    size_t n = strlen(name);
+    if (n > 0 && name[n - 1] == '.') {
+        n--;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    if (strcmp(pattern, "*") == 0) {
+        return RANK_ANY;
+    }
+    if (pattern[0] == '*' && pattern[1] == '.') {
+        const char *suffix = pattern + 2;
+        size_t sl = strlen(suffix);
+        /* a non-empty label, a dot, then the suffix */
+        if (sl == 0 || n < sl + 2 || name[n - sl - 1] != '.' || name[n - sl - 2] == '.' ||
+            strncasecmp(name + n - sl, suffix, sl) != 0) {
+            return 0;
+        }
+        return RANK_SUFFIX + (int)sl;
+    }
+    size_t pl = strlen(pattern);
+    if (pattern[0] == '[' && pl >= 2 && pattern[pl - 1] == ']' && name[0] != '[') {
+        pattern++;
+        pl -= 2;
+    }
+    return pl == n && strncasecmp(pattern, name, n) == 0 ? RANK_EXACT : 0;
+}
+
+/* The best rank of `name` in a domain's match_sip_domain list. */
+static int domain_name_rank(const sec_domain *d, const char *name)
+{
+    int best = 0;
+    for (size_t k = 0; k < d->n_match_dom; k++) {
+        int r = name_rank(d->match_dom[k], name);
+        if (r > best) {
+            best = r;
+        }
+    }
+    return best;
+}
+
 static sec_domain *server_domain_by_name(siptls__secctx *s, const char *name)
 {
-    sec_domain *star = NULL;
-    /* Exact names first (match_sip_domain, then the domain's own name),
-     * "*" last. */
+    /* The most specific match wins; between equals, the domain declared
+     * first. */
+    sec_domain *best = NULL;
+    int best_rank = 0;
     for (size_t i = 0; i < s->n_doms; i++) {
         sec_domain *d = &s->doms[i];
         if (!d->is_server || !d->has_cert) {
             continue;
         }
-        for (size_t k = 0; k < d->n_match_dom; k++) {
-            if (strcmp(d->match_dom[k], "*") == 0) {
-                if (star == NULL) {
-                    star = d;
-                }
-            } else if (strcasecmp(d->match_dom[k], name) == 0) {
-                return d;
-            }
+        int r = domain_name_rank(d, name);
+        if (r < RANK_DOMAIN_NAME && d != s->def_server && strcasecmp(d->name, name) == 0) {
+            r = RANK_DOMAIN_NAME;
+        }
+        if (r > best_rank) {
+            best = d;
+            best_rank = r;
         }
     }
-    for (size_t i = 0; i < s->n_doms; i++) {
-        sec_domain *d = &s->doms[i];
-        if (d->is_server && d->has_cert && d != s->def_server && strcasecmp(d->name, name) == 0) {
-            return d;
-        }
-    }
-    return star;
+    return best;
 }
 
 /* SNI: move the connection to the server domain named by the client. Runs
@@ -624,8 +678,12 @@ static void read_sans(peer_view *v, WOLFSSL_X509 *x)
 static int trusted_index(const siptls__secctx *t, const peer_view *v)
 {
     for (size_t i = 0; t != NULL && i < t->n_trusted && i < 255; i++) {
-        if (siptls__rfc5922_match(t->trusted[i], v->san_ptr, v->n_sans,
-                                  v->has_san_ext ? NULL : v->cn)) {
+        const char *cn = v->has_san_ext ? NULL : v->cn;
+        const char *e = t->trusted[i];
+        /* "*.suffix": any identity one or more labels below the suffix */
+        if (e[0] == '*' && e[1] == '.'
+                ? siptls__rfc5922_match_under(e + 2, v->san_ptr, v->n_sans, cn)
+                : siptls__rfc5922_match(e, v->san_ptr, v->n_sans, cn)) {
             return (int)i;
         }
     }
@@ -1002,8 +1060,15 @@ static int load_files(siptls__secctx *s, sec_domain *d, const siptls_domain_cfg 
         const char *key = c->private_key ? c->private_key : c->certificate;
         if (wolfSSL_CTX_use_PrivateKey_file(ctx, key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
             load_reason(key, why, sizeof(why));
-            slog(s, SIPTLS_LOG_ERR, "domain '%s': cannot load private key '%s': %s", d->name, key,
-                 why);
+            if (c->private_key == NULL) {
+                slog(s, SIPTLS_LOG_ERR,
+                     "domain '%s': private_key is not set and certificate '%s' holds no usable "
+                     "private key (%s): set private_key, or append the PEM key to that file",
+                     d->name, key, why);
+            } else {
+                slog(s, SIPTLS_LOG_ERR, "domain '%s': cannot load private key '%s': %s", d->name,
+                     key, why);
+            }
             return SIPTLS_ERR_CERT;
         }
         int m = key_matches_cert(ctx, key);
@@ -1481,13 +1546,16 @@ struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_dom
     unsigned port = 0;
     int have_addr = addr_text(remote, host, sizeof(host), &port);
     sec_domain *dom = NULL;
-    /* 1. the SIP domain by name; 2. the destination address; 3. "*". */
-    for (size_t i = 0; i < s->n_doms && dom == NULL && sip_domain != NULL; i++) {
+    /* 1. the SIP domain by name: an exact name, else the longest matching
+     * "*.suffix" (the first declared between equals); 2. the destination
+     * address; 3. "*". */
+    int best_rank = RANK_ANY;
+    for (size_t i = 0; i < s->n_doms && sip_domain != NULL; i++) {
         sec_domain *d = &s->doms[i];
-        for (size_t k = 0; !d->is_server && k < d->n_match_dom && dom == NULL; k++) {
-            if (strcmp(d->match_dom[k], "*") != 0 && strcasecmp(d->match_dom[k], sip_domain) == 0) {
-                dom = d;
-            }
+        int r = d->is_server ? 0 : domain_name_rank(d, sip_domain);
+        if (r > best_rank) {
+            dom = d;
+            best_rank = r;
         }
     }
     for (size_t i = 0; i < s->n_doms && dom == NULL && have_addr; i++) {
@@ -1520,6 +1588,18 @@ struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_dom
         return NULL;
     }
     set_aux(ssl, fnv_lower(sip_domain));
+#ifdef HAVE_SERVER_RENEGOTIATION_INFO
+    /* RFC 5746 §3.4: "the client MUST include either an empty
+     * "renegotiation_info" extension, or the TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+     * signaling cipher suite value in the ClientHello". Debian's wolfSSL
+     * sends neither by default; this adds the extension. It does not make
+     * us renegotiate: without HAVE_SECURE_RENEGOTIATION a HelloRequest is
+     * still answered with a no_renegotiation warning. */
+    if (wolfSSL_UseSecureRenegotiation(ssl) != WOLFSSL_SUCCESS) {
+        wolfSSL_free(ssl);
+        return NULL;
+    }
+#endif
     if (sip_domain != NULL && sip_domain[0] != '\0' && !is_ip_literal(sip_domain)) {
         /* RFC 6066 §3: "Literal IPv4 and IPv6 addresses are not permitted
          * in "HostName"." */

@@ -49,15 +49,19 @@ int siptls__secctx_has_server_cert(const siptls__secctx *s);
  *  by match_ip_address (an exact "IP:port" entry, a wildcard-host
  *  "0.0.0.0:port" / "[::]:port" entry, then "*"), else the default server
  *  domain; the SNI the client sends then switches to the server domain
- *  whose match_sip_domain (or name) equals it (exact, case-insensitive;
- *  certificate, key, verify mode, cipher suites and groups all switch).
+ *  that names it most specifically: an exact match_sip_domain entry, then
+ *  the domain's own name, then the longest matching "*.suffix" entry (one
+ *  or more labels before the suffix), then "*"; case-insensitive, the
+ *  first declared between equals (certificate, key, verify mode, cipher
+ *  suites and groups all switch).
  *  NULL on out of memory or when that domain has no certificate. The
  *  caller sets the fd / I/O callbacks. */
 struct WOLFSSL *siptls__secctx_server_ssl(siptls__secctx *s, const struct sockaddr *local);
 
 /** New client-side WOLFSSL towards `sip_domain` (the host part of the
  *  destination URI; may be an IP literal) at `remote`: client domain by
- *  match_sip_domain (exact, case-insensitive), then match_ip_address, then
+ *  match_sip_domain (an exact name, else the longest matching "*.suffix";
+ *  case-insensitive), then match_ip_address, then
  *  a client domain with "*" in either, else the default client domain;
  *  SNI = sip_domain unless it is an IP literal; peer verification per the
  *  domain's verify_cert (default on). NULL on out of memory. */
@@ -133,5 +137,15 @@ int siptls__secctx_classify_error(int wolf_err);
  *  parsed). Returns 1 on match. */
 int siptls__rfc5922_match(const char *domain, const char *const *sans, size_t n_sans,
                           const char *cn);
+
+/** The same identities as siptls__rfc5922_match(), each compared with the
+ *  trusted_domain pattern "*.`suffix`": 1 when one of them lies one or more
+ *  labels below `suffix` (a.example.org or a.b.example.org for
+ *  "example.org"; example.org itself does not). The identities themselves
+ *  are still taken literally (a wildcard in the certificate is never an
+ *  identity, RFC 5922 §7.2). For trusted_domain only, never for the
+ *  outbound name check. */
+int siptls__rfc5922_match_under(const char *suffix, const char *const *sans, size_t n_sans,
+                                const char *cn);
 
 #endif

@@ -128,6 +128,18 @@ static void rx_release(tls_flow *t)
 static int map_error(siptls__flow *f, WOLFSSL *ssl, int ret, int handshake)
 {
     int err = wolfSSL_get_error(ssl, ret);
+    /* The peer ended the flow with a fatal alert: the alert says why (a
+     * server refusing our certificate or its absence, no common version
+     * or cipher...), so it is the reason, whatever error wolfSSL reports
+     * after it. */
+    WOLFSSL_ALERT_HISTORY ah;
+    if (err != WOLFSSL_ERROR_WANT_READ && err != WOLFSSL_ERROR_WANT_WRITE &&
+        wolfSSL_get_alert_history(ssl, &ah) == WOLFSSL_SUCCESS && ah.last_rx.level == alert_fatal) {
+        int st = SIPTLS_ERR_PEER_ALERT(ah.last_rx.code & 0xff);
+        siptls__log(f->engine, SIPTLS_LOG_INFO, "tls flow %llu: %s", (unsigned long long)f->id,
+                    siptls_strerror(st));
+        return st;
+    }
     switch (err) {
     case WOLFSSL_ERROR_WANT_READ:
     case WOLFSSL_ERROR_WANT_WRITE:
@@ -147,11 +159,24 @@ static int map_error(siptls__flow *f, WOLFSSL *ssl, int ret, int handshake)
     }
     case SOCKET_ERROR_E: {
         const tls_flow *t = f->tp;
+        if (handshake && t != NULL && t->eof) {
+            /* wolfSSL reports the peer's FIN in a handshake as a socket
+             * error: the peer closed without an alert (wolfSSL 5.5.4 as a
+             * TLS 1.2 server refusing a missing client certificate). */
+            return SIPTLS_ERR_PEER_CLOSED;
+        }
         int e = t != NULL && t->rx_errno != 0 ? t->rx_errno : errno;
         return e == ECONNRESET || e == EPIPE ? SIPTLS_ERR_RESET : SIPTLS_ERR_IO;
     }
     default:
         break;
+    }
+    /* RFC 5246 §7.4.1.2: a ClientHello after the handshake asks to
+     * renegotiate, which this wolfSSL cannot do; it answers with a fatal
+     * unexpected_message alert (docs/security.md). */
+    if (!handshake && !f->outbound && wolfSSL_version(ssl) == TLS1_2_VERSION &&
+        (err == DUPLICATE_MSG_E || err == OUT_OF_ORDER_E)) {
+        return SIPTLS_ERR_RENEGOTIATION;
     }
     if (handshake) {
         char buf[WOLFSSL_MAX_ERROR_SZ];

@@ -213,6 +213,16 @@ int siptls_config_equal(const siptls_config *a, const siptls_config *b);
  *  unset settings of declared domains are left out. NULL arguments: no-op. */
 void siptls_config_dump(const siptls_config *cfg, FILE *out);
 
+/** Like siptls_config_dump(), but every value as an engine made from `cfg`
+ *  uses it (what `siptls config` prints): listen URIs with their port
+ *  (tls_port / dtls_port filled in, marked "# default port"), and in
+ *  declared domains every setting left unset written with the value it
+ *  inherits from the default domain of the same kind, marked "# inherited
+ *  from [server:default]" (or client). The text loads back and selects the
+ *  same settings, but is not siptls_config_equal() to `cfg` (inherited
+ *  values become explicit). NULL arguments: no-op. */
+void siptls_config_dump_effective(const siptls_config *cfg, FILE *out);
+
 /** The parameter table, for tools and for the docs check: the i-th
  *  parameter's name and default as text ("" = unset / empty list; for
  *  verify_cert "0 (server domains), 1 (client domains)"). Either out

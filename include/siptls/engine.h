@@ -141,6 +141,26 @@ typedef struct siptls_stats {
 int siptls_engine_new(siptls_engine **out, struct ev_loop *loop, const siptls_config *cfg,
                       const siptls_callbacks *cb, void *user);
 
+/** Load everything siptls_engine_new() would load for `cfg`, short of
+ *  creating sockets and without resolving names: for TLS, and for DTLS
+ *  when a dtls: listener is configured, the certificate, private key (and
+ *  that it belongs to the certificate), CA list / directory and CRL of
+ *  every domain, the ticket key file, the methods, cipher lists and
+ *  groups; and that the default server domain has a certificate when
+ *  there is a listener. Every line the engine would log about it (errors
+ *  and warnings, filtered by cfg->log_level) goes to cb->log (`cb` or
+ *  cb->log may be NULL: then nothing is logged); `err` (may be NULL) gets
+ *  the first error in err->msg ("domain 'sbc': cannot load certificate
+ *  '/etc/siptls/sbc.pem': No such file or directory"; file "" and line 0:
+ *  a loaded configuration does not remember its lines). Reads files,
+ *  never blocks on the network, creates no engine; any thread. Returns
+ *  SIPTLS_OK, SIPTLS_ERR_CERT (a file, a key or a missing server
+ *  certificate), SIPTLS_ERR_INVAL (NULL `cfg`, a tls_method / cipher list
+ *  / curve this wolfSSL cannot use), a SIPTLS_ERR_URI_* status (a listen
+ *  URI edited into the struct by hand) or SIPTLS_ERR_NOMEM. */
+int siptls_config_check(const siptls_config *cfg, siptls_config_error *err,
+                        const siptls_callbacks *cb, void *user);
+
 /** Stop listeners, close every flow at once (no close_notify, on_flow
  *  CLOSED with SIPTLS_ERR_SHUTDOWN is delivered), release everything.
  *  NULL is accepted. Not from inside a callback. */

@@ -58,7 +58,18 @@ extern "C" {
     X(SIPTLS_ERR_RESOLVE, -68, 1, "cannot resolve host")                            \
     X(SIPTLS_ERR_BIND, -69, 0, "cannot bind listener")                              \
     X(SIPTLS_ERR_CERT, -70, 0, "cannot load certificate, key, CA or CRL")           \
-    X(SIPTLS_ERR_RATE_LIMIT, -71, 0, "handshake rate limit reached")
+    X(SIPTLS_ERR_RATE_LIMIT, -71, 0, "handshake rate limit reached")                 \
+    X(SIPTLS_ERR_RENEGOTIATION, -90, 1, "peer tried to renegotiate TLS 1.2 (refused: not supported)")
+
+/* A fatal TLS alert the peer sent ends a flow with the status
+ * SIPTLS_ERR_PEER_ALERT(description): one status per alert of RFC 8446 §6
+ * / RFC 5246 §7.2 (description 0..255), so the reason says which alert
+ * (certificate_required, handshake_failure, unknown_ca, ...). Such a status
+ * is fatal, siptls_strerror() names the alert ("peer sent fatal TLS alert
+ * certificate_required (116)"), siptls_status_name() gives
+ * "SIPTLS_ERR_PEER_ALERT" and siptls_status_peer_alert() the description. */
+#define SIPTLS_ERR_PEER_ALERT_BASE (-1000)
+#define SIPTLS_ERR_PEER_ALERT(description) (SIPTLS_ERR_PEER_ALERT_BASE - (int)(description))
 
 typedef enum siptls_status {
 #define SIPTLS_X_ENUM(name, value, fatal, text) name = (value),
@@ -72,6 +83,14 @@ const char *siptls_strerror(int status);
 
 /** Short symbolic name of a status ("SIPTLS_ERR_VERIFY"). Never NULL. */
 const char *siptls_status_name(int status);
+
+/** The TLS alert description (0..255) of a SIPTLS_ERR_PEER_ALERT() status,
+ *  or -1 for any other status. */
+int siptls_status_peer_alert(int status);
+
+/** RFC name of a TLS alert description ("handshake_failure"), or NULL for
+ *  one no RFC defines. Static strings. */
+const char *siptls_tls_alert_name(int description);
 
 /** 1 when a flow that hit this status cannot go on (it is or will be
  *  closed), 0 for success, SIPTLS_AGAIN and recoverable errors. */

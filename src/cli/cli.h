@@ -16,8 +16,9 @@ int siptls_cli_config(int argc, char **argv);
 int cli_set(siptls_config *cfg, const char *key, const char *value);
 
 /** Put an in-memory development certificate into the default server
- *  domain (memfd files, no disk). Returns 0 or -1 (error printed). */
-int cli_use_devcert(siptls_config *cfg);
+ *  domain (memfd files, no disk); `announce`: print serve's warning about
+ *  it. Returns 0 or -1 (error printed). */
+int cli_use_devcert(siptls_config *cfg, int announce);
 
 /** Log callback writing "HH:MM:SS.mmm LEVEL text" to stderr. `user` is
  *  ignored; the level filter is the global cli_log_level. */
@@ -26,10 +27,18 @@ extern int cli_log_level;
 
 /** Client-side TLS options of ping and bench into the default client
  *  domain: --ca (else the system CAs unless --insecure or the config gave
- *  some), --insecure, --cert/--key (together), --tls 1.2|1.3 (NULL = both).
+ *  some), --insecure, --cert (chain; with the key in the same file unless
+ *  --key is given), --tls 1.2|1.3 (NULL = both).
  *  Returns 0 or -1 (error printed). */
 int cli_client_tls(siptls_config *cfg, const char *ca, int insecure, const char *cert,
                    const char *key, const char *tls);
+
+/** Resolve the host name of every listen URI of `cfg` the way the engine
+ *  will (getaddrinfo, AI_PASSIVE; addresses and wildcards need no lookup).
+ *  For each one that does not resolve, print "PREFIX: listen 'URI': cannot
+ *  resolve 'HOST': <the resolver's message>" to stderr. Blocks on the
+ *  resolver: only before the loop runs. Returns the number of failures. */
+int cli_resolve_listen(const siptls_config *cfg, const char *prefix);
 
 /** Monotonic time in seconds. */
 double cli_now(void);

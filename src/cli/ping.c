@@ -22,10 +22,27 @@ typedef struct ping_ctx {
     double t_sent;
     int exit_code;
     int waiting;
+    int up; /* the flow came up (our side of the handshake is done) */
     int up_printed;
+    int answered_any; /* something came back: the server accepted the handshake */
+    int tls13;        /* TLS 1.3: the server judges our certificate after "up" */
+    int have_cert;    /* we have a client certificate to offer */
+    char up_line[1024];
     ev_timer timer;
     char host[SIPTLS_URI_HOST_MAX];
 } ping_ctx;
+
+/* The "connected" line waits for the server's first answer: in TLS 1.3
+ * our side of the handshake ends before the server has checked our
+ * certificate (or its absence), so "up" alone does not mean accepted. */
+static void print_up(ping_ctx *p)
+{
+    if (p->up && !p->up_printed) {
+        p->up_printed = 1;
+        printf("%s\n", p->up_line);
+        fflush(stdout);
+    }
+}
 
 static void finish(ping_ctx *p, int code)
 {
@@ -96,6 +113,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     ping_ctx *p = w->data;
     if (p->waiting) {
+        print_up(p);
         fprintf(stderr, "siptls ping: %s: no answer within %.1f s\n", p->uri, p->timeout);
         finish(p, 3);
         return;
@@ -115,6 +133,8 @@ static void on_message(siptls_engine *e, siptls_flow_id flow, const siptls_msg *
     size_t sl = eol ? (size_t)(eol - m->data) : 0;
     double rtt = (cli_now() - p->t_sent) * 1000.0;
     unsigned code = m->len > 12 ? (unsigned)strtoul((const char *)m->data + 8, NULL, 10) : 0;
+    p->answered_any = 1;
+    print_up(p);
     printf("%.*s  rtt=%.2f ms\n", (int)sl, (const char *)m->data, rtt);
     fflush(stdout);
     if (code >= 100 && code < 200) {
@@ -129,10 +149,70 @@ static void on_keepalive(siptls_engine *e, siptls_flow_id flow, siptls_keepalive
     (void)flow;
     ping_ctx *p = user;
     if (p->crlf && p->waiting && kind == SIPTLS_KEEPALIVE_PONG) {
+        p->answered_any = 1;
+        print_up(p);
         printf("pong (CRLF)  rtt=%.2f ms\n", (cli_now() - p->t_sent) * 1000.0);
         fflush(stdout);
         answered(p, 1);
     }
+}
+
+/* Why a server refuses a handshake, as far as its alert tells. */
+static const char *alert_hint(const ping_ctx *p, int alert)
+{
+    switch (alert) {
+    case 116: /* certificate_required */
+        return p->have_cert ? "" : ": it requires a client certificate (give one with --cert)";
+    case 40: /* handshake_failure */
+        return p->have_cert ? ""
+                            : " (we sent no client certificate: if it requires one, give it with "
+                              "--cert)";
+    case 42: /* bad_certificate */
+    case 43: /* unsupported_certificate */
+    case 44: /* certificate_revoked */
+    case 45: /* certificate_expired */
+    case 46: /* certificate_unknown */
+    case 48: /* unknown_ca */
+    case 49: /* access_denied */
+        return p->have_cert ? ": it did not accept our client certificate" : "";
+    case 70: /* protocol_version */
+        return ": no TLS version in common";
+    case 71: /* insufficient_security */
+        return ": no cipher suite in common";
+    case 112: /* unrecognized_name */
+        return ": it serves no such name (the host of the URI, sent as SNI)";
+    default:
+        return "";
+    }
+}
+
+/* The server ended the flow before it accepted our handshake, with a fatal
+ * alert or (without one) by closing: say that it refused the handshake,
+ * and why when the alert says so. Returns 1 when reported. In TLS 1.2 our
+ * side is "up" only after the server's Finished (it accepted us); in TLS
+ * 1.3 the server checks our certificate (or its absence) after our side is
+ * done, so there an alert before any answer is still the refusal. */
+static int report_refusal(ping_ctx *p, int reason)
+{
+    int before_accept = !p->up || (p->tls13 && !p->answered_any);
+    int alert = siptls_status_peer_alert(reason);
+    if (alert >= 0 && before_accept) {
+        const char *name = siptls_tls_alert_name(alert);
+        fprintf(stderr, "siptls ping: %s: the server refused the handshake: alert %s (%d)%s\n",
+                p->uri, name ? name : "unknown", alert, alert_hint(p, alert));
+        return 1;
+    }
+    if (reason == SIPTLS_ERR_PEER_CLOSED && !p->up) {
+        fprintf(stderr,
+                "siptls ping: %s: the server closed the connection during the handshake, without "
+                "an alert%s\n",
+                p->uri,
+                p->have_cert ? ""
+                             : " (a server that requires a client certificate may do that: try "
+                               "--cert)");
+        return 1;
+    }
+    return 0;
 }
 
 static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state state, int reason,
@@ -141,19 +221,23 @@ static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state sta
     ping_ctx *p = user;
     if (state == SIPTLS_FLOW_UP) {
         siptls_flow_info info;
-        if (siptls_flow_get_info(e, flow, &info) == SIPTLS_OK && !p->up_printed) {
-            p->up_printed = 1;
-            printf("connected to %s: %s %s%s; peer: %s (issuer %s) %s\n", info.remote_text,
-                   info.tls_version, info.cipher, info.resumed ? " (resumed)" : "",
-                   info.peer_subject[0] ? info.peer_subject : "-",
-                   info.peer_issuer[0] ? info.peer_issuer : "-",
-                   info.peer_verified ? "verified" : "NOT verified");
-            fflush(stdout);
+        if (siptls_flow_get_info(e, flow, &info) == SIPTLS_OK && !p->up) {
+            p->up = 1;
+            p->tls13 = strcmp(info.tls_version, "TLSv1.3") == 0;
+            snprintf(p->up_line, sizeof(p->up_line),
+                     "connected to %s: %s %s%s; peer: %s (issuer %s) %s", info.remote_text,
+                     info.tls_version, info.cipher, info.resumed ? " (resumed)" : "",
+                     info.peer_subject[0] ? info.peer_subject : "-",
+                     info.peer_issuer[0] ? info.peer_issuer : "-",
+                     info.peer_verified ? "verified" : "NOT verified");
         }
         return;
     }
     if (p->exit_code == 0 && (p->waiting || p->sent < p->count)) {
-        fprintf(stderr, "siptls ping: %s: %s\n", p->uri, siptls_strerror(reason));
+        if (!report_refusal(p, reason)) {
+            print_up(p);
+            fprintf(stderr, "siptls ping: %s: %s\n", p->uri, siptls_strerror(reason));
+        }
         finish(p, 4);
     }
 }
@@ -168,12 +252,13 @@ static void ping_usage(FILE *out)
             "      --crlf           send a CRLFCRLF keepalive and wait for the CRLF pong (RFC 5626)\n"
             "      --ca FILE        CA list to verify the server (default: system CAs)\n"
             "  -k, --insecure       do not verify the server certificate\n"
-            "      --cert FILE      client certificate (PEM), with --key\n"
-            "      --key FILE       private key of --cert\n"
+            "      --cert FILE      client certificate chain (PEM)\n"
+            "      --key FILE       private key of --cert (default: read from the --cert file)\n"
             "  -c, --config FILE    configuration file\n"
             "  -v, --verbose        debug logging\n"
             "  -h, --help           this text\n"
-            "exit status: 0 2xx (or pong), 1 other response, 2 usage, 3 timeout, 4 refused / TLS\n");
+            "exit status: 0 2xx (or pong), 1 other response, 2 usage, 3 timeout, 4 refused / TLS\n"
+            "  (a server that refuses the handshake is named as such, with its TLS alert)\n");
 }
 
 int siptls_cli_ping(int argc, char **argv)
@@ -259,6 +344,7 @@ int siptls_cli_ping(int argc, char **argv)
     if (cli_client_tls(&cfg, ca, insecure, cert, key, NULL) != 0) {
         goto out;
     }
+    p.have_cert = cfg.domains[1].certificate != NULL; /* the default client domain */
     cfg.log_level = verbose ? SIPTLS_LOG_DEBUG : SIPTLS_LOG_WARN;
     cli_log_level = cfg.log_level;
     signal(SIGPIPE, SIG_IGN);

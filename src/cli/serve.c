@@ -417,9 +417,10 @@ static void serve_usage(FILE *out)
             "  -c, --config FILE        configuration file (key = value, or OpenSIPS modparam lines)\n"
             "  -l, --listen URI         listen on URI (tls:ADDR[:PORT], dtls:ADDR[:PORT]); repeatable;\n"
             "                           default tls:127.0.0.1:5061 when neither this nor the file gives one\n"
-            "      --cert FILE          server certificate (PEM); without it an in-memory self-signed\n"
-            "                           development certificate is generated\n"
-            "      --key FILE           private key of --cert (PEM)\n"
+            "      --cert FILE          server certificate chain (PEM); without it an in-memory\n"
+            "                           self-signed development certificate is generated\n"
+            "      --key FILE           private key of --cert (PEM); without it the key is read\n"
+            "                           from the --cert file (one PEM with chain and key)\n"
             "      --ca FILE            CA list for client certificates\n"
             "      --verify-cert        ask clients for a certificate\n"
             "      --require-cert       refuse clients without a valid certificate\n"
@@ -550,16 +551,24 @@ int siptls_cli_serve(int argc, char **argv)
     if (cfg.n_listen == 0 && cli_set(&cfg, "listen", "tls:127.0.0.1:5061") != 0) {
         goto out;
     }
-    if ((cert == NULL) != (key == NULL)) {
-        fprintf(stderr, "siptls serve: --cert and --key go together\n");
+    /* A name that does not resolve is reported with the resolver's own
+     * message, before any engine starts. */
+    if (cli_resolve_listen(&cfg, "siptls serve") != 0) {
+        goto out;
+    }
+    if (key != NULL && cert == NULL) {
+        fprintf(stderr, "siptls serve: --key needs --cert\n");
         rc = 2;
         goto out;
     }
     if (cert != NULL) {
-        if (cli_set(&cfg, "certificate", cert) != 0 || cli_set(&cfg, "private_key", key) != 0) {
+        /* Without --key the key is read from the --cert file (one PEM with
+         * the chain and the key), not from a private_key of the file. */
+        if (cli_set(&cfg, "certificate", cert) != 0 ||
+            cli_set(&cfg, "private_key", key != NULL ? key : "") != 0) {
             goto out;
         }
-    } else if (cfg.domains[0].certificate == NULL && cli_use_devcert(&cfg) != 0) {
+    } else if (cfg.domains[0].certificate == NULL && cli_use_devcert(&cfg, 1) != 0) {
         goto out;
     }
     if (verbose > 0) {
@@ -624,7 +633,21 @@ int siptls_cli_serve(int argc, char **argv)
         if (workers > 1) {
             printf("siptls serve: %ld workers (one engine per thread, SO_REUSEPORT)\n", workers);
         }
-        printf("siptls serve: try: siptls ping %s --insecure\n", cfg.listen[0]);
+        /* the URI a client can use: the bound port, an address to reach */
+        siptls_uri try_uri;
+        char try_text[SIPTLS_URI_HOST_MAX + 32];
+        int have_try = siptls_config_listen_uri(&cfg, 0, &try_uri) == SIPTLS_OK;
+        if (have_try) {
+            try_uri.port = (uint16_t)siptls_listener_port(all.w[0].engine, 0);
+            if (try_uri.host_kind == SIPTLS_HOST_ANY) {
+                try_uri.host_kind = SIPTLS_HOST_IPV4;
+                snprintf(try_uri.host, sizeof(try_uri.host), "127.0.0.1");
+            }
+        }
+        if (!have_try || siptls_uri_format(&try_uri, try_text, sizeof(try_text)) < 0) {
+            snprintf(try_text, sizeof(try_text), "%s", cfg.listen[0]);
+        }
+        printf("siptls serve: try: siptls ping %s --insecure\n", try_text);
         fflush(stdout);
         ev_signal sigs[5];
         const int signums[5] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, 0};

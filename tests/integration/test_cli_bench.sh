@@ -128,7 +128,7 @@ run "closed port exits 1" 1 "tls:127.0.0.1:1" "${ca[@]}" --count 3
 timeout 10 "$bin" bench --help > /dev/null 2>&1
 [ $? = 0 ] && ok "--help exits 0" || bad "--help"
 for args in "" "udp:127.0.0.1:5060" "$tls --mode nope" "$tls --window 0" "$dtls --tls 1.3" \
-    "$tls --cert x.pem" "$tls --mode idle --rate 5" "$tls --duration -1"; do
+    "$tls --key x.key" "$tls --mode idle --rate 5" "$tls --duration -1"; do
     # shellcheck disable=SC2086
     timeout 10 "$bin" bench $args > /dev/null 2>&1
     rc=$?

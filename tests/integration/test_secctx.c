@@ -743,6 +743,132 @@ static void test_sni(void **state)
     }
 }
 
+/* One handshake with SNI `sni`: the server domain the server ended on. */
+static void sni_domain(duo *d, const char *sni, const char *want_domain, const char *want_cn)
+{
+    pair p;
+    pair_run(&p, cli_ssl(d->cli, sni), srv_ssl(d->srv), SOCK_STREAM);
+    if (p.c_done != 1 || p.s_done != 1) {
+        fail_msg("SNI '%s': handshake failed (client %d, server %d)", sni, p.c_err, p.s_err);
+    }
+    siptls_flow_info si, ci;
+    memset(&si, 0, sizeof(si));
+    memset(&ci, 0, sizeof(ci));
+    assert_int_equal(siptls__secctx_peer_check(d->srv, p.s, 1, NULL, &si), SIPTLS_OK);
+    siptls__secctx_describe(d->cli, p.c, 0, sni, &ci);
+    if (strcmp(si.domain, want_domain) != 0 || strstr(ci.peer_subject, want_cn) == NULL) {
+        fail_msg("SNI '%s': server domain '%s' (certificate %s), want '%s' (%s)", sni, si.domain,
+                 ci.peer_subject, want_domain, want_cn);
+    }
+    pair_free(&p);
+}
+
+static void wild_server_cfg(siptls_config *c, int with_any)
+{
+    srv_cfg(c, "server", 0, 0);
+    if (with_any) {
+        /* declared first: "*" must still lose to every real match */
+        set(c, "server_domain", "any");
+        set(c, "match_sip_domain", "[any]*");
+        set_file(c, "certificate", "[any]", "alt.pem");
+        set_file(c, "private_key", "[any]", "alt.key");
+    }
+    const char *names[] = {"wild", "deep", "exact"};
+    const char *match[] = {"[wild]*.example.org", "[deep]*.b.example.org",
+                           "[exact]x.b.example.org"};
+    for (int i = 0; i < 3; i++) {
+        char v[64];
+        set(c, "server_domain", names[i]);
+        set(c, "match_sip_domain", match[i]);
+        snprintf(v, sizeof(v), "[%s]", names[i]);
+        set_file(c, "certificate", v, "alt.pem");
+        set_file(c, "private_key", v, "alt.key");
+    }
+}
+
+static void test_sni_patterns(void **state)
+{
+    (void)state;
+    for (int m = 0; m < 2; m++) {
+        duo d;
+        wild_server_cfg(&d.scfg, 0);
+        set(&d.scfg, "tls_method", methods[m]);
+        cli_cfg(&d.ccfg, "ca.pem", NULL);
+        duo_make(&d);
+        /* "*.example.org" matches one label or more, case-insensitive, a
+         * trailing dot ignored; the longest suffix wins; an exact name
+         * beats every pattern. */
+        sni_domain(&d, "a.example.org", "wild", "CN=alt.example.test");
+        sni_domain(&d, "A.Example.ORG", "wild", "CN=alt.example.test");
+        sni_domain(&d, "a.example.org.", "wild", "CN=alt.example.test");
+        sni_domain(&d, "a.c.example.org", "wild", "CN=alt.example.test");
+        sni_domain(&d, "y.b.example.org", "deep", "CN=alt.example.test");
+        sni_domain(&d, "z.y.b.example.org", "deep", "CN=alt.example.test");
+        sni_domain(&d, "x.b.example.org", "exact", "CN=alt.example.test");
+        /* Not below the suffix: the default domain. */
+        sni_domain(&d, "example.org", "default", "CN=localhost");
+        sni_domain(&d, "notexample.org", "default", "CN=localhost");
+        sni_domain(&d, "b.example.org.evil.test", "default", "CN=localhost");
+        duo_free(&d);
+    }
+    /* With a "*" domain declared first: it takes only what nothing else
+     * names. */
+    duo d;
+    wild_server_cfg(&d.scfg, 1);
+    cli_cfg(&d.ccfg, "ca.pem", NULL);
+    duo_make(&d);
+    sni_domain(&d, "a.example.org", "wild", "CN=alt.example.test");
+    sni_domain(&d, "x.b.example.org", "exact", "CN=alt.example.test");
+    sni_domain(&d, "example.org", "any", "CN=alt.example.test");
+    duo_free(&d);
+}
+
+static void client_domain_is(duo *d, const char *sip_domain, const char *want)
+{
+    pair p;
+    pair_run(&p, cli_ssl(d->cli, sip_domain), srv_ssl(d->srv), SOCK_STREAM);
+    if (p.c_done != 1) {
+        fail_msg("'%s': handshake failed (%d)", sip_domain, p.c_err);
+    }
+    siptls_flow_info ci;
+    memset(&ci, 0, sizeof(ci));
+    siptls__secctx_describe(d->cli, p.c, 0, sip_domain, &ci);
+    if (strcmp(ci.domain, want) != 0) {
+        fail_msg("'%s': client domain '%s', want '%s'", sip_domain, ci.domain, want);
+    }
+    pair_free(&p);
+}
+
+static void test_client_domain_patterns(void **state)
+{
+    (void)state;
+    duo d;
+    srv_cfg(&d.scfg, "server", 0, 0);
+    cli_cfg(&d.ccfg, "ca.pem", NULL);
+    /* cli_ssl() connects to 127.0.0.1:5061: "byaddr" matches every
+     * destination by address, "any" by "*"; a name match comes first. */
+    set(&d.ccfg, "client_domain", "any");
+    set(&d.ccfg, "match_sip_domain", "[any]*");
+    set(&d.ccfg, "client_domain", "byaddr=127.0.0.1:5061");
+    set(&d.ccfg, "client_domain", "carrier");
+    set(&d.ccfg, "match_sip_domain", "[carrier]*.carrier.example.net");
+    set(&d.ccfg, "client_domain", "core");
+    set(&d.ccfg, "match_sip_domain", "[core]*.core.carrier.example.net");
+    set(&d.ccfg, "client_domain", "v6");
+    set(&d.ccfg, "match_sip_domain", "[v6][::1]");
+    set(&d.ccfg, "verify_cert", "[client:default]0");
+    duo_make(&d);
+    client_domain_is(&d, "sbc1.carrier.example.net", "carrier");
+    client_domain_is(&d, "a.b.carrier.example.net", "carrier");
+    client_domain_is(&d, "SBC1.Carrier.Example.Net", "carrier");
+    client_domain_is(&d, "edge.core.carrier.example.net", "core");
+    client_domain_is(&d, "::1", "v6");
+    /* no name match: the address, before "*" */
+    client_domain_is(&d, "carrier.example.net", "byaddr");
+    client_domain_is(&d, "other.example.org", "byaddr");
+    duo_free(&d);
+}
+
 static void test_domain_by_local_address(void **state)
 {
     (void)state;
@@ -792,9 +918,19 @@ static void test_domain_by_local_address(void **state)
 static void test_trusted_domain(void **state)
 {
     (void)state;
-    const char *lists[] = {"other.example.test", "other.example.test,CLIENT.example.test"};
-    const int want[] = {0, 1};
-    for (int i = 0; i < 2; i++) {
+    /* The client certificate's identity is client.example.test. A
+     * "*.suffix" entry trusts any identity one or more labels below the
+     * suffix (docs/admin-guide.md), never the suffix itself. */
+    const char *lists[] = {"other.example.test",
+                           "other.example.test,CLIENT.example.test",
+                           "*.example.test",
+                           "*.test",
+                           "*.client.example.test",
+                           "*.other.test,*.example.test"};
+    const int want[] = {0, 1, 1, 1, 0, 1};
+    const char *want_name[] = {"", "client.example.test", "*.example.test",
+                               "*.test", "", "*.example.test"};
+    for (int i = 0; i < 6; i++) {
         duo d;
         srv_cfg(&d.scfg, "server", 1, 0);
         set(&d.scfg, "trusted_domain", lists[i]);
@@ -807,8 +943,10 @@ static void test_trusted_domain(void **state)
         memset(&si, 0, sizeof(si));
         assert_int_equal(siptls__secctx_peer_check(d.srv, p.s, 1, NULL, &si), SIPTLS_OK);
         assert_int_equal(si.peer_verified, 1);
-        assert_int_equal(si.trusted, want[i]);
-        assert_string_equal(si.trusted_domain, want[i] ? "client.example.test" : "");
+        if (si.trusted != want[i] || strcmp(si.trusted_domain, want_name[i]) != 0) {
+            fail_msg("trusted_domain = %s: trusted %d ('%s'), want %d ('%s')", lists[i],
+                     si.trusted, si.trusted_domain, want[i], want_name[i]);
+        }
         pair_free(&p);
         duo_free(&d);
     }
@@ -1544,6 +1682,8 @@ int main(void)
         cmocka_unit_test_setup(test_cn_identity, setup),
         cmocka_unit_test_setup(test_client_domain_by_address, setup),
         cmocka_unit_test_setup(test_sni, setup),
+        cmocka_unit_test_setup(test_sni_patterns, setup),
+        cmocka_unit_test_setup(test_client_domain_patterns, setup),
         cmocka_unit_test_setup(test_domain_by_local_address, setup),
         cmocka_unit_test_setup(test_trusted_domain, setup),
         cmocka_unit_test_setup(test_keylog, setup),

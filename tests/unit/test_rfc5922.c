@@ -144,12 +144,44 @@ static void test_long_names(void **state)
     assert_int_equal(siptls__rfc5922_match(big, sans, 1, NULL), 1);
 }
 
+/* trusted_domain "*.suffix": the RFC 5922 identities, one or more labels
+ * below the suffix. */
+static void test_under(void **state)
+{
+    (void)state;
+    const char *uri[] = {"URI:sip:a.b.example.org", "DNS:other.test"};
+    assert_true(siptls__rfc5922_match_under("example.org", uri, 2, NULL));
+    assert_true(siptls__rfc5922_match_under("b.example.org", uri, 2, NULL));
+    assert_true(siptls__rfc5922_match_under("EXAMPLE.org", uri, 2, NULL));
+    assert_false(siptls__rfc5922_match_under("a.b.example.org", uri, 2, NULL)); /* itself */
+    assert_false(siptls__rfc5922_match_under("ample.org", uri, 2, NULL));       /* no label edge */
+    /* a sip URI identity exists: dNSName values do not count (§7.1) */
+    assert_false(siptls__rfc5922_match_under("test", uri, 2, NULL));
+    const char *dns[] = {"DNS:x.other.test"};
+    assert_true(siptls__rfc5922_match_under("other.test", dns, 1, NULL));
+    assert_true(siptls__rfc5922_match_under("other.test.", dns, 1, NULL));
+    /* a wildcard in the certificate is never an identity (§7.2) */
+    const char *wild[] = {"DNS:*.other.test"};
+    assert_false(siptls__rfc5922_match_under("other.test", wild, 1, NULL));
+    /* the CN only without any SAN */
+    assert_true(siptls__rfc5922_match_under("example.org", NULL, 0, "sip.example.org"));
+    assert_false(siptls__rfc5922_match_under("example.org", dns, 1, "sip.example.org"));
+    /* not a pattern for names that are not DNS names */
+    assert_false(siptls__rfc5922_match_under("*.example.org", uri, 2, NULL));
+    assert_false(siptls__rfc5922_match_under("", uri, 2, NULL));
+    assert_false(siptls__rfc5922_match_under(NULL, uri, 2, NULL));
+    assert_false(siptls__rfc5922_match_under("example.org", NULL, 2, NULL));
+    /* the exact matcher is unchanged: no pattern there */
+    assert_false(siptls__rfc5922_match("*.example.org", uri, 2, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_null_args),
         cmocka_unit_test(test_long_names),
+        cmocka_unit_test(test_under),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

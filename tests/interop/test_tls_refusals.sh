@@ -93,7 +93,8 @@ exec 3>&-
 
 # ---------------------------------------------------------------------------
 # 2. client-initiated renegotiation against siptls serve
-"$bin" serve --listen tls:127.0.0.1:0 --cert "$pki/server.pem" --key "$pki/server.key" \
+# -v: per-flow lines (with the reason a flow ended) are DEBUG
+"$bin" serve -v --listen tls:127.0.0.1:0 --cert "$pki/server.pem" --key "$pki/server.key" \
     > "$work/serve.out" 2> "$work/serve.err" &
 pids+=($!)
 wait_for "ready on tls:.* port [0-9]+" "$work/serve.out" || { cat "$work/serve.err"; exit 1; }

@@ -1140,6 +1140,10 @@ void siptls__flow_qpop(siptls__flow *f)
     f->q_count--;
     f->q_bytes -= m->len;
     free(m);
+    /* A message went out: the peer reads. tls_send_timeout is for a queue
+     * that does not move, not for a long one that does (a burst over a
+     * slow link); the next full socket starts the clock again. */
+    f->send_blocked_since = 0;
 }
 
 void siptls__flow_send_progress(siptls__flow *f, int blocked)

@@ -465,6 +465,42 @@ static void test_no_sigpipe(void **state)
     tu_raw_free(&ok);
 }
 
+/* Server hook: 200 answers of 60,000 bytes to one request (12 MB). */
+static void answer_lots(tu_rec *r, siptls_flow_id flow, const siptls_msg *m)
+{
+    (void)m;
+    uint8_t *big = tu_make_request(60000, 11, "TLS");
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(siptls_send(r->engine, flow, big, 60000), SIPTLS_OK);
+    }
+    free(big);
+}
+
+/* A peer that reads slowly but steadily is not stuck: 12 MB queued for a
+ * reader that takes well over tls_send_timeout in all, but never stalls
+ * that long, gets all of it (the timeout used to run from the first full
+ * socket until the queue was empty). */
+static void test_slow_steady_reader(void **state)
+{
+    (void)state;
+    E->scfg.tls_send_timeout = 800;
+    E->scfg.tls_async_max_postponed_chunks = 1000;
+    E->scfg.tls_async_max_queued_bytes = 64u << 20;
+    start();
+    E->srec.on_msg = answer_lots;
+    char req[400];
+    size_t n = make_options(req, sizeof(req), 1);
+    tu_raw r = {.port = siptls_listener_port(E->server, 0),
+                .data = (uint8_t *)req,
+                .len = n,
+                .expect_bytes = 200u * 60000u,
+                .read_pause_s = 0.002};
+    tu_raw_run(E->loop, &r, 60);
+    assert_int_equal(r.got_len, 200u * 60000u);
+    assert_int_equal(stats_of(E->server).drop_send_timeout, 0);
+    tu_raw_free(&r);
+}
+
 /* A peer that stops reading still hits the queue limit and the send
  * timeout; its thousands of refused sends make a handful of log lines, not
  * one each. */
@@ -768,6 +804,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_message_slow_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_sigpipe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_peer_log_limited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_steady_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_refused_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_refused_dtls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_timeout, setup, teardown),

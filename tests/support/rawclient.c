@@ -101,7 +101,11 @@ static void *raw_main(void *arg)
             break;
         }
         append(r, buf, (size_t)n);
-        if (r->expect_msgs != 0 && tu_raw_count_responses(r, NULL) >= r->expect_msgs) {
+        if (r->read_pause_s > 0) {
+            usleep((useconds_t)(r->read_pause_s * 1e6));
+        }
+        if ((r->expect_msgs != 0 && tu_raw_count_responses(r, NULL) >= r->expect_msgs) ||
+            (r->expect_bytes != 0 && r->got_len >= r->expect_bytes)) {
             wolfSSL_shutdown(ssl);
             break;
         }

@@ -39,6 +39,8 @@ typedef struct tu_raw {
     unsigned expect_msgs; /**< with END_READ: stop reading after this many SIP
                                messages (start lines "SIP/2.0 ") and close;
                                0: read to EOF */
+    size_t expect_bytes;  /**< with END_READ: stop reading after this many bytes */
+    double read_pause_s;  /**< sleep this long after each read (a slow reader) */
     double hold_s;        /**< sleep this long after the handshake before writing
                                (and not reading) */
     /* what happened */

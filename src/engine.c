@@ -562,6 +562,17 @@ static void flow_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         siptls__flow_fail(f, SIPTLS_ERR_CLOSED_LOCAL, 1);
         goto out;
     }
+    if ((f->io_watcher != NULL && ev_is_pending((ev_io *)f->io_watcher)) ||
+        (f->listener != NULL && f->listener->watcher != NULL &&
+         ev_is_pending((ev_io *)f->listener->watcher))) {
+        /* libev runs the timers of a loop iteration before the I/O it
+         * found ready in the same poll: after the loop was held up (a
+         * host busy for seconds), a connect that has completed would be
+         * judged timed out before its readiness is seen. No deadline is
+         * judged while the flow's I/O waits: look again right after it. */
+        set_timer(f, now);
+        goto out;
+    }
     uint64_t tt = 0;
     if (f->ops->next_timeout != NULL && f->ops->next_timeout(f, &tt) && tt <= now) {
         f->ops->on_timeout(f);

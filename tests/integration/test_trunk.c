@@ -677,6 +677,25 @@ static void test_localhost(void **state)
     assert_int_equal(again, f);
 }
 
+/* A host that holds its loop up for longer than tls_connect_timeout (a
+ * second of work in a callback, a debugger) must not find its connect
+ * timed out when the connection had completed meanwhile: libev runs the
+ * iteration's timers before the readiness it found in the same poll. */
+static void test_loop_held_up(void **state)
+{
+    (void)state;
+    E->ccfg.tls_connect_timeout = 200;
+    E->ccfg.tls_handshake_timeout = 200;
+    start();
+    siptls_flow_id f;
+    assert_int_equal(siptls_connect(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), &f),
+                     SIPTLS_OK);
+    usleep(500000); /* the host is busy */
+    tu_run_pred(E->loop, client_up, NULL, 10, "flow up although the loop was held up");
+    assert_int_equal(E->crec.closes, 0);
+    assert_int_equal(E->crec.up_ids[0], f);
+}
+
 /* ------------------------------------------------------------------------ */
 /* a port is one process's                                                  */
 /* ------------------------------------------------------------------------ */
@@ -810,6 +829,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failover_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_all_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_localhost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_held_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_shared, setup, teardown),
     };

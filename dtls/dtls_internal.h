@@ -210,7 +210,13 @@ typedef void (*siptls__dtls_test_filter)(void *user, int sock_fd, const uint8_t 
                                          const struct sockaddr *from, socklen_t from_len,
                                          siptls__dtls_test_emit emit, void *emit_ctx);
 
-/** Install (or remove, with NULL) the filter for the calling thread. */
-void siptls__dtls_test_set_filter(siptls__dtls_test_filter fn, void *user);
+typedef struct siptls_engine siptls_engine;
+
+/** Install (or remove, with NULL) the filter of engine `e`: it sees every
+ *  datagram read by any DTLS socket of that engine (listeners and outbound
+ *  sessions), on whichever thread runs it. A filter keeps the engine's
+ *  receive buffers allocated: remove it before siptls_engine_free().
+ *  Returns SIPTLS_OK or SIPTLS_ERR_NOMEM. */
+int siptls__dtls_test_set_filter(siptls_engine *e, siptls__dtls_test_filter fn, void *user);
 
 #endif

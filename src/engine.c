@@ -42,6 +42,7 @@ struct siptls_engine {
     int depth;                     /* > 0 while we are inside a libev callback */
     int freeing;
     siptls_stats stats;
+    void *tp_shared[3];            /* per-engine state of each transport (siptls__engine_tp_shared) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -61,6 +62,11 @@ const siptls_config *siptls__engine_config(const siptls_engine *e)
 siptls_stats *siptls__engine_stats_mut(siptls_engine *e)
 {
     return &e->stats;
+}
+
+void **siptls__engine_tp_shared(siptls_engine *e, siptls_transport t)
+{
+    return &e->tp_shared[t];
 }
 
 struct ev_loop *siptls_engine_loop(const siptls_engine *e)

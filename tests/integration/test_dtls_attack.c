@@ -93,8 +93,8 @@ static siptls_stats stats(void)
 static int teardown(void **state)
 {
     (void)state;
-    siptls__dtls_test_set_filter(NULL, NULL);
     if (E->server) {
+        siptls__dtls_test_set_filter(E->server, NULL, NULL);
         for (unsigned i = 0; i < E->srec.ups && i < TU_MAX_FLOWS; i++) {
             siptls_close(E->server, E->srec.up_ids[i]);
         }
@@ -458,12 +458,12 @@ static void test_garbage_and_forgery(void **state)
     unsigned want = 1;
     tu_run_pred(E->loop, srv_msgs, &want, 5, "first message");
     forge fg = {1, 0};
-    siptls__dtls_test_set_filter(forging_filter, &fg);
+    assert_int_equal(siptls__dtls_test_set_filter(E->server, forging_filter, &fg), SIPTLS_OK);
     assert_int_equal(siptls_send(client, f, m, 500), SIPTLS_OK);
     want = 2;
     tu_run_pred(E->loop, srv_msgs, &want, 5, "second message through the forgeries");
     pump(0.05);
-    siptls__dtls_test_set_filter(NULL, NULL);
+    siptls__dtls_test_set_filter(E->server, NULL, NULL);
     fg.armed = 0;
     assert_int_equal(fg.injected, 1);
     assert_int_equal(E->srec.n_msgs, 2);

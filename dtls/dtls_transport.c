@@ -803,6 +803,7 @@ typedef struct probe {
     int restart;
     const struct sockaddr *from;
     socklen_t from_len;
+    const uint8_t *random; /* the hello's client random (32 bytes), NULL: unknown */
     int good;
     int refused;
 } probe;
@@ -817,7 +818,7 @@ static int cookie_good(WOLFSSL *ssl, void *arg)
     dtls_listener *dl = p->dl;
     siptls_engine *e = dl->engine;
     p->good = 1;
-    if (!siptls__dtls_ratelimit_allow(dl->rate, p->from, siptls__engine_now(e))) {
+    if (!siptls__dtls_ratelimit_allow(dl->rate, p->from, p->random, siptls__engine_now(e))) {
         stats(e)->dtls_rate_limited++;
         p->refused = 1;
         return -1;
@@ -963,6 +964,9 @@ static void on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
     p.dl = dl;
     p.from = from;
     p.from_len = from_len;
+    /* ClientHello: client_version(2) random(32) ...; a retransmission
+     * carries the same random (the rate limit serves it first). */
+    p.random = h->frag_len >= 2 + 32 ? h->frag + 2 : NULL;
     int ret = 0;
     if (existing != NULL) {
         /* RFC 6347 §4.2.8: "it SHOULD proceed with a new handshake but

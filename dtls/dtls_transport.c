@@ -111,7 +111,7 @@ struct dtls_session {
     size_t rec_space;        /* plaintext per record within dtls_mtu; 0 = not known yet */
     size_t cur_rec;          /* record to hand wolfSSL_write again after WANT_WRITE */
     uint8_t shutdown_sent;
-    uint8_t scratch_ref;
+    uint8_t shared_ref;      /* outbound: holds a reference to the engine buffers */
     uint8_t undrained;       /* the last read stopped before WANT_READ: wolfSSL may hold records of an older datagram */
     uint32_t hs_dg_len;      /* length of the datagram that completed the handshake (0: unknown) */
     struct sockaddr_storage local; /* inbound on a wildcard listener: our address */
@@ -125,52 +125,83 @@ struct dtls_session {
 };
 
 /* ------------------------------------------------------------------------ */
-/* per-thread scratch buffers                                               */
+/* per-engine receive buffers                                               */
 /* ------------------------------------------------------------------------ */
 
 /* Raw datagrams and decrypted records are processed one at a time and
- * never kept (the framer copies what it keeps), so every DTLS socket of a
- * thread (one engine per thread) shares two buffers instead of holding
- * 128 KiB each. Reference counted: freed with the last socket. */
-typedef struct scratch {
-    uint8_t *raw;
-    uint8_t *plain;
+ * never kept (the framer copies what it keeps), so every DTLS socket of an
+ * engine (its listeners and outbound sessions) shares two buffers instead
+ * of holding 128 KiB each. They belong to the engine, not to a thread: an
+ * engine may be created on one thread and run on another (one thread at a
+ * time), and a buffer made on the creating thread would be out of reach of
+ * the one that reads. Reference counted by the sockets (and by a test
+ * filter): freed with the last of them, before the engine is freed. */
+typedef struct dtls_shared {
+    uint8_t *raw;   /* RAW_CAP: the datagram just read */
+    uint8_t *plain; /* PLAIN_CAP: the record just decrypted */
     unsigned refs;
-} scratch;
+    siptls__dtls_test_filter filter;
+    void *filter_user;
+} dtls_shared;
 
-static _Thread_local scratch g_scratch;
-static _Thread_local siptls__dtls_test_filter g_filter;
-static _Thread_local void *g_filter_user;
-
-void siptls__dtls_test_set_filter(siptls__dtls_test_filter fn, void *user)
+static dtls_shared *shared_of(siptls_engine *e)
 {
-    g_filter = fn;
-    g_filter_user = user;
+    return *siptls__engine_tp_shared(e, SIPTLS_TRANSPORT_DTLS);
 }
 
-static int scratch_ref(void)
+static dtls_shared *shared_ref(siptls_engine *e)
 {
-    if (g_scratch.refs == 0) {
-        g_scratch.raw = malloc(RAW_CAP);
-        g_scratch.plain = malloc(PLAIN_CAP);
-        if (g_scratch.raw == NULL || g_scratch.plain == NULL) {
-            free(g_scratch.raw);
-            free(g_scratch.plain);
-            g_scratch.raw = g_scratch.plain = NULL;
+    void **slot = siptls__engine_tp_shared(e, SIPTLS_TRANSPORT_DTLS);
+    dtls_shared *sh = *slot;
+    if (sh == NULL) {
+        sh = calloc(1, sizeof(*sh));
+        if (sh == NULL) {
+            return NULL;
+        }
+        sh->raw = malloc(RAW_CAP);
+        sh->plain = malloc(PLAIN_CAP);
+        if (sh->raw == NULL || sh->plain == NULL) {
+            free(sh->raw);
+            free(sh->plain);
+            free(sh);
+            return NULL;
+        }
+        *slot = sh;
+    }
+    sh->refs++;
+    return sh;
+}
+
+static void shared_unref(siptls_engine *e)
+{
+    void **slot = siptls__engine_tp_shared(e, SIPTLS_TRANSPORT_DTLS);
+    dtls_shared *sh = *slot;
+    if (sh != NULL && --sh->refs == 0) {
+        free(sh->raw);
+        free(sh->plain);
+        free(sh);
+        *slot = NULL;
+    }
+}
+
+int siptls__dtls_test_set_filter(siptls_engine *e, siptls__dtls_test_filter fn, void *user)
+{
+    dtls_shared *sh = shared_of(e);
+    int had = sh != NULL && sh->filter != NULL;
+    if (fn != NULL && !had) {
+        sh = shared_ref(e); /* the filter holds a reference */
+        if (sh == NULL) {
             return SIPTLS_ERR_NOMEM;
         }
     }
-    g_scratch.refs++;
-    return SIPTLS_OK;
-}
-
-static void scratch_unref(void)
-{
-    if (g_scratch.refs != 0 && --g_scratch.refs == 0) {
-        free(g_scratch.raw);
-        free(g_scratch.plain);
-        g_scratch.raw = g_scratch.plain = NULL;
+    if (sh != NULL) {
+        sh->filter = fn;
+        sh->filter_user = user;
     }
+    if (fn == NULL && had) {
+        shared_unref(e);
+    }
+    return SIPTLS_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -460,8 +491,9 @@ static void listener_unref(dtls_listener *dl)
     siptls__dtls_ratelimit_free(dl->rate);
     siptls__dtls_hello_cache_free(dl->hellos);
     free(dl->table);
+    siptls_engine *e = dl->engine;
     free(dl);
-    scratch_unref();
+    shared_unref(e);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -663,14 +695,15 @@ static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
     s->io.rx = dg;
     s->io.rx_len = len;
     s->io.oversize = 0;
+    uint8_t *plain = shared_of(e)->plain; /* held by this wakeup */
     unsigned got = 0;
     int st = SIPTLS_AGAIN;
     for (;;) {
-        int n = wolfSSL_read(s->ssl, g_scratch.plain, cap);
+        int n = wolfSSL_read(s->ssl, plain, cap);
         if (n > 0) {
             got++;
             siptls__flow_activity(f, (size_t)n);
-            if (feed_record(f, g_scratch.plain, (size_t)n, seq) != 0) {
+            if (feed_record(f, plain, (size_t)n, seq) != 0) {
                 /* The host closed the flow from its callback, or shut the
                  * engine down: then the session is already freed (the
                  * flow itself lives until the callback returns). */
@@ -770,6 +803,7 @@ typedef struct probe {
     int restart;
     const struct sockaddr *from;
     socklen_t from_len;
+    const uint8_t *random; /* the hello's client random (32 bytes), NULL: unknown */
     int good;
     int refused;
 } probe;
@@ -784,7 +818,7 @@ static int cookie_good(WOLFSSL *ssl, void *arg)
     dtls_listener *dl = p->dl;
     siptls_engine *e = dl->engine;
     p->good = 1;
-    if (!siptls__dtls_ratelimit_allow(dl->rate, p->from, siptls__engine_now(e))) {
+    if (!siptls__dtls_ratelimit_allow(dl->rate, p->from, p->random, siptls__engine_now(e))) {
         stats(e)->dtls_rate_limited++;
         p->refused = 1;
         return -1;
@@ -930,6 +964,9 @@ static void on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
     p.dl = dl;
     p.from = from;
     p.from_len = from_len;
+    /* ClientHello: client_version(2) random(32) ...; a retransmission
+     * carries the same random (the rate limit serves it first). */
+    p.random = h->frag_len >= 2 + 32 ? h->frag + 2 : NULL;
     int ret = 0;
     if (existing != NULL) {
         /* RFC 6347 §4.2.8: "it SHOULD proceed with a new handshake but
@@ -1248,11 +1285,11 @@ static void emit_datagram(void *ctx, const uint8_t *dg, size_t len, const struct
     }
 }
 
-static void dispatch(emit_ctx *ec, int fd, const uint8_t *dg, size_t len,
+static void dispatch(emit_ctx *ec, const dtls_shared *sh, int fd, const uint8_t *dg, size_t len,
                      const struct sockaddr *from, socklen_t from_len)
 {
-    if (g_filter != NULL) {
-        g_filter(g_filter_user, fd, dg, len, from, from_len, emit_datagram, ec);
+    if (sh->filter != NULL) {
+        sh->filter(sh->filter_user, fd, dg, len, from, from_len, emit_datagram, ec);
     } else {
         emit_datagram(ec, dg, len, from, from_len);
     }
@@ -1337,7 +1374,7 @@ static int dtls_listen(siptls_engine *e, siptls__listener *l)
     while (buckets < c->dtls_max_sessions && buckets < 65536) {
         buckets <<= 1;
     }
-    if (dl == NULL || scratch_ref() != SIPTLS_OK) {
+    if (dl == NULL || shared_ref(e) == NULL) {
         free(dl);
         close(fd);
         siptls__listener_unshare(e, l, SOCK_DGRAM);
@@ -1380,6 +1417,7 @@ static void dtls_listener_io(siptls_engine *e, siptls__listener *l)
     /* A host callback run from here could shut the engine down: hold the
      * listener state until we are out. */
     dl->refs++;
+    const dtls_shared *sh = shared_of(e); /* the listener holds a reference */
     for (int i = 0; i < READS_PER_WAKEUP; i++) {
         struct sockaddr_storage from;
         memset(&from, 0, sizeof(from));
@@ -1388,7 +1426,7 @@ static void dtls_listener_io(siptls_engine *e, siptls__listener *l)
                 buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
             struct cmsghdr align;
         } cb;
-        struct iovec iov = {g_scratch.raw, RAW_CAP};
+        struct iovec iov = {sh->raw, RAW_CAP};
         struct msghdr mh;
         memset(&mh, 0, sizeof(mh));
         mh.msg_name = &from;
@@ -1412,7 +1450,7 @@ static void dtls_listener_io(siptls_engine *e, siptls__listener *l)
             stats(e)->dtls_junk++;
             continue;
         }
-        dispatch(&ec, dl->fd, g_scratch.raw, (size_t)n, (struct sockaddr *)&from, from_len);
+        dispatch(&ec, sh, dl->fd, sh->raw, (size_t)n, (struct sockaddr *)&from, from_len);
         if (dl->l == NULL) {
             break;
         }
@@ -1459,7 +1497,7 @@ static int dtls_connect(siptls__flow *f)
     dtls_session *s = session_new(e, fd);
     WOLFSSL *ssl =
         s ? siptls__secctx_client_ssl(sec, f->sip_domain, (struct sockaddr *)&f->remote) : NULL;
-    if (ssl == NULL || scratch_ref() != SIPTLS_OK) {
+    if (ssl == NULL || shared_ref(e) == NULL) {
         if (ssl != NULL) {
             wolfSSL_free(ssl);
         }
@@ -1467,7 +1505,7 @@ static int dtls_connect(siptls__flow *f)
         close(fd);
         return SIPTLS_ERR_NOMEM;
     }
-    s->scratch_ref = 1;
+    s->shared_ref = 1;
     s->f = f;
     s->ssl = ssl;
     setup_ssl(ssl, &s->io);
@@ -1504,9 +1542,16 @@ static void dtls_io_ready(siptls__flow *f, int revents)
     if (s == NULL || !(revents & SIPTLS__IO_READ)) {
         return;
     }
+    siptls_engine *e = f->engine;
+    /* The session's own reference may go in this wakeup (the host closes
+     * the flow from a callback): hold one until we are out. */
+    const dtls_shared *sh = shared_ref(e);
+    if (sh == NULL) {
+        return;
+    }
     emit_ctx ec = {NULL, f};
     for (int i = 0; i < READS_PER_WAKEUP && f->phase != SIPTLS__PHASE_CLOSED; i++) {
-        ssize_t n = recv(f->fd, g_scratch.raw, RAW_CAP, MSG_DONTWAIT | MSG_TRUNC);
+        ssize_t n = recv(f->fd, sh->raw, RAW_CAP, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -1518,20 +1563,20 @@ static void dtls_io_ready(siptls__flow *f, int revents)
                 siptls__log(f->engine, SIPTLS_LOG_INFO, "dtls flow %llu: %s: connection refused",
                             (unsigned long long)f->id, text);
                 siptls__flow_fail(f, SIPTLS_ERR_CONNECT, 0);
-                return;
+                break;
             }
             if (errno == ECONNREFUSED) {
                 continue; /* after the handshake: UDP, the peer may come back */
             }
-            return;
+            break;
         }
         if ((size_t)n > RAW_CAP) {
             stats(f->engine)->dtls_junk++;
             continue;
         }
-        dispatch(&ec, f->fd, g_scratch.raw, (size_t)n, (struct sockaddr *)&f->remote,
-                 f->remote_len);
+        dispatch(&ec, sh, f->fd, sh->raw, (size_t)n, (struct sockaddr *)&f->remote, f->remote_len);
     }
+    shared_unref(e);
 }
 
 /* The end of the header block (after the empty line), 0 when there is
@@ -1728,8 +1773,8 @@ static void dtls_free(siptls__flow *f)
             table_del(s->dl, s);
             listener_unref(s->dl);
         }
-        if (s->scratch_ref) {
-            scratch_unref();
+        if (s->shared_ref) {
+            shared_unref(f->engine);
         }
         free(s);
         f->tp = NULL;

@@ -43,6 +43,7 @@ struct siptls_engine {
     int freeing;
     int host_call;                 /* > 0 while a host call writes a queue out */
     siptls_stats stats;
+    void *tp_shared[3];            /* per-engine state of each transport (siptls__engine_tp_shared) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -62,6 +63,11 @@ const siptls_config *siptls__engine_config(const siptls_engine *e)
 siptls_stats *siptls__engine_stats_mut(siptls_engine *e)
 {
     return &e->stats;
+}
+
+void **siptls__engine_tp_shared(siptls_engine *e, siptls_transport t)
+{
+    return &e->tp_shared[t];
 }
 
 struct ev_loop *siptls_engine_loop(const siptls_engine *e)

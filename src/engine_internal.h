@@ -161,6 +161,12 @@ uint64_t siptls__engine_now(const siptls_engine *e);
 const siptls_config *siptls__engine_config(const siptls_engine *e);
 siptls__secctx *siptls__engine_secctx(siptls_engine *e, siptls_transport t);
 siptls_stats *siptls__engine_stats_mut(siptls_engine *e);
+/** Where transport `t` keeps its per-engine state (dtls/: the receive
+ *  buffers every DTLS socket of the engine shares). The engine only holds
+ *  the pointer (NULL at first): the transport allocates and frees what it
+ *  points to, before its last socket of the engine is gone. Per engine, not
+ *  per thread: an engine may be created on one thread and run on another. */
+void **siptls__engine_tp_shared(siptls_engine *e, siptls_transport t);
 void siptls__log(siptls_engine *e, siptls_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /** siptls__log_fn-compatible adapter (log_user = engine). */

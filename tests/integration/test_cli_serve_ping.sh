@@ -163,24 +163,30 @@ grep -q "^CLIENT_RANDOM [0-9a-f]* [0-9a-f]*$" "$work/keys.log" && { passes=$((pa
 "$bin" serve --cert "$pki/server.pem" > /dev/null 2>&1; check "serve --cert without --key, no key in the file" 1 $?
 "$bin" serve --reply 99 > /dev/null 2>&1; check "serve --reply out of range" 1 $?
 
-# --workers: several engines share the port (SO_REUSEPORT)
-"$bin" serve --workers 2 --listen tls:127.0.0.1:0 --cert "$pki/server.pem" --key "$pki/server.key" > "$work/w.out" 2> "$work/w.err" &
+# --workers: several engines share the port (SO_REUSEPORT), over TLS and DTLS
+"$bin" serve --workers 2 --listen tls:127.0.0.1:0 --listen dtls:127.0.0.1:0 --cert "$pki/server.pem" --key "$pki/server.key" > "$work/w.out" 2> "$work/w.err" &
 serve_pid=$!
 port=
 for _ in $(seq 1 100); do
     port=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/w.out" | head -n1)
     [ -n "$port" ] && break; sleep 0.05
 done
-okp=0
+dport=$(sed -n 's/.*ready on dtls:.* port \([0-9]*\).*/\1/p' "$work/w.out" | head -n1)
+okp=0 okd=0
 for _ in $(seq 1 10); do
     timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" > /dev/null 2>&1 && okp=$((okp + 1))
+    timeout 20 "$bin" ping "dtls:127.0.0.1:$dport" --ca "$pki/ca.pem" > /dev/null 2>&1 && okd=$((okd + 1))
 done
 check "10 pings to 2 workers" 10 $okp
+# each ping comes from a new port: the kernel spreads them over both workers
+check "10 DTLS pings to 2 workers" 10 $okd
 kill -TERM "$serve_pid"; wait "$serve_pid"; rc=$?; serve_pid=
 check "serve --workers 2 exits 0 on SIGTERM" 0 $rc
 [ "$(grep -c '^worker [01] stats' "$work/w.err")" = 2 ] && { passes=$((passes + 1)); echo "ok   one stats line per worker"; } || { fails=$((fails + 1)); echo "FAIL worker stats: $(cat "$work/w.err")"; }
 accepted=$(sed -n 's/^worker [01] stats: .* accepted \([0-9]*\),.*/\1/p' "$work/w.err" | awk "{s+=\$1} END {print s}")
-check "the workers accepted every connection between them" 10 "$accepted"
+check "the workers accepted every connection between them" 20 "$accepted"
+cookies=$(sed -n 's/^worker [01] stats: .* dtls cookies \([0-9]*\) .*/\1/p' "$work/w.err" | awk "{s+=\$1} END {print s}")
+check "a DTLS cookie exchange (HelloVerifyRequest) for every DTLS ping" 1 "$((cookies >= 10))"
 "$bin" serve --workers 0 > /dev/null 2>&1; check "serve --workers 0 is refused" 1 $?
 "$bin" serve --quiet --listen tls:127.0.0.1:0 > "$work/q.out" 2> "$work/q.err" &
 serve_pid=$!

@@ -93,8 +93,8 @@ static siptls_stats stats(void)
 static int teardown(void **state)
 {
     (void)state;
-    siptls__dtls_test_set_filter(NULL, NULL);
     if (E->server) {
+        siptls__dtls_test_set_filter(E->server, NULL, NULL);
         for (unsigned i = 0; i < E->srec.ups && i < TU_MAX_FLOWS; i++) {
             siptls_close(E->server, E->srec.up_ids[i]);
         }
@@ -458,12 +458,12 @@ static void test_garbage_and_forgery(void **state)
     unsigned want = 1;
     tu_run_pred(E->loop, srv_msgs, &want, 5, "first message");
     forge fg = {1, 0};
-    siptls__dtls_test_set_filter(forging_filter, &fg);
+    assert_int_equal(siptls__dtls_test_set_filter(E->server, forging_filter, &fg), SIPTLS_OK);
     assert_int_equal(siptls_send(client, f, m, 500), SIPTLS_OK);
     want = 2;
     tu_run_pred(E->loop, srv_msgs, &want, 5, "second message through the forgeries");
     pump(0.05);
-    siptls__dtls_test_set_filter(NULL, NULL);
+    siptls__dtls_test_set_filter(E->server, NULL, NULL);
     fg.armed = 0;
     assert_int_equal(fg.injected, 1);
     assert_int_equal(E->srec.n_msgs, 2);
@@ -688,6 +688,104 @@ static void test_rate_limit(void **state)
     tu_run_pred(E->loop, none_open, NULL, 3, "half-open sessions timed out");
 }
 
+/* Issue 8 §4c: under mixed load, DTLS handshakes from a busy host timed
+ * out. A hello refused by the rate limit got no answer; the client
+ * retransmitted it after 1, 2, 4 s, and each time other handshakes from
+ * the same host (arriving at random, while the CPU was busy with TLS) had
+ * taken the tokens first: four refusals in a row outlast a 10 s handshake
+ * timeout. Here the other handshakes are made to win every time: each of
+ * the victim's hellos is preceded, in the same wakeup, by a fresh
+ * competitor's hello from the same host that takes the token. The victim's
+ * first hello is refused; its retransmission must be served. */
+typedef struct contend {
+    int n, next;
+    uint8_t ch2[4][2048];
+    size_t len[4];
+    struct sockaddr_storage from[4];
+    socklen_t from_len[4];
+    unsigned victim_hellos;
+} contend;
+
+static void contend_filter(void *user, int fd, const uint8_t *dg, size_t len,
+                           const struct sockaddr *from, socklen_t from_len,
+                           siptls__dtls_test_emit emit, void *emit_ctx)
+{
+    (void)fd;
+    contend *c = user;
+    siptls__dtls_scan s;
+    siptls__dtls_hello h;
+    if (siptls__dtls_scan_datagram(dg, len, &s) == 0 && siptls__dtls_is_client_hello(&s, &h) &&
+        h.cookie_known && h.cookie_len > 0) {
+        c->victim_hellos++;
+        if (c->next < c->n) {
+            emit(emit_ctx, c->ch2[c->next], c->len[c->next], (struct sockaddr *)&c->from[c->next],
+                 c->from_len[c->next]);
+            c->next++;
+        }
+    }
+    emit(emit_ctx, dg, len, from, from_len);
+}
+
+static int rec_up(void *arg)
+{
+    return ((tu_rec *)arg)->ups >= 1;
+}
+
+static void test_rate_limit_serves_retransmission(void **state)
+{
+    (void)state;
+    E->scfg.dtls_handshake_rate = 1;       /* a burst of one: a competitor empties it */
+    E->scfg.dtls_handshake_timeout = 1500; /* the competitors' half-open sessions */
+    start();
+    contend c;
+    memset(&c, 0, sizeof(c));
+    int cfd[4];
+    rawc *cr[4];
+    for (int i = 0; i < 4; i++) {
+        cfd[i] = udp_peer("127.0.0.1", 0);
+        cr[i] = rawc_new(-1);
+        c.len[i] = hello_with_cookie(cr[i], cfd[i], c.ch2[i]);
+        c.from_len[i] = sizeof(c.from[i]);
+        assert_int_equal(getsockname(cfd[i], (struct sockaddr *)&c.from[i], &c.from_len[i]), 0);
+    }
+    c.n = 4;
+    assert_int_equal(siptls__dtls_test_set_filter(E->server, contend_filter, &c), SIPTLS_OK);
+
+    siptls_config ccfg;
+    tu_config(&ccfg, "server");
+    ccfg.dtls_handshake_timeout = 6000;
+    siptls_engine *client;
+    tu_rec crec;
+    memset(&crec, 0, sizeof(crec));
+    assert_int_equal(siptls_engine_new(&client, E->loop, &ccfg, &tu_callbacks, &crec), SIPTLS_OK);
+    crec.engine = client;
+    char uri[64];
+    snprintf(uri, sizeof(uri), "dtls:127.0.0.1:%u", siptls_listener_port(E->server, 0));
+    siptls_flow_id f = 0;
+    assert_int_equal(siptls_connect(client, uri, &f), SIPTLS_OK);
+    /* Refused at once (the competitor took the only token), served at
+     * the first retransmission (1 s). Before the fix it was refused again
+     * at 1 s and 3 s, and the next try (7 s) came after this watchdog. */
+    unsigned want = 1;
+    tu_run_pred(E->loop, srv_ups, &want, 5, "the refused handshake served at its retransmission");
+    tu_run_pred(E->loop, rec_up, &crec, 1, "client side up");
+    assert_int_equal(crec.closes, 0);
+    assert_true(stats().dtls_rate_limited >= 1);
+    assert_true(c.victim_hellos >= 2);
+    siptls__dtls_test_set_filter(E->server, NULL, NULL);
+
+    siptls_close(client, f);
+    pump(0.1);
+    siptls_engine_free(client);
+    siptls_config_cleanup(&ccfg);
+    tu_rec_reset(&crec);
+    for (int i = 0; i < 4; i++) {
+        rawc_free(cr[i]);
+        close(cfd[i]);
+    }
+    tu_run_pred(E->loop, none_open, NULL, 5, "competitors' half-open sessions timed out");
+}
+
 static void test_fragmented_hello(void **state)
 {
     (void)state;
@@ -855,6 +953,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stun_v6, setup6, teardown),
         cmocka_unit_test_setup_teardown(test_cookie_binding_and_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit_serves_retransmission, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fragmented_hello, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_abandoned, setup, teardown),

@@ -1648,10 +1648,11 @@ static void dtls_flush(siptls__flow *f)
         if (rec == 0) {
             char text[64];
             addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
-            siptls__log(e, SIPTLS_LOG_WARN,
-                        "dtls flow %llu %s: %zu-byte message dropped: it cannot be split into "
-                        "records (no Content-Length, or a header block over %d bytes)",
-                        (unsigned long long)f->id, text, m->len, wolfSSL_GetMaxOutputSize(s->ssl));
+            siptls__flow_warn(f, SIPTLS_ERR_FRAME_TOO_BIG,
+                              "dtls flow %llu %s: %zu-byte message dropped: it cannot be split "
+                              "into records (no Content-Length, or a header block over %d bytes)",
+                              (unsigned long long)f->id, text, m->len,
+                              wolfSSL_GetMaxOutputSize(s->ssl));
             stats(e)->drop_too_big++;
             siptls__flow_qpop(f);
             continue;

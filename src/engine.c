@@ -42,6 +42,7 @@ struct siptls_engine {
     int depth;                     /* > 0 while we are inside a libev callback */
     int freeing;
     int host_call;                 /* > 0 while a host call writes a queue out */
+    siptls__ratelog limit_log;     /* "refusing: connection limit" lines */
     siptls_stats stats;
     void *tp_shared[3];            /* per-engine state of each transport (siptls__engine_tp_shared) */
 };
@@ -757,8 +758,11 @@ siptls__flow *siptls__flow_new_inbound(siptls_engine *e, siptls__listener *l, in
     if (f == NULL) {
         char text[64];
         siptls__addr_text(remote, text, sizeof(text));
-        siptls__log(e, SIPTLS_LOG_WARN, "%s listener %d: refusing %s: %s", l->ops->name, l->index,
-                    text, siptls_strerror(SIPTLS_ERR_LIMIT));
+        /* A flood at the limit must not flood the log: one line per 10 s. */
+        siptls__log_limited(e, &e->limit_log, "%s listener %d: refusing %s: %s (%s)",
+                            l->ops->name, l->index, text, siptls_strerror(SIPTLS_ERR_LIMIT),
+                            l->ops->kind == SIPTLS_TRANSPORT_TLS ? "tls_max_connections"
+                                                                 : "dtls_max_sessions");
         return NULL;
     }
     f->listener = l;

@@ -27,6 +27,7 @@ typedef struct env {
 static env *E;
 static unsigned g_warn_queue_full; /* WARN lines that say "queue full" */
 static unsigned g_warn_lines;
+static unsigned g_warn_refusing; /* WARN lines that say "refusing" */
 
 static void count_log(siptls_log_level level, const char *text, void *user)
 {
@@ -35,6 +36,9 @@ static void count_log(siptls_log_level level, const char *text, void *user)
         g_warn_lines++;
         if (strstr(text, "queue full") != NULL) {
             g_warn_queue_full++;
+        }
+        if (strstr(text, "refusing") != NULL) {
+            g_warn_refusing++;
         }
     }
     if (getenv("SIPTLS_TEST_DEBUG") != NULL) {
@@ -56,7 +60,7 @@ static int setup(void **state)
     tu_config(&E->ccfg, "server");
     g_cb = tu_callbacks;
     g_cb.log = count_log;
-    g_warn_queue_full = g_warn_lines = 0;
+    g_warn_queue_full = g_warn_lines = g_warn_refusing = 0;
     *state = E;
     return 0;
 }
@@ -677,6 +681,36 @@ static void test_localhost(void **state)
     assert_int_equal(again, f);
 }
 
+static int client_ups_n(void *arg)
+{
+    return E->crec.ups >= *(const unsigned *)arg;
+}
+
+static int client_closes_n(void *arg)
+{
+    return E->crec.closes >= *(const unsigned *)arg;
+}
+
+/* A burst of connections over tls_max_connections: each refused one is
+ * counted, the log says so once (not once per connection). */
+static void test_limit_refusals_log_limited(void **state)
+{
+    (void)state;
+    E->scfg.tls_max_connections = 2;
+    start();
+    const char *uri = tu_uri(E->server, 0, "tls", "127.0.0.1");
+    for (int i = 0; i < 30; i++) {
+        siptls_flow_id f;
+        assert_int_equal(siptls_open(E->client, uri, &f), SIPTLS_OK);
+    }
+    unsigned want = 28;
+    tu_run_pred(E->loop, client_closes_n, &want, 20, "28 connections refused");
+    assert_true(stats_of(E->server).drop_limit >= 28);
+    assert_int_equal(g_warn_refusing, 1);
+    want = 2;
+    tu_run_pred(E->loop, client_ups_n, &want, 20, "the two admitted connections up");
+}
+
 /* A host that holds its loop up for longer than tls_connect_timeout (a
  * second of work in a callback, a debugger) must not find its connect
  * timed out when the connection had completed meanwhile: libev runs the
@@ -830,6 +864,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failover_all_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_localhost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_held_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limit_refusals_log_limited, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_shared, setup, teardown),
     };

@@ -1113,6 +1113,11 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     case PH_CONNECT:
         if (b->up == b->conns || now - b->t_start > CONNECT_PHASE_MAX_S) {
             if (b->up == 0) {
+                /* The handshakes still under way failed to come up in
+                 * time: a run that measured nothing is no success. */
+                for (unsigned k = 0; k < b->opening; k++) {
+                    add_error(b, K_TIMEOUT, 0);
+                }
                 finish(b, "no connection came up");
                 return;
             }
@@ -1766,6 +1771,7 @@ int siptls_cli_bench(int argc, char **argv)
             rc = 2;
             goto out;
         }
+        cli_drop_listen(&cfg); /* a client: never bind the file's listeners */
     }
     if (cli_client_tls(&cfg, ca, insecure, cert, key, tls) != 0) {
         rc = 2;

@@ -154,3 +154,12 @@ int cli_resolve_listen(const siptls_config *cfg, const char *prefix)
     }
     return failures;
 }
+
+void cli_drop_listen(siptls_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_listen; i++) {
+        free(cfg->listen[i]);
+        cfg->listen[i] = NULL;
+    }
+    cfg->n_listen = 0;
+}

@@ -340,6 +340,7 @@ int siptls_cli_ping(int argc, char **argv)
             fprintf(stderr, "siptls: %s\n", err.msg);
             goto out;
         }
+        cli_drop_listen(&cfg); /* a client: never bind the file's listeners */
     }
     if (cli_client_tls(&cfg, ca, insecure, cert, key, NULL) != 0) {
         goto out;

@@ -1434,7 +1434,7 @@ static void bench_usage(FILE *out)
         "usage: siptls bench URI [options]      URI: tls:HOST[:PORT] or dtls:HOST[:PORT]\n"
         "  -m, --mode MODE       msgs (default): C connections, W requests in flight on each\n"
         "                        handshakes: connect, one OPTIONS, close; every handshake full\n"
-        "                        resume: the same with session resumption (first one full)\n"
+        "                        resume: the same with session resumption (first per connection full)\n"
         "                        idle: open C connections, hold them --duration, report memory\n"
         "  -d, --duration S      seconds to measure (idle: to hold); default 10 when neither\n"
         "                        this nor --count is given\n"

@@ -6,6 +6,7 @@
  * responses are ignored. */
 #include <ev.h>
 #include <pthread.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -317,8 +318,9 @@ static void print_stats(siptls_engine *e, int worker)
             "%llu (resumed %llu) failed %llu [timeout %llu verify %llu name %llu no-cert %llu tls "
             "%llu io %llu]; msgs in %llu out %llu; bytes in %llu out %llu; pings in %llu pongs out "
             "%llu; drops: framing %llu chunks %llu too-big %llu queue-full %llu send-timeout %llu "
-            "idle %llu limit %llu io %llu resources %llu; dtls cookies %llu bad %llu rate-limited %llu stun %llu "
-            "junk %llu; reloads %llu\n",
+            "idle %llu keepalive %llu limit %llu io %llu resources %llu; dtls cookies %llu bad %llu "
+            "rate-limited %llu stun %llu junk %llu bad-records %llu reassembly-lost %llu; reloads "
+            "%llu\n",
             (unsigned long long)s.flows_open, (unsigned long long)s.tls_flows_open,
             (unsigned long long)s.dtls_flows_open, (unsigned long long)s.flows_accepted,
             (unsigned long long)s.flows_closed, (unsigned long long)s.handshakes_ok,
@@ -332,11 +334,13 @@ static void print_stats(siptls_engine *e, int worker)
             (unsigned long long)s.drop_framing, (unsigned long long)s.drop_chunks,
             (unsigned long long)s.drop_too_big, (unsigned long long)s.drop_queue_full,
             (unsigned long long)s.drop_send_timeout, (unsigned long long)s.drop_idle,
+            (unsigned long long)s.drop_keepalive,
             (unsigned long long)s.drop_limit, (unsigned long long)s.drop_io,
             (unsigned long long)s.drop_resources,
             (unsigned long long)s.dtls_cookies_sent, (unsigned long long)s.dtls_cookie_bad,
             (unsigned long long)s.dtls_rate_limited, (unsigned long long)s.dtls_stun,
-            (unsigned long long)s.dtls_junk, (unsigned long long)s.reloads);
+            (unsigned long long)s.dtls_junk, (unsigned long long)s.dtls_bad_records,
+            (unsigned long long)s.dtls_reasm_lost, (unsigned long long)s.reloads);
 }
 
 /* Runs on a worker's own thread: do what the main thread asked. */
@@ -436,6 +440,22 @@ static void serve_usage(FILE *out)
             "         SIGINT/SIGTERM close every flow with close_notify and exit\n");
 }
 
+/* `text` is a whole decimal number in lo..hi (no sign, no trailing text). */
+static int whole_number(const char *text, unsigned long lo, unsigned long hi, unsigned long *out)
+{
+    if (text[0] < '0' || text[0] > '9') {
+        return -1;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (*end != '\0' || errno != 0 || v < lo || v > hi) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int siptls_cli_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -457,6 +477,7 @@ int siptls_cli_serve(int argc, char **argv)
     unsigned reply = 501;
     long workers = 1;
     double stats_interval = 0;
+    unsigned long num = 0;
     int c, rc = 1;
     /* Two passes: the file first, then the command line on top of it. */
     optind = 1;
@@ -485,9 +506,12 @@ int siptls_cli_serve(int argc, char **argv)
         int bad = 0;
         switch (c) {
         case 'l':
-            if (n_listens < 64) {
-                listens[n_listens++] = optarg;
+            if (n_listens == 64) {
+                fprintf(stderr, "siptls serve: at most 64 --listen options\n");
+                rc = 2;
+                goto out;
             }
+            listens[n_listens++] = optarg;
             break;
         case 'C':
             cert = optarg;
@@ -509,15 +533,29 @@ int siptls_cli_serve(int argc, char **argv)
             bad = cli_set(&cfg, "tls_keylog_file", optarg);
             break;
         case 'r':
-            reply = (unsigned)strtoul(optarg, NULL, 10);
-            if (reply < 300 || reply > 699) {
-                fprintf(stderr, "siptls: --reply wants a final error response code 300..699\n");
-                bad = 1;
+            if (whole_number(optarg, 300, 699, &num) != 0) {
+                fprintf(stderr, "siptls serve: --reply '%s': a final error response code "
+                                "300..699\n",
+                        optarg);
+                rc = 2;
+                goto out;
+            }
+            reply = (unsigned)num;
+            break;
+        case 's': {
+            char *end = NULL;
+            errno = 0;
+            stats_interval = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' || errno != 0 || !(stats_interval >= 0) ||
+                stats_interval > 86400 * 365) {
+                fprintf(stderr, "siptls serve: --stats-interval '%s': seconds, 0 or more "
+                                "(0 = never)\n",
+                        optarg);
+                rc = 2;
+                goto out;
             }
             break;
-        case 's':
-            stats_interval = strtod(optarg, NULL);
-            break;
+        }
         case 'v':
             verbose = 1;
             break;
@@ -525,11 +563,13 @@ int siptls_cli_serve(int argc, char **argv)
             verbose = -1;
             break;
         case 'w':
-            workers = strtol(optarg, NULL, 10);
-            if (workers < 1 || workers > 64) {
-                fprintf(stderr, "siptls serve: --workers wants 1..64\n");
-                bad = 1;
+            if (whole_number(optarg, 1, 64, &num) != 0) {
+                fprintf(stderr, "siptls serve: --workers '%s': a number of engines 1..64\n",
+                        optarg);
+                rc = 2;
+                goto out;
             }
+            workers = (long)num;
             break;
         default:
             break;

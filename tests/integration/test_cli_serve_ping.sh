@@ -161,7 +161,11 @@ kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
 grep -q "^CLIENT_RANDOM [0-9a-f]* [0-9a-f]*$" "$work/keys.log" && { passes=$((passes + 1)); echo "ok   key log written (TLS 1.2)"; } || { fails=$((fails + 1)); echo "FAIL key log: $(cat "$work/keys.log" 2>&1)"; }
 "$bin" serve --config /nonexistent.conf > /dev/null 2>&1; check "serve with a missing config file" 1 $?
 "$bin" serve --cert "$pki/server.pem" > /dev/null 2>&1; check "serve --cert without --key, no key in the file" 1 $?
-"$bin" serve --reply 99 > /dev/null 2>&1; check "serve --reply out of range" 1 $?
+"$bin" serve --reply 99 > /dev/null 2>&1; check "serve --reply out of range" 2 $?
+"$bin" serve --reply 486x > /dev/null 2>&1; check "serve --reply with trailing text" 2 $?
+"$bin" serve --stats-interval abc > /dev/null 2>&1; check "serve --stats-interval not a number" 2 $?
+"$bin" serve --stats-interval -1 > /dev/null 2>&1; check "serve --stats-interval negative" 2 $?
+"$bin" serve --workers 2x > /dev/null 2>&1; check "serve --workers with trailing text" 2 $?
 
 # --workers: several engines share the port (SO_REUSEPORT), over TLS and DTLS
 "$bin" serve --workers 2 --listen tls:127.0.0.1:0 --listen dtls:127.0.0.1:0 --cert "$pki/server.pem" --key "$pki/server.key" > "$work/w.out" 2> "$work/w.err" &
@@ -187,7 +191,7 @@ accepted=$(sed -n 's/^worker [01] stats: .* accepted \([0-9]*\),.*/\1/p' "$work/
 check "the workers accepted every connection between them" 20 "$accepted"
 cookies=$(sed -n 's/^worker [01] stats: .* dtls cookies \([0-9]*\) .*/\1/p' "$work/w.err" | awk "{s+=\$1} END {print s}")
 check "a DTLS cookie exchange (HelloVerifyRequest) for every DTLS ping" 1 "$((cookies >= 10))"
-"$bin" serve --workers 0 > /dev/null 2>&1; check "serve --workers 0 is refused" 1 $?
+"$bin" serve --workers 0 > /dev/null 2>&1; check "serve --workers 0 is refused" 2 $?
 "$bin" serve --quiet --listen tls:127.0.0.1:0 > "$work/q.out" 2> "$work/q.err" &
 serve_pid=$!
 for _ in $(seq 1 100); do port=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/q.out" | head -n1); [ -n "$port" ] && break; sleep 0.05; done

@@ -35,7 +35,8 @@
 #include <wolfssl/ssl.h>
 
 #include "dtls_internal.h"
-#include "engine_internal.h"
+#include "siptls/sipmsg.h"
+#include "transport.h"
 
 /* A UDP datagram is at most 65507 bytes. wolfSSL's receive callback is
  * asked for (read size + 500) bytes after the handshake, so reading
@@ -208,10 +209,6 @@ int siptls__dtls_test_set_filter(siptls_engine *e, siptls__dtls_test_filter fn, 
 /* wolfSSL glue                                                             */
 /* ------------------------------------------------------------------------ */
 
-static siptls_stats *stats(siptls_engine *e)
-{
-    return siptls__engine_stats_mut(e);
-}
 
 /* The one place wolfSSL return codes become siptls statuses. */
 static int map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, int ret, int handshake)
@@ -244,7 +241,7 @@ static int map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, int ret,
         char buf[WOLFSSL_MAX_ERROR_SZ];
         siptls__log(e, SIPTLS_LOG_INFO, "dtls handshake failed: %s (%d)",
                     wolfSSL_ERR_error_string((unsigned long)err, buf), err);
-        return siptls__secctx_classify_error(err);
+        return siptls__handshake_status(err);
     }
     return SIPTLS_ERR_TLS;
 }
@@ -268,56 +265,6 @@ static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     return (int)io->rx_len;
 }
 
-/* Send one datagram: on a connected socket (`peer` NULL), to `peer`, or
- * to `peer` from the source address `local` (a wildcard listener must
- * answer from the address the peer sent to, or a peer with a connected
- * socket drops the answer: IP_PKTINFO / IPV6_PKTINFO). */
-static ssize_t send_dgram(int fd, const void *buf, size_t n, const struct sockaddr *peer,
-                          socklen_t peer_len, const struct sockaddr_storage *local)
-{
-    if (peer == NULL) {
-        return send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-    }
-    if (local == NULL) {
-        return sendto(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL, peer, peer_len);
-    }
-    union {
-        char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-        struct cmsghdr align;
-    } cb;
-    memset(&cb, 0, sizeof(cb));
-    struct iovec iov = {(void *)buf, n};
-    struct msghdr mh;
-    memset(&mh, 0, sizeof(mh));
-    mh.msg_name = (void *)peer;
-    mh.msg_namelen = peer_len;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = cb.buf;
-    struct cmsghdr *c = &cb.align;
-    if (local->ss_family == AF_INET) {
-        struct in_pktinfo pi;
-        memset(&pi, 0, sizeof(pi));
-        pi.ipi_spec_dst = ((const struct sockaddr_in *)local)->sin_addr;
-        c->cmsg_level = IPPROTO_IP;
-        c->cmsg_type = IP_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(pi));
-        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-        mh.msg_controllen = CMSG_SPACE(sizeof(pi));
-    } else {
-        const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)local;
-        struct in6_pktinfo pi;
-        memset(&pi, 0, sizeof(pi));
-        pi.ipi6_addr = l6->sin6_addr;
-        pi.ipi6_ifindex = l6->sin6_scope_id;
-        c->cmsg_level = IPPROTO_IPV6;
-        c->cmsg_type = IPV6_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(pi));
-        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-        mh.msg_controllen = CMSG_SPACE(sizeof(pi));
-    }
-    return sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-}
 
 static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
@@ -339,7 +286,7 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     if (io->fd < 0) {
         return sz;
     }
-    ssize_t n = send_dgram(io->fd, buf, (size_t)sz, io->peer, io->peer_len, io->local);
+    ssize_t n = siptls__udp_send(io->fd, buf, (size_t)sz, io->peer, io->peer_len, io->local);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
             io->blocked = 1;
@@ -386,10 +333,6 @@ static uint64_t retx_deadline(siptls_engine *e, WOLFSSL *ssl)
     return siptls__engine_now(e) + (uint64_t)(t > 0 ? t : 1) * 1000;
 }
 
-static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
-{
-    siptls__addr_text(sa, buf, len);
-}
 
 /* ------------------------------------------------------------------------ */
 /* cookie secrets                                                           */
@@ -454,7 +397,7 @@ static void rotate_secret(dtls_listener *dl, uint64_t now)
 static dtls_session *table_find(dtls_listener *dl, const struct sockaddr *sa)
 {
     for (dtls_session *s = dl->table[addr_hash(sa) & dl->table_mask]; s != NULL; s = s->tnext) {
-        if (same_addr((struct sockaddr *)&s->f->remote, sa)) {
+        if (same_addr(siptls__flow_remote(s->f, NULL), sa)) {
             return s;
         }
     }
@@ -463,14 +406,14 @@ static dtls_session *table_find(dtls_listener *dl, const struct sockaddr *sa)
 
 static void table_add(dtls_listener *dl, dtls_session *s)
 {
-    size_t b = addr_hash((struct sockaddr *)&s->f->remote) & dl->table_mask;
+    size_t b = addr_hash(siptls__flow_remote(s->f, NULL)) & dl->table_mask;
     s->tnext = dl->table[b];
     dl->table[b] = s;
 }
 
 static void table_del(dtls_listener *dl, dtls_session *s)
 {
-    size_t b = addr_hash((struct sockaddr *)&s->f->remote) & dl->table_mask;
+    size_t b = addr_hash(siptls__flow_remote(s->f, NULL)) & dl->table_mask;
     for (dtls_session **pp = &dl->table[b]; *pp != NULL; pp = &(*pp)->tnext) {
         if (*pp == s) {
             *pp = s->tnext;
@@ -523,10 +466,9 @@ static void set_local(dtls_session *s, const struct sockaddr_storage *local)
     memcpy(&s->local, local, sizeof(s->local));
     s->io.local = &s->local;
     s->next_io.local = &s->local;
-    siptls__flow *f = s->f;
-    f->local_len =
-        local->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-    memcpy(&f->local, local, f->local_len);
+    siptls__flow_set_local(s->f, (const struct sockaddr *)local,
+                           local->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                       : sizeof(struct sockaddr_in6));
 }
 
 /* Plaintext bytes per record so that no datagram exceeds dtls_mtu, and
@@ -565,27 +507,17 @@ static void handshake_done(dtls_session *s)
 {
     siptls__flow *f = s->f;
     s->retx_ms = 0;
-    siptls_flow_info info;
-    memset(&info, 0, sizeof(info));
-    siptls__secctx *sec = siptls__engine_secctx(f->engine, SIPTLS_TRANSPORT_DTLS);
-    int st = sec ? siptls__secctx_peer_check(sec, s->ssl, !f->outbound, f->sip_domain, &info)
-                 : SIPTLS_ERR_CERT;
+    if (siptls__flow_fd(f) >= 0) {
+        siptls__flow_want(f, SIPTLS__IO_READ);
+    }
+    int st = siptls__flow_handshake_done(f, s->ssl, wolfSSL_session_reused(s->ssl) == 1);
     if (st != SIPTLS_OK) {
-        char text[64];
-        addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
-        siptls__log(f->engine, SIPTLS_LOG_WARN, "dtls flow %llu %s: %s", (unsigned long long)f->id,
-                    text, siptls_strerror(st));
         /* Tell the peer, or its session lingers until it expires. */
         wolfSSL_shutdown(s->ssl);
         siptls__flow_fail(f, st, 0);
         return;
     }
-    if (f->fd >= 0) {
-        siptls__flow_want(f, SIPTLS__IO_READ);
-    }
-    f->resumed = wolfSSL_session_reused(s->ssl) == 1;
-    siptls__flow_up(f);
-    if (f->phase != SIPTLS__PHASE_UP) {
+    if (siptls__flow_phase(f) != SIPTLS__PHASE_UP) {
         return;
     }
     /* The peer may have sent application data in the datagram that held
@@ -601,18 +533,18 @@ static void handshake_step(dtls_session *s, const uint8_t *dg, size_t len)
     s->io.rx = dg;
     s->io.rx_len = len;
     s->io.oversize = 0;
-    int ret = f->outbound ? wolfSSL_connect(s->ssl) : wolfSSL_accept(s->ssl);
+    int ret = siptls__flow_outbound(f) ? wolfSSL_connect(s->ssl) : wolfSSL_accept(s->ssl);
     s->io.rx = NULL;
     if (s->io.oversize) {
-        stats(f->engine)->dtls_bad_records++;
+        siptls__count(siptls__flow_engine(f), SIPTLS__EV_DTLS_BAD_RECORD, 1);
     }
     if (ret == WOLFSSL_SUCCESS) {
         handshake_done(s);
         return;
     }
-    int st = map_error(f->engine, s->ssl, &s->io, ret, 1);
+    int st = map_error(siptls__flow_engine(f), s->ssl, &s->io, ret, 1);
     if (st == SIPTLS_AGAIN || st == DTLS_DROPPED) {
-        s->retx_ms = retx_deadline(f->engine, s->ssl);
+        s->retx_ms = retx_deadline(siptls__flow_engine(f), s->ssl);
         siptls__flow_rearm(f);
         return;
     }
@@ -623,45 +555,13 @@ static void handshake_step(dtls_session *s, const uint8_t *dg, size_t len)
     siptls__flow_fail(f, st, 0);
 }
 
-/* Feed one decrypted record to the flow's datagram framer and deliver
- * what it produces. Returns -1 when the flow must not be read further. */
-static int feed_record(siptls__flow *f, const uint8_t *p, size_t n, uint64_t seq)
-{
-    siptls_engine *e = f->engine;
-    siptls_dgram_framer *fr = f->framer.dgram;
-    uint64_t dropped = siptls_dgram_framer_dropped(fr);
-    siptls_frame_event ev;
-    int st = siptls_dgram_framer_feed(fr, p, n, seq, siptls__engine_now(e), &ev);
-    uint64_t lost = siptls_dgram_framer_dropped(fr) - dropped;
-    if (lost != 0) {
-        stats(e)->dtls_reasm_lost += lost;
-    }
-    if (st == SIPTLS_OK) {
-        return siptls__flow_deliver(f, &ev);
-    }
-    if (st != SIPTLS_AGAIN && st != SIPTLS_ERR_FRAME_LOST && st != SIPTLS_ERR_FRAME_TIMEOUT &&
-        st != SIPTLS_ERR_FRAME_CHUNKS) {
-        /* A malformed record is dropped; on a datagram transport the next
-         * one starts afresh, so the session stays (unlike TLS). */
-        stats(e)->drop_framing++;
-        if (st == SIPTLS_ERR_FRAME_TOO_BIG || st == SIPTLS_ERR_FRAME_HDR_TOO_BIG) {
-            stats(e)->drop_too_big++;
-        }
-        char text[64];
-        addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
-        siptls__log(e, SIPTLS_LOG_DEBUG, "dtls flow %llu %s: record dropped: %s",
-                    (unsigned long long)f->id, text, siptls_strerror(st));
-    }
-    return 0;
-}
-
 /* An established session: decrypt what `dg` holds (NULL: only what
  * wolfSSL buffered) and deliver it. */
 static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
                          const siptls__dtls_scan *scan)
 {
     siptls__flow *f = s->f;
-    siptls_engine *e = f->engine;
+    siptls_engine *e = siptls__flow_engine(f);
     /* The framer checks that continuation records are consecutive; we only
      * know a record's number when it is the datagram's only record. */
     uint64_t seq = SIPTLS_DGRAM_SEQ_UNKNOWN;
@@ -702,12 +602,11 @@ static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
         int n = wolfSSL_read(s->ssl, plain, cap);
         if (n > 0) {
             got++;
-            siptls__flow_activity(f, (size_t)n);
-            if (feed_record(f, plain, (size_t)n, seq) != 0) {
+            if (siptls__flow_rx_record(f, plain, (size_t)n, seq) != 0) {
                 /* The host closed the flow from its callback, or shut the
                  * engine down: then the session is already freed (the
                  * flow itself lives until the callback returns). */
-                if (f->phase != SIPTLS__PHASE_CLOSED) {
+                if (siptls__flow_phase(f) != SIPTLS__PHASE_CLOSED) {
                     s->io.rx = NULL;
                     s->undrained = 1;
                 }
@@ -722,20 +621,20 @@ static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
     s->undrained = st != SIPTLS_AGAIN;
     if (s->io.oversize || (got < expect)) {
         /* Records wolfSSL discarded: bad MAC, replayed, or too large. */
-        stats(e)->dtls_bad_records += s->io.oversize ? 1 : expect - got;
+        siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, s->io.oversize ? 1 : expect - got);
     }
     if (st == SIPTLS_AGAIN || st == DTLS_DROPPED) {
         if (st == DTLS_DROPPED && got >= expect) {
-            stats(e)->dtls_bad_records++;
+            siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
         }
         siptls__flow_rearm(f);
         return;
     }
     if (st == SIPTLS_ERR_PEER_CLOSED) {
         char text[64];
-        addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
+        siptls__addr_text(siptls__flow_remote(f, NULL), text, sizeof(text));
         siptls__log(e, SIPTLS_LOG_DEBUG, "dtls flow %llu %s: close_notify from peer",
-                    (unsigned long long)f->id, text);
+                    (unsigned long long)siptls__flow_id(f), text);
     }
     siptls__flow_fail(f, st, 0);
 }
@@ -749,8 +648,8 @@ static int make_hello_object(dtls_listener *dl)
     if (dl->hello != NULL) {
         return SIPTLS_OK;
     }
-    siptls__secctx *sec = siptls__engine_secctx(dl->engine, SIPTLS_TRANSPORT_DTLS);
-    dl->hello = sec ? siptls__secctx_server_ssl(sec, (struct sockaddr *)&dl->local) : NULL;
+    dl->hello = dl->l != NULL ? siptls__listener_server_ssl(dl->l, (struct sockaddr *)&dl->local)
+                              : NULL;
     if (dl->hello == NULL) {
         return SIPTLS_ERR_NOMEM;
     }
@@ -783,7 +682,7 @@ static void send_hello_verify(dtls_listener *dl, const uint8_t *dg, size_t len,
     io->rx = NULL;
     io->peer = NULL;
     if (io->sent == 1) {
-        stats(dl->engine)->dtls_cookies_sent++;
+        siptls__count(dl->engine, SIPTLS__EV_DTLS_COOKIE_SENT, 1);
         /* wolfSSL_clear is safe after a clean HelloVerifyRequest only. */
         if (wolfSSL_clear(dl->hello) == WOLFSSL_SUCCESS) {
             setup_ssl(dl->hello, io);
@@ -791,7 +690,7 @@ static void send_hello_verify(dtls_listener *dl, const uint8_t *dg, size_t len,
             return;
         }
     } else {
-        stats(dl->engine)->dtls_bad_records++;
+        siptls__count(dl->engine, SIPTLS__EV_DTLS_BAD_RECORD, 1);
     }
     free_ssl(&dl->hello);
 }
@@ -819,12 +718,12 @@ static int cookie_good(WOLFSSL *ssl, void *arg)
     siptls_engine *e = dl->engine;
     p->good = 1;
     if (!siptls__dtls_ratelimit_allow(dl->rate, p->from, p->random, siptls__engine_now(e))) {
-        stats(e)->dtls_rate_limited++;
+        siptls__count(e, SIPTLS__EV_DTLS_RATE_LIMITED, 1);
         p->refused = 1;
         return -1;
     }
     if (!p->restart) {
-        siptls__flow *f = siptls__flow_new_inbound(e, dl->l, -1, p->from, p->from_len);
+        siptls__flow *f = siptls__flow_new_inbound(dl->l, -1, p->from, p->from_len);
         if (f == NULL) {
             p->refused = 1;
             return -1;
@@ -833,12 +732,11 @@ static int cookie_good(WOLFSSL *ssl, void *arg)
         s->f = f;
         s->dl = dl;
         dl->refs++;
-        s->io.peer = (struct sockaddr *)&f->remote;
-        s->io.peer_len = f->remote_len;
+        s->io.peer = siptls__flow_remote(f, &s->io.peer_len);
         s->next_io.peer = s->io.peer;
         s->next_io.peer_len = s->io.peer_len;
         set_local(s, &dl->cur_local);
-        f->tp = s;
+        siptls__flow_set_tp(f, s);
         table_add(dl, s);
     }
     p->io->mute = 0;
@@ -851,12 +749,11 @@ static int cookie_good(WOLFSSL *ssl, void *arg)
 static WOLFSSL *probe_hello(probe *p, const uint8_t *dg, size_t len, int *ret_out)
 {
     dtls_listener *dl = p->dl;
-    siptls__secctx *sec = siptls__engine_secctx(dl->engine, SIPTLS_TRANSPORT_DTLS);
-    if (sec == NULL) {
+    if (dl->l == NULL) {
         return NULL;
     }
     for (int k = 0; k < (dl->have_prev ? 2 : 1); k++) {
-        WOLFSSL *ssl = siptls__secctx_server_ssl(sec, (struct sockaddr *)&dl->cur_local);
+        WOLFSSL *ssl = siptls__listener_server_ssl(dl->l, (struct sockaddr *)&dl->cur_local);
         if (ssl == NULL) {
             return NULL;
         }
@@ -912,7 +809,7 @@ static void on_hello_fragment(dtls_listener *dl, const siptls__dtls_scan *scan,
                                          siptls__engine_now(e), dl->whole, sizeof(dl->whole), &wl);
     if (r <= 0) {
         if (r < 0) {
-            stats(e)->dtls_bad_records++;
+            siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
         }
         return;
     }
@@ -920,7 +817,7 @@ static void on_hello_fragment(dtls_listener *dl, const siptls__dtls_scan *scan,
     siptls__dtls_hello wh;
     if (siptls__dtls_scan_datagram(dl->whole, wl, &whole_scan) != 0 ||
         !siptls__dtls_is_client_hello(&whole_scan, &wh) || wh.fragmented) {
-        stats(e)->dtls_bad_records++;
+        siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
         return;
     }
     on_client_hello(dl, dl->whole, wl, &whole_scan, &wh, from, from_len, existing);
@@ -938,7 +835,7 @@ static void on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
         return;
     }
     if (scan->n_records != 1) {
-        stats(e)->dtls_bad_records++;
+        siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
         return;
     }
     if (existing != NULL && h->frag_len >= 2 + 32) {
@@ -948,7 +845,7 @@ static void on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
         uint8_t random[32];
         if (wolfSSL_get_client_random(existing->ssl, random, sizeof(random)) == sizeof(random) &&
             memcmp(random, h->frag + 2, sizeof(random)) == 0) {
-            stats(e)->dtls_bad_records++;
+            siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
             return;
         }
     }
@@ -981,7 +878,7 @@ static void on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
         WOLFSSL *ssl = probe_hello(&p, dg, len, &ret);
         if (ssl == NULL) {
             if (!p.good) {
-                stats(e)->dtls_cookie_bad++;
+                siptls__count(e, SIPTLS__EV_DTLS_COOKIE_BAD, 1);
                 send_hello_verify(dl, dg, len, from, from_len);
             }
             return;
@@ -1001,7 +898,7 @@ static void on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
     if (ssl == NULL) {
         free(s);
         if (!p.good) {
-            stats(e)->dtls_cookie_bad++;
+            siptls__count(e, SIPTLS__EV_DTLS_COOKIE_BAD, 1);
             send_hello_verify(dl, dg, len, from, from_len);
         }
         return;
@@ -1023,41 +920,12 @@ static void on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
     siptls__flow_rearm(f);
 }
 
-/* A restarted peer's handshake failed: it has no flow of its own, so we
- * count what the engine counts when a flow fails before coming up. */
-static void count_pending_failure(siptls_engine *e, int st)
-{
-    siptls_stats *c = stats(e);
-    c->handshakes_failed++;
-    switch (st) {
-    case SIPTLS_ERR_HANDSHAKE_TIMEOUT:
-        c->hs_fail_timeout++;
-        break;
-    case SIPTLS_ERR_VERIFY:
-        c->hs_fail_verify++;
-        break;
-    case SIPTLS_ERR_NAME_MISMATCH:
-        c->hs_fail_name++;
-        break;
-    case SIPTLS_ERR_NO_PEER_CERT:
-        c->hs_fail_no_cert++;
-        break;
-    case SIPTLS_ERR_IO:
-    case SIPTLS_ERR_PEER_CLOSED:
-        c->hs_fail_io++;
-        break;
-    default:
-        c->hs_fail_tls++;
-        break;
-    }
-}
-
 /* The new handshake of a restarted peer: drive it; when it completes,
  * the old flow closes and a new one takes its place. */
 static void restart_step(dtls_session *s, const uint8_t *dg, size_t len)
 {
     siptls__flow *old = s->f;
-    siptls_engine *e = old->engine;
+    siptls_engine *e = siptls__flow_engine(old);
     dtls_listener *dl = s->dl;
     int ret;
     if (dg != NULL) {
@@ -1076,39 +944,39 @@ static void restart_step(dtls_session *s, const uint8_t *dg, size_t len)
             wolfSSL_shutdown(s->next);
             free_ssl(&s->next);
             s->next_retx_ms = 0;
-            count_pending_failure(e, st);
+            /* no flow of its own: counted as a flow's failed handshake would be */
+            siptls__count_handshake_failure(e, st);
         }
         siptls__flow_rearm(old);
         return;
     }
     /* Check the new peer before the old association goes. */
-    siptls_flow_info info;
-    memset(&info, 0, sizeof(info));
-    siptls__secctx *sec = siptls__engine_secctx(e, SIPTLS_TRANSPORT_DTLS);
-    int st = sec ? siptls__secctx_peer_check(sec, s->next, 1, NULL, &info) : SIPTLS_ERR_CERT;
-    if (st != SIPTLS_OK || dl == NULL || dl->l == NULL) {
+    int st = dl != NULL && dl->l != NULL ? siptls__listener_check_peer(dl->l, s->next)
+                                          : SIPTLS_ERR_SHUTDOWN;
+    if (st != SIPTLS_OK) {
         wolfSSL_shutdown(s->next);
         free_ssl(&s->next);
         s->next_retx_ms = 0;
-        count_pending_failure(e, st);
+        siptls__count_handshake_failure(e, st);
         return;
     }
     WOLFSSL *ssl = s->next;
     s->next = NULL;
     struct sockaddr_storage remote, local;
-    socklen_t remote_len = old->remote_len;
-    memcpy(&remote, &old->remote, sizeof(remote));
+    socklen_t remote_len;
+    const struct sockaddr *was = siptls__flow_remote(old, &remote_len);
+    memcpy(&remote, was, remote_len);
     memcpy(&local, &s->local, sizeof(local));
     char text[64];
-    addr_text((struct sockaddr *)&remote, text, sizeof(text));
+    siptls__addr_text((struct sockaddr *)&remote, text, sizeof(text));
     siptls__log(e, SIPTLS_LOG_INFO, "dtls flow %llu %s: peer restarted (new handshake): replacing",
-                (unsigned long long)old->id, text);
+                (unsigned long long)siptls__flow_id(old), text);
     /* Keep the listener alive across the old session's release. */
     dl->refs++;
     siptls__flow_fail(old, SIPTLS_ERR_RESET, 0);
     dtls_session *ns = session_new(e, dl->fd);
     siptls__flow *f =
-        ns && dl->l ? siptls__flow_new_inbound(e, dl->l, -1, (struct sockaddr *)&remote, remote_len)
+        ns && dl->l ? siptls__flow_new_inbound(dl->l, -1, (struct sockaddr *)&remote, remote_len)
                     : NULL;
     if (f == NULL) {
         free(ns);
@@ -1119,13 +987,12 @@ static void restart_step(dtls_session *s, const uint8_t *dg, size_t len)
     ns->f = f;
     ns->dl = dl; /* takes the reference */
     ns->ssl = ssl;
-    ns->io.peer = (struct sockaddr *)&f->remote;
-    ns->io.peer_len = f->remote_len;
+    ns->io.peer = siptls__flow_remote(f, &ns->io.peer_len);
     ns->next_io.peer = ns->io.peer;
     ns->next_io.peer_len = ns->io.peer_len;
     set_local(ns, &local);
     setup_ssl(ssl, &ns->io);
-    f->tp = ns;
+    siptls__flow_set_tp(f, ns);
     table_add(dl, ns);
     handshake_done(ns);
 }
@@ -1141,19 +1008,19 @@ static int answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t len,
 {
     int fp = 0;
     if (siptls__dtls_stun_check(dg, len, &fp) != 0) {
-        stats(e)->dtls_junk++;
+        siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
         return 0;
     }
     uint8_t out[SIPTLS__STUN_MAX_RESPONSE];
     size_t n = siptls__dtls_stun_response(dg, from, fp, out);
     if (n == 0) {
-        stats(e)->dtls_junk++;
+        siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
         return 0;
     }
     /* RFC 5626 §3.5.2: the server answers the Binding request so the
      * client learns its flow is alive (and its NAT binding stays). */
-    stats(e)->dtls_stun++;
-    (void)send_dgram(fd, out, n, connected ? NULL : from, from_len, local);
+    siptls__count(e, SIPTLS__EV_DTLS_STUN, 1);
+    (void)siptls__udp_send(fd, out, n, connected ? NULL : from, from_len, local);
     return 1;
 }
 
@@ -1162,12 +1029,12 @@ static void session_datagram(dtls_session *s, const uint8_t *dg, size_t len,
                              const siptls__dtls_scan *scan)
 {
     siptls__flow *f = s->f;
-    if (f->close_requested) {
+    if (!siptls__flow_wants_input(f)) {
         /* The host closed it (from a callback, in this same wakeup): no
          * more deliveries; the engine closes it when the callback is over. */
         return;
     }
-    switch (f->phase) {
+    switch (siptls__flow_phase(f)) {
     case SIPTLS__PHASE_CONNECTING:
         siptls__flow_handshake_begin(f); /* the peer answered */
         handshake_step(s, dg, len);
@@ -1188,7 +1055,9 @@ static void session_datagram(dtls_session *s, const uint8_t *dg, size_t len,
             restart_step(s, dg, len);
             return;
         }
-        on_client_hello(s->dl, dg, len, scan, &h, (struct sockaddr *)&f->remote, f->remote_len, s);
+        socklen_t rl;
+        const struct sockaddr *remote = siptls__flow_remote(f, &rl);
+        on_client_hello(s->dl, dg, len, scan, &h, remote, rl, s);
         return;
     }
     if (s->next != NULL &&
@@ -1215,19 +1084,19 @@ static void listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
              * session too (idle expiry). */
             dtls_session *s = table_find(dl, from);
             if (s != NULL) {
-                siptls__flow_activity(s->f, 0);
+                siptls__flow_touch(s->f);
             }
         }
         return;
     case SIPTLS__DTLS_DEMUX_JUNK:
-        stats(e)->dtls_junk++;
+        siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
         return;
     default:
         break;
     }
     siptls__dtls_scan scan;
     if (siptls__dtls_scan_datagram(dg, len, &scan) != 0) {
-        stats(e)->dtls_bad_records++;
+        siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
         return;
     }
     dtls_session *s = table_find(dl, from);
@@ -1239,7 +1108,7 @@ static void listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
     if (!siptls__dtls_is_client_hello(&scan, &h)) {
         /* A record for no session (we restarted, it expired, or junk that
          * looks like DTLS): RFC 6347 §4.1.2.7, silently discarded. */
-        stats(e)->dtls_bad_records++;
+        siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
         return;
     }
     on_client_hello(dl, dg, len, &scan, &h, from, from_len, NULL);
@@ -1248,22 +1117,24 @@ static void listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
 static void outbound_datagram(dtls_session *s, const uint8_t *dg, size_t len)
 {
     siptls__flow *f = s->f;
-    siptls_engine *e = f->engine;
+    siptls_engine *e = siptls__flow_engine(f);
     switch (siptls__dtls_demux_byte(dg, len)) {
     case SIPTLS__DTLS_DEMUX_STUN:
-        if (answer_stun(e, f->fd, dg, len, (struct sockaddr *)&f->remote, f->remote_len, 1, NULL)) {
-            siptls__flow_activity(f, 0);
+        socklen_t rl;
+        const struct sockaddr *remote = siptls__flow_remote(f, &rl);
+        if (answer_stun(e, siptls__flow_fd(f), dg, len, remote, rl, 1, NULL)) {
+            siptls__flow_touch(f);
         }
         return;
     case SIPTLS__DTLS_DEMUX_JUNK:
-        stats(e)->dtls_junk++;
+        siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
         return;
     default:
         break;
     }
     siptls__dtls_scan scan;
     if (siptls__dtls_scan_datagram(dg, len, &scan) != 0) {
-        stats(e)->dtls_bad_records++;
+        siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
         return;
     }
     session_datagram(s, dg, len, &scan);
@@ -1280,8 +1151,8 @@ static void emit_datagram(void *ctx, const uint8_t *dg, size_t len, const struct
     emit_ctx *ec = ctx;
     if (ec->dl != NULL) {
         listener_datagram(ec->dl, dg, len, from, from_len);
-    } else if (ec->f->phase != SIPTLS__PHASE_CLOSED && ec->f->tp != NULL) {
-        outbound_datagram(ec->f->tp, dg, len);
+    } else if (siptls__flow_phase(ec->f) != SIPTLS__PHASE_CLOSED && siptls__flow_tp(ec->f) != NULL) {
+        outbound_datagram(siptls__flow_tp(ec->f), dg, len);
     }
 }
 
@@ -1299,74 +1170,42 @@ static void dispatch(emit_ctx *ec, const dtls_shared *sh, int fd, const uint8_t 
 /* listener ops                                                             */
 /* ------------------------------------------------------------------------ */
 
-static int is_wildcard(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
-    }
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    return IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
-}
 
-/* Ask for each datagram's destination address (IPv6 sockets report IPv4
- * peers' as v4-mapped addresses). */
-static int want_pktinfo(int fd, int family)
-{
-    int one = 1;
-    if (family == AF_INET) {
-        return setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) == 0;
-    }
-    return setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) == 0;
-}
 
-/* The destination address of a datagram from its control messages, with
- * the listener's port. Returns 0 when found. */
-static int pktinfo_local(struct msghdr *mh, const struct sockaddr_storage *bound,
-                         struct sockaddr_storage *out)
+
+static void dtls_limits(const siptls_config *c, siptls__flow_limits *out)
 {
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
-        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
-            bound->ss_family == AF_INET) {
-            struct in_pktinfo pi;
-            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
-            struct sockaddr_in *in = (struct sockaddr_in *)out;
-            memset(out, 0, sizeof(*out));
-            in->sin_family = AF_INET;
-            in->sin_port = ((const struct sockaddr_in *)bound)->sin_port;
-            in->sin_addr = pi.ipi_addr;
-            return 0;
-        }
-        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
-            bound->ss_family == AF_INET6) {
-            struct in6_pktinfo pi;
-            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
-            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
-            memset(out, 0, sizeof(*out));
-            in6->sin6_family = AF_INET6;
-            in6->sin6_port = ((const struct sockaddr_in6 *)bound)->sin6_port;
-            in6->sin6_addr = pi.ipi6_addr;
-            if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr)) {
-                in6->sin6_scope_id = (uint32_t)pi.ipi6_ifindex;
-            }
-            return 0;
+    memset(out, 0, sizeof(*out));
+    out->max_flows = c->dtls_max_sessions;
+    out->handshake_timeout_ms = c->dtls_handshake_timeout;
+    out->idle_ms = (uint64_t)c->dtls_session_lifetime * 1000;
+    /* Only what the peer sends keeps a session: UDP tells us nothing when
+     * a peer is gone (docs/dtls.md). */
+    out->idle_counts_sends = 0;
+    out->max_chunks = c->tls_max_msg_chunks;
+    if (out->max_chunks != 0) {
+        /* On DTLS a chunk is a record, and a record holds at most dtls_mtu
+         * less its overhead: a message of max_msg_size needs that many, so
+         * the limit cannot be smaller (else big messages could never pass). */
+        unsigned room = c->dtls_mtu > 128 ? c->dtls_mtu - 64 : 64;
+        unsigned need = (unsigned)((c->max_msg_size + room - 1) / room);
+        if (need > out->max_chunks) {
+            out->max_chunks = need;
         }
     }
-    return -1;
+    out->max_msg_time_ms = c->dtls_reassembly_timeout;
 }
 
-static int dtls_listen(siptls_engine *e, siptls__listener *l)
+static int dtls_listen(siptls__listener *l)
 {
+    siptls_engine *e = siptls__listener_engine(l);
     /* Engines of one process (reuse_port) share the port; the kernel
      * hashes each peer's 4-tuple to one socket, so a session stays on one
      * engine. */
-    int fd = siptls__listener_socket(e, l, SOCK_DGRAM);
-    if (fd < 0) {
-        return SIPTLS_ERR_BIND;
-    }
+    int fd = siptls__listener_fd(l);
     int rcvbuf = 1 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    l->addrlen = sizeof(l->addr);
-    getsockname(fd, (struct sockaddr *)&l->addr, &l->addrlen);
+    const struct sockaddr_storage *la = siptls__listener_addr(l, NULL);
 
     const siptls_config *c = siptls__engine_config(e);
     dtls_listener *dl = calloc(1, sizeof(*dl));
@@ -1376,17 +1215,16 @@ static int dtls_listen(siptls_engine *e, siptls__listener *l)
     }
     if (dl == NULL || shared_ref(e) == NULL) {
         free(dl);
-        close(fd);
-        siptls__listener_unshare(e, l, SOCK_DGRAM);
         return SIPTLS_ERR_NOMEM;
     }
     dl->refs = 1;
     dl->fd = fd;
     dl->l = l;
     dl->engine = e;
-    memcpy(&dl->local, &l->addr, sizeof(dl->local));
-    memcpy(&dl->cur_local, &l->addr, sizeof(dl->cur_local));
-    dl->pktinfo = is_wildcard((struct sockaddr *)&l->addr) && want_pktinfo(fd, l->addr.ss_family);
+    memcpy(&dl->local, la, sizeof(dl->local));
+    memcpy(&dl->cur_local, la, sizeof(dl->cur_local));
+    dl->pktinfo = siptls__addr_is_wildcard((const struct sockaddr *)la) &&
+                  siptls__udp_want_pktinfo(fd, la->ss_family);
     dl->hello_io.engine = e;
     dl->hello_io.fd = fd;
     dl->hello_io.hello_only = 1;
@@ -1400,18 +1238,22 @@ static int dtls_listen(siptls_engine *e, siptls__listener *l)
     dl->rotated_ms = siptls__engine_now(e);
     if (!ok || make_hello_object(dl) != SIPTLS_OK) {
         dl->l = NULL;
+        dl->fd = -1; /* still the engine's: it closes it */
         listener_unref(dl);
-        siptls__listener_unshare(e, l, SOCK_DGRAM);
         return SIPTLS_ERR_NOMEM;
     }
-    l->tp = dl;
-    l->fd = fd;
+    /* Sessions may outlive the listener for a moment (the engine closes
+     * listeners first): they keep the socket, to send close_notify, and
+     * the last of them closes it. */
+    siptls__listener_take_fd(l);
+    siptls__listener_set_tp(l, dl);
     return SIPTLS_OK;
 }
 
-static void dtls_listener_io(siptls_engine *e, siptls__listener *l)
+static void dtls_listener_io(siptls__listener *l)
 {
-    dtls_listener *dl = l->tp;
+    dtls_listener *dl = siptls__listener_tp(l);
+    siptls_engine *e = dl->engine;
     rotate_secret(dl, siptls__engine_now(e));
     emit_ctx ec = {dl, NULL};
     /* A host callback run from here could shut the engine down: hold the
@@ -1437,7 +1279,7 @@ static void dtls_listener_io(siptls_engine *e, siptls__listener *l)
         mh.msg_controllen = sizeof(cb.buf);
         ssize_t n = recvmsg(dl->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
         socklen_t from_len = mh.msg_namelen;
-        if (dl->pktinfo && pktinfo_local(&mh, &dl->local, &dl->cur_local) != 0) {
+        if (dl->pktinfo && siptls__udp_pktinfo_local(&mh, &dl->local, &dl->cur_local) != 0) {
             memcpy(&dl->cur_local, &dl->local, sizeof(dl->cur_local));
         }
         if (n < 0) {
@@ -1447,7 +1289,7 @@ static void dtls_listener_io(siptls_engine *e, siptls__listener *l)
             break;
         }
         if ((size_t)n > RAW_CAP) {
-            stats(e)->dtls_junk++;
+            siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
             continue;
         }
         dispatch(&ec, sh, dl->fd, sh->raw, (size_t)n, (struct sockaddr *)&from, from_len);
@@ -1458,18 +1300,14 @@ static void dtls_listener_io(siptls_engine *e, siptls__listener *l)
     listener_unref(dl);
 }
 
-static void dtls_listener_close(siptls_engine *e, siptls__listener *l)
+static void dtls_listener_close(siptls__listener *l)
 {
-    dtls_listener *dl = l->tp;
+    dtls_listener *dl = siptls__listener_tp(l);
     if (dl == NULL) {
         return;
     }
-    /* Sessions may outlive the listener for a moment (the engine closes
-     * listeners first): they keep the socket, to send close_notify. */
-    siptls__listener_unshare(e, l, SOCK_DGRAM);
     dl->l = NULL;
-    l->tp = NULL;
-    l->fd = -1;
+    siptls__listener_set_tp(l, NULL);
     listener_unref(dl);
 }
 
@@ -1479,24 +1317,24 @@ static void dtls_listener_close(siptls_engine *e, siptls__listener *l)
 
 static int dtls_connect(siptls__flow *f)
 {
-    siptls_engine *e = f->engine;
-    siptls__secctx *sec = siptls__engine_secctx(e, SIPTLS_TRANSPORT_DTLS);
-    if (sec == NULL) {
-        return SIPTLS_ERR_CERT;
-    }
-    int fd = socket(f->remote.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    siptls_engine *e = siptls__flow_engine(f);
+    socklen_t rl;
+    const struct sockaddr *remote = siptls__flow_remote(f, &rl);
+    int fd = socket(remote->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return SIPTLS_ERR_CONNECT;
     }
     /* A connected socket: the kernel gives us only this peer's datagrams
      * and reports ICMP port unreachable as ECONNREFUSED. */
-    if (connect(fd, (struct sockaddr *)&f->remote, f->remote_len) != 0) {
+    if (connect(fd, remote, rl) != 0) {
         close(fd);
         return SIPTLS_ERR_CONNECT;
     }
     dtls_session *s = session_new(e, fd);
-    WOLFSSL *ssl =
-        s ? siptls__secctx_client_ssl(sec, f->sip_domain, (struct sockaddr *)&f->remote) : NULL;
+    /* The client domain, SNI, verification and, with tls_session_cache,
+     * the session of the previous flow to this destination (RFC 5246 §7.3
+     * abbreviated handshake: one round trip less). */
+    WOLFSSL *ssl = s != NULL ? siptls__flow_client_ssl(f, NULL) : NULL;
     if (ssl == NULL || shared_ref(e) == NULL) {
         if (ssl != NULL) {
             wolfSSL_free(ssl);
@@ -1509,24 +1347,23 @@ static int dtls_connect(siptls__flow *f)
     s->f = f;
     s->ssl = ssl;
     setup_ssl(ssl, &s->io);
-    wolfSSL_dtls_set_peer(ssl, &f->remote, (unsigned)f->remote_len);
-    if (siptls__engine_config(e)->tls_session_cache) {
-        /* RFC 5246 §7.3 abbreviated handshake: one round trip less. */
-        char key[SIPTLS_URI_HOST_MAX + 80];
-        siptls__flow_session_key(f, key, sizeof(key));
-        siptls__secctx_client_session_apply(sec, ssl, key);
+    wolfSSL_dtls_set_peer(ssl, (void *)remote, (unsigned)rl);
+    siptls__flow_set_tp(f, s);
+    if (siptls__flow_attach_fd(f, fd, SIPTLS__IO_READ) != SIPTLS_OK) {
+        close(fd);
+        s->io.fd = -1;
+        return SIPTLS_ERR_NOMEM; /* the engine frees the flow and the session */
     }
-    f->tp = s;
-    siptls__flow_attach_fd(f, fd, SIPTLS__IO_READ);
-    if (f->io_watcher == NULL) {
-        return SIPTLS_ERR_NOMEM; /* the engine frees the flow: dtls_free closes fd */
+    struct sockaddr_storage local;
+    socklen_t ll = sizeof(local);
+    if (getsockname(fd, (struct sockaddr *)&local, &ll) == 0) {
+        siptls__flow_set_local(f, (struct sockaddr *)&local, ll);
     }
-    f->local_len = sizeof(f->local);
-    getsockname(fd, (struct sockaddr *)&f->local, &f->local_len);
     /* The flow stays CONNECTING (tls_connect_timeout) until the first
      * datagram from the peer: an address that never answers is left for
-     * the next one the name resolved to. The first flight (ClientHello) goes out now; a failure here is
-     * returned, not reported through a callback. */
+     * the next one the name resolved to. The first flight (ClientHello)
+     * goes out now; a failure here is returned, not reported through a
+     * callback. */
     int ret = wolfSSL_connect(ssl);
     int st = map_error(e, ssl, &s->io, ret, 1);
     if (st != SIPTLS_AGAIN && st != DTLS_DROPPED) {
@@ -1538,11 +1375,11 @@ static int dtls_connect(siptls__flow *f)
 
 static void dtls_io_ready(siptls__flow *f, int revents)
 {
-    dtls_session *s = f->tp;
+    dtls_session *s = siptls__flow_tp(f);
     if (s == NULL || !(revents & SIPTLS__IO_READ)) {
         return;
     }
-    siptls_engine *e = f->engine;
+    siptls_engine *e = siptls__flow_engine(f);
     /* The session's own reference may go in this wakeup (the host closes
      * the flow from a callback): hold one until we are out. */
     const dtls_shared *sh = shared_ref(e);
@@ -1550,18 +1387,18 @@ static void dtls_io_ready(siptls__flow *f, int revents)
         return;
     }
     emit_ctx ec = {NULL, f};
-    for (int i = 0; i < READS_PER_WAKEUP && f->phase != SIPTLS__PHASE_CLOSED; i++) {
-        ssize_t n = recv(f->fd, sh->raw, RAW_CAP, MSG_DONTWAIT | MSG_TRUNC);
+    for (int i = 0; i < READS_PER_WAKEUP && siptls__flow_phase(f) != SIPTLS__PHASE_CLOSED; i++) {
+        ssize_t n = recv(siptls__flow_fd(f), sh->raw, RAW_CAP, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
             }
-            if (errno == ECONNREFUSED && f->phase <= SIPTLS__PHASE_HANDSHAKE) {
+            if (errno == ECONNREFUSED && siptls__flow_phase(f) <= SIPTLS__PHASE_HANDSHAKE) {
                 /* ICMP port unreachable: nobody listens there. */
                 char text[64];
-                addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
-                siptls__log(f->engine, SIPTLS_LOG_INFO, "dtls flow %llu: %s: connection refused",
-                            (unsigned long long)f->id, text);
+                siptls__addr_text(siptls__flow_remote(f, NULL), text, sizeof(text));
+                siptls__log(siptls__flow_engine(f), SIPTLS_LOG_INFO, "dtls flow %llu: %s: connection refused",
+                            (unsigned long long)siptls__flow_id(f), text);
                 siptls__flow_fail(f, SIPTLS_ERR_CONNECT, 0);
                 break;
             }
@@ -1571,10 +1408,12 @@ static void dtls_io_ready(siptls__flow *f, int revents)
             break;
         }
         if ((size_t)n > RAW_CAP) {
-            stats(f->engine)->dtls_junk++;
+            siptls__count(siptls__flow_engine(f), SIPTLS__EV_DTLS_JUNK, 1);
             continue;
         }
-        dispatch(&ec, sh, f->fd, sh->raw, (size_t)n, (struct sockaddr *)&f->remote, f->remote_len);
+        socklen_t rl;
+        const struct sockaddr *remote = siptls__flow_remote(f, &rl);
+        dispatch(&ec, sh, siptls__flow_fd(f), sh->raw, (size_t)n, remote, rl);
     }
     shared_unref(e);
 }
@@ -1637,24 +1476,24 @@ static size_t next_record(dtls_session *s, const siptls__qmsg *m)
 
 static void dtls_flush(siptls__flow *f)
 {
-    dtls_session *s = f->tp;
+    dtls_session *s = siptls__flow_tp(f);
     if (s == NULL || s->ssl == NULL || s->write_retry_ms != 0) {
         return;
     }
-    siptls_engine *e = f->engine;
+    siptls_engine *e = siptls__flow_engine(f);
     siptls__qmsg *m;
     while ((m = siptls__flow_qhead(f)) != NULL) {
         size_t rec = s->cur_rec ? s->cur_rec : next_record(s, m);
         if (rec == 0) {
             char text[64];
-            addr_text((struct sockaddr *)&f->remote, text, sizeof(text));
+            siptls__addr_text(siptls__flow_remote(f, NULL), text, sizeof(text));
             siptls__flow_warn(f, SIPTLS_ERR_FRAME_TOO_BIG,
                               "dtls flow %llu %s: %zu-byte message dropped: it cannot be split "
                               "into records (no Content-Length, or a header block over %d bytes)",
-                              (unsigned long long)f->id, text, m->len,
+                              (unsigned long long)siptls__flow_id(f), text, m->len,
                               wolfSSL_GetMaxOutputSize(s->ssl));
-            stats(e)->drop_too_big++;
-            siptls__flow_qpop(f);
+            siptls__count(e, SIPTLS__EV_DROP_TOO_BIG, 1);
+            siptls__flow_qdrop(f);
             continue;
         }
         s->io.blocked = 0;
@@ -1665,8 +1504,6 @@ static void dtls_flush(siptls__flow *f)
             s->cur_rec = 0;
             m->off += rec;
             if (m->off >= m->len) {
-                f->bytes_out += m->len;
-                stats(e)->bytes_out += m->len;
                 siptls__flow_qpop(f);
             }
             continue;
@@ -1678,57 +1515,56 @@ static void dtls_flush(siptls__flow *f)
              * from the transport timer. */
             s->cur_rec = rec;
             s->write_retry_ms = siptls__engine_now(e) + WRITE_RETRY_MS;
-            siptls__flow_send_progress(f, 1);
+            siptls__flow_send_blocked(f, 1);
             siptls__flow_rearm(f);
             return;
         }
         siptls__flow_fail(f, st, 0);
         return;
     }
-    siptls__flow_send_progress(f, 0);
+    siptls__flow_send_blocked(f, 0);
 }
 
-static int dtls_next_timeout(siptls__flow *f, uint64_t *deadline_ms)
+static uint64_t dtls_next_timeout(siptls__flow *f)
 {
-    dtls_session *s = f->tp;
+    dtls_session *s = siptls__flow_tp(f);
     if (s == NULL) {
         return 0;
     }
     uint64_t best = 0;
-    uint64_t cand[4] = {f->phase <= SIPTLS__PHASE_HANDSHAKE ? s->retx_ms : 0, s->write_retry_ms,
+    uint64_t cand[4] = {siptls__flow_phase(f) <= SIPTLS__PHASE_HANDSHAKE ? s->retx_ms : 0, s->write_retry_ms,
                         s->next != NULL ? s->next_retx_ms : 0, 0};
     if (s->next != NULL) {
-        cand[3] = s->next_since_ms + siptls__engine_config(f->engine)->dtls_handshake_timeout;
+        cand[3] = s->next_since_ms + siptls__engine_config(siptls__flow_engine(f))->dtls_handshake_timeout;
     }
     for (int i = 0; i < 4; i++) {
         if (cand[i] != 0 && (best == 0 || cand[i] < best)) {
             best = cand[i];
         }
     }
-    *deadline_ms = best;
-    return best != 0;
+    return best;
 }
 
 static void dtls_on_timeout(siptls__flow *f)
 {
-    dtls_session *s = f->tp;
+    dtls_session *s = siptls__flow_tp(f);
     if (s == NULL) {
         return;
     }
-    siptls_engine *e = f->engine;
+    siptls_engine *e = siptls__flow_engine(f);
     uint64_t now = siptls__engine_now(e);
     if (s->next != NULL) {
         if (now >= s->next_since_ms + siptls__engine_config(e)->dtls_handshake_timeout) {
             free_ssl(&s->next);
             s->next_retx_ms = 0;
-            count_pending_failure(e, SIPTLS_ERR_HANDSHAKE_TIMEOUT);
+            siptls__count_handshake_failure(e, SIPTLS_ERR_HANDSHAKE_TIMEOUT);
         } else if (s->next_retx_ms != 0 && now >= s->next_retx_ms) {
             s->next_retx_ms = wolfSSL_dtls_got_timeout(s->next) == WOLFSSL_SUCCESS
                                   ? retx_deadline(e, s->next)
                                   : 0;
         }
     }
-    if (f->phase <= SIPTLS__PHASE_HANDSHAKE && s->retx_ms != 0 && now >= s->retx_ms) {
+    if (siptls__flow_phase(f) <= SIPTLS__PHASE_HANDSHAKE && s->retx_ms != 0 && now >= s->retx_ms) {
         /* RFC 6347 §4.2.4: the retransmission timer expired: send the
          * last flight again (wolfSSL doubles its timer each time). */
         if (wolfSSL_dtls_got_timeout(s->ssl) != WOLFSSL_SUCCESS) {
@@ -1739,7 +1575,7 @@ static void dtls_on_timeout(siptls__flow *f)
     }
     if (s->write_retry_ms != 0 && now >= s->write_retry_ms) {
         s->write_retry_ms = 0;
-        if (f->phase == SIPTLS__PHASE_UP || f->phase == SIPTLS__PHASE_CLOSING) {
+        if (siptls__flow_phase(f) == SIPTLS__PHASE_UP || siptls__flow_phase(f) == SIPTLS__PHASE_CLOSING) {
             dtls_flush(f);
         }
     }
@@ -1747,8 +1583,8 @@ static void dtls_on_timeout(siptls__flow *f)
 
 static void dtls_shutdown(siptls__flow *f)
 {
-    dtls_session *s = f->tp;
-    if (s != NULL && !s->shutdown_sent && f->reported_up) {
+    dtls_session *s = siptls__flow_tp(f);
+    if (s != NULL && !s->shutdown_sent && siptls__flow_was_up(f)) {
         s->shutdown_sent = 1;
         /* One close_notify datagram; we do not wait for the peer's. */
         wolfSSL_shutdown(s->ssl);
@@ -1757,17 +1593,9 @@ static void dtls_shutdown(siptls__flow *f)
 
 static void dtls_free(siptls__flow *f)
 {
-    dtls_session *s = f->tp;
+    dtls_session *s = siptls__flow_tp(f);
     if (s != NULL) {
-        if (f->outbound && f->reported_up && s->ssl != NULL &&
-            siptls__engine_config(f->engine)->tls_session_cache) {
-            char key[SIPTLS_URI_HOST_MAX + 80];
-            siptls__flow_session_key(f, key, sizeof(key));
-            siptls__secctx *sec = siptls__engine_secctx(f->engine, SIPTLS_TRANSPORT_DTLS);
-            if (sec != NULL) {
-                siptls__secctx_client_session_save(sec, s->ssl, key);
-            }
-        }
+        siptls__flow_session_save(f, s->ssl);
         free_ssl(&s->ssl);
         free_ssl(&s->next);
         if (s->dl != NULL) {
@@ -1775,32 +1603,33 @@ static void dtls_free(siptls__flow *f)
             listener_unref(s->dl);
         }
         if (s->shared_ref) {
-            shared_unref(f->engine);
+            shared_unref(siptls__flow_engine(f));
         }
         free(s);
-        f->tp = NULL;
+        siptls__flow_set_tp(f, NULL);
     }
-    if (f->fd >= 0) {
-        close(f->fd);
-        f->fd = -1;
+    if (siptls__flow_fd(f) >= 0) {
+        close(siptls__flow_fd(f));
     }
 }
 
 static void dtls_info(siptls__flow *f, siptls_flow_info *info)
 {
-    dtls_session *s = f->tp;
+    dtls_session *s = siptls__flow_tp(f);
     if (s == NULL || s->ssl == NULL || !wolfSSL_is_init_finished(s->ssl)) {
         return;
     }
-    siptls__secctx *sec = siptls__engine_secctx(f->engine, SIPTLS_TRANSPORT_DTLS);
-    if (sec != NULL) {
-        siptls__secctx_describe(sec, s->ssl, !f->outbound, f->sip_domain, info);
-    }
+    siptls__flow_describe(f, s->ssl, info);
 }
 
 const siptls__transport_ops siptls__dtls_ops = {
     .kind = SIPTLS_TRANSPORT_DTLS,
     .name = "dtls",
+    .socktype = SOCK_DGRAM,
+    .framing = SIPTLS__FRAMING_DGRAM,
+    .dtls = 1,
+    .stats_open = offsetof(siptls_stats, dtls_flows_open),
+    .limits = dtls_limits,
     .listen = dtls_listen,
     .listener_io = dtls_listener_io,
     .listener_close = dtls_listener_close,

@@ -505,6 +505,37 @@ static void test_slow_steady_reader(void **state)
     tu_raw_free(&r);
 }
 
+/* A graceful close of a flow whose peer does not read waits (up to
+ * tls_send_timeout) for its queue without spinning: the loop sleeps
+ * between the few events it has (the close's deadline used to be "as soon
+ * as possible", firing the timer on every loop iteration for seconds). */
+static void test_close_blocked_no_spin(void **state)
+{
+    (void)state;
+    E->scfg.tls_send_timeout = 1000;
+    start();
+    tu_raw r = {.port = siptls_listener_port(E->server, 0), .hold_s = 2.0};
+    tu_raw_start(&r);
+    tu_run_pred(E->loop, server_up, NULL, 10, "server flow up");
+    siptls_flow_id f = E->srec.up_ids[0];
+    uint8_t *m = tu_make_request(60000, 3, "TLS");
+    while (siptls_send(E->server, f, m, 60000) == SIPTLS_OK) {
+        tu_run_for(E->loop, 0.001);
+    }
+    free(m);
+    assert_int_equal(siptls_close(E->server, f), SIPTLS_OK);
+    unsigned before = ev_iteration(E->loop);
+    tu_run_for(E->loop, 0.3);
+    unsigned spins = ev_iteration(E->loop) - before;
+    if (spins > 100) {
+        fail_msg("%u loop iterations in 0.3 s while a closing flow waited", spins);
+    }
+    unsigned want = 1;
+    tu_run_pred(E->loop, server_closed_n, &want, 5, "the close gave up after tls_send_timeout");
+    tu_raw_wait(E->loop, &r, 10);
+    tu_raw_free(&r);
+}
+
 /* A peer that stops reading still hits the queue limit and the send
  * timeout; its thousands of refused sends make a handful of log lines, not
  * one each. */
@@ -857,6 +888,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_message_slow_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_sigpipe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_peer_log_limited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_blocked_no_spin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_steady_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_refused_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_refused_dtls, setup, teardown),

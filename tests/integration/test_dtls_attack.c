@@ -90,6 +90,12 @@ static siptls_stats stats(void)
     return st;
 }
 
+static int none_open(void *arg)
+{
+    (void)arg;
+    return stats().flows_open == 0;
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -98,7 +104,7 @@ static int teardown(void **state)
         for (unsigned i = 0; i < E->srec.ups && i < TU_MAX_FLOWS; i++) {
             siptls_close(E->server, E->srec.up_ids[i]);
         }
-        tu_run_for(E->loop, 0.05);
+        tu_run_pred(E->loop, none_open, NULL, 5, "every flow closed");
         assert_int_equal(stats().flows_open, 0);
         siptls_engine_free(E->server);
     }
@@ -413,10 +419,24 @@ static int srv_ups(void *arg)
     return E->srec.ups >= *(unsigned *)arg;
 }
 
-static int none_open(void *arg)
+/* Datagrams the server has reacted to by counting them: junk, bad records,
+ * cookies sent or refused. A test waits until its datagrams are counted,
+ * then checks which counter each went to. */
+static uint64_t counted(siptls_stats st)
 {
-    (void)arg;
-    return stats().flows_open == 0;
+    return st.dtls_junk + st.dtls_bad_records + st.dtls_cookies_sent + st.dtls_cookie_bad;
+}
+
+static int counted_n(void *arg)
+{
+    return counted(stats()) >= *(const uint64_t *)arg;
+}
+
+static int engine_none_open(void *arg)
+{
+    siptls_stats st;
+    siptls_engine_stats(arg, &st);
+    return st.flows_open == 0;
 }
 
 static void test_garbage_and_forgery(void **state)
@@ -434,7 +454,8 @@ static void test_garbage_and_forgery(void **state)
     uint8_t app[40] = {23, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 7, 0, 27};
     assert_int_equal(send(fd, app, sizeof(app), 0), 40); /* a record for no session */
     assert_int_equal(send(fd, "", 0, 0), 0);
-    pump(0.1);
+    uint64_t four = 4;
+    tu_run_pred(E->loop, counted_n, &four, 5, "the four datagrams counted");
     siptls_stats st = stats();
     assert_int_equal(st.dtls_junk, 2);
     assert_int_equal(st.dtls_bad_records, 2);
@@ -457,12 +478,15 @@ static void test_garbage_and_forgery(void **state)
     assert_int_equal(siptls_send_to(client, uri, m, 500, &f), SIPTLS_OK);
     unsigned want = 1;
     tu_run_pred(E->loop, srv_msgs, &want, 5, "first message");
+    uint64_t forged = counted(stats()) + 5;
     forge fg = {1, 0};
     assert_int_equal(siptls__dtls_test_set_filter(E->server, forging_filter, &fg), SIPTLS_OK);
     assert_int_equal(siptls_send(client, f, m, 500), SIPTLS_OK);
     want = 2;
     tu_run_pred(E->loop, srv_msgs, &want, 5, "second message through the forgeries");
-    pump(0.05);
+    /* bad MAC, truncated, RTP, STUN, replay (the plaintext alert is not
+     * counted) */
+    tu_run_pred(E->loop, counted_n, &forged, 5, "the forgeries counted");
     siptls__dtls_test_set_filter(E->server, NULL, NULL);
     fg.armed = 0;
     assert_int_equal(fg.injected, 1);
@@ -480,11 +504,11 @@ static void test_garbage_and_forgery(void **state)
     tu_run_pred(E->loop, srv_msgs, &want, 5, "third message");
     free(m);
     siptls_close(client, f);
-    pump(0.1);
+    tu_run_pred(E->loop, engine_none_open, client, 5, "the client's flow closed");
     siptls_engine_free(client);
     siptls_config_cleanup(&ccfg);
     tu_rec_reset(&crec);
-    tu_run_for(E->loop, 0.05);
+    tu_run_pred(E->loop, none_open, NULL, 5, "the server's flow closed by close_notify");
     assert_int_equal(stats().flows_open, 0);
 }
 
@@ -595,6 +619,56 @@ static void wait_phase(double t0, double life, double lo, double hi)
     }
 }
 
+/* The grid period the loop clock is in (its number since `t0`). */
+static long period_of(double t0, double life)
+{
+    ev_now_update(E->loop);
+    return (long)floor((ev_now(E->loop) - t0) / life);
+}
+
+/* Run the loop until the grid is in period `target` or later and at least
+ * `min_ph` seconds into its period (the listener opened a little after
+ * `t0`: the server's own phase is then a little less, still in the same
+ * period). */
+static void wait_period(double t0, double life, long target, double min_ph)
+{
+    double until = ev_time() + (double)(target - period_of(t0, life) + 2) * life + 1.0;
+    for (;;) {
+        ev_now_update(E->loop);
+        double since = ev_now(E->loop) - t0;
+        if ((long)floor(since / life) > target ||
+            ((long)floor(since / life) == target && fmod(since, life) >= min_ph)) {
+            return;
+        }
+        if (ev_time() > until) {
+            fail_msg("watchdog: period %ld not reached", target);
+        }
+        pump(0.02);
+    }
+}
+
+/* A ClientHello with a cookie from address `ip`, made early in a period
+ * (whose number goes to *made): tried again if the exchange crossed into
+ * the next period (a slow machine). */
+static size_t early_cookie(double t0, double life, const char *ip, rawc **r, int *fd, uint8_t *ch2,
+                           long *made)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        wait_phase(t0, life, 0.1, 0.3);
+        *made = period_of(t0, life);
+        *fd = udp_peer(ip, 0);
+        *r = rawc_new(-1);
+        size_t n = hello_with_cookie(*r, *fd, ch2);
+        if (period_of(t0, life) == *made) {
+            return n;
+        }
+        rawc_free(*r);
+        close(*fd);
+    }
+    fail_msg("no cookie exchange within one period in 5 tries");
+    return 0;
+}
+
 static void test_cookie_binding_and_rotation(void **state)
 {
     (void)state;
@@ -625,11 +699,9 @@ static void test_cookie_binding_and_rotation(void **state)
 
     /* a cookie made early in a period, used early in the next one: made
      * with what is now the previous secret, still good */
-    wait_phase(t0, 1.0, 0.1, 0.3);
-    fd = udp_peer("127.0.0.3", 0);
-    r = rawc_new(-1);
-    n = hello_with_cookie(r, fd, ch2);
-    pump(1.0);
+    long made = 0;
+    n = early_cookie(t0, 1.0, "127.0.0.3", &r, &fd, ch2, &made);
+    wait_period(t0, 1.0, made + 1, 0.1);
     assert_int_equal(send(fd, ch2, n, 0), (ssize_t)n);
     assert_int_equal(answer_type(fd), 2);
     rawc_free(r);
@@ -638,11 +710,8 @@ static void test_cookie_binding_and_rotation(void **state)
 
     /* two periods later it is not, even when nothing arrived meanwhile
      * (the grid does not wait for traffic) */
-    wait_phase(t0, 1.0, 0.1, 0.3);
-    fd = udp_peer("127.0.0.4", 0);
-    r = rawc_new(-1);
-    n = hello_with_cookie(r, fd, ch2);
-    pump(2.0);
+    n = early_cookie(t0, 1.0, "127.0.0.4", &r, &fd, ch2, &made);
+    wait_period(t0, 1.0, made + 2, 0.1);
     uint64_t bad = stats().dtls_cookie_bad;
     assert_int_equal(send(fd, ch2, n, 0), (ssize_t)n);
     assert_int_equal(answer_type(fd), 3);
@@ -831,7 +900,8 @@ static void test_peer_restart(void **state)
     siptls_stats before = stats();
     assert_int_equal(send(fd, a->out[0], a->out_len[0], 0), (ssize_t)a->out_len[0]);
     assert_int_equal(send(fd, a->out[1], a->out_len[1], 0), (ssize_t)a->out_len[1]);
-    pump(0.1);
+    uint64_t want_counted = counted(before) + 2;
+    tu_run_pred(E->loop, counted_n, &want_counted, 5, "the late hellos counted");
     siptls_stats after = stats();
     assert_int_equal(after.dtls_bad_records, before.dtls_bad_records + 2);
     assert_int_equal(after.dtls_cookies_sent, before.dtls_cookies_sent);
@@ -857,7 +927,7 @@ static void test_peer_restart(void **state)
     assert_int_equal(siptls_send(E->server, E->srec.up_ids[1], m, 500), SIPTLS_OK);
     uint8_t buf[2048];
     int got = -1;
-    for (int i = 0; i < 200 && got <= 0; i++) {
+    for (double until = ev_time() + 5.0; got <= 0 && ev_time() < until;) {
         ev_run(E->loop, EVRUN_NOWAIT);
         got = wolfSSL_read(b->ssl, buf, sizeof(buf));
         usleep(1000);
@@ -868,6 +938,12 @@ static void test_peer_restart(void **state)
     wolfSSL_shutdown(b->ssl);
     tu_run_pred(E->loop, none_open, NULL, 3, "closed by close_notify");
     rawc_free(b);
+}
+
+static int hs_timed_out(void *arg)
+{
+    (void)arg;
+    return stats().hs_fail_timeout >= 1;
 }
 
 /* A new handshake from the address of a live session that never
@@ -900,8 +976,9 @@ static void test_restart_abandoned(void **state)
     tu_run_pred(E->loop, srv_msgs, &want, 5, "old session still delivers");
     assert_int_equal(E->srec.msgs[1].flow, E->srec.up_ids[0]);
 
-    /* the abandoned handshake is dropped, the session stays */
-    pump(1.5);
+    /* the abandoned handshake is dropped (dtls_handshake_timeout), the
+     * session stays */
+    tu_run_pred(E->loop, hs_timed_out, NULL, 10, "the abandoned handshake timed out");
     siptls_stats st = stats();
     assert_int_equal(st.hs_fail_timeout, 1);
     assert_int_equal(st.dtls_flows_open, 1);
@@ -931,14 +1008,18 @@ static void test_stun_keeps_session(void **state)
     static const uint8_t txid[12] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9};
     uint8_t req[64], resp[256];
     size_t n = siptls__dtls_stun_request(txid, 1, req);
-    for (int i = 0; i < 6; i++) {
+    /* a STUN request every 0.2 s (each answered) for 2.4 s of the clock,
+     * over twice the lifetime: a gap of up to 0.8 s between two is still
+     * under the lifetime */
+    uint64_t sent = 0;
+    for (double end = ev_time() + 2.4; ev_time() < end; sent++) {
         assert_int_equal(send(fd, req, n, 0), (ssize_t)n);
         assert_true(udp_recv(fd, resp, sizeof(resp), 1.0) > 0);
-        pump(0.4);
+        pump(0.2);
     }
     /* 2.4 s with only STUN: still there */
     assert_int_equal(stats().dtls_flows_open, 1);
-    assert_int_equal(stats().dtls_stun, 6);
+    assert_int_equal(stats().dtls_stun, sent);
     tu_run_pred(E->loop, none_open, NULL, 3, "session expired once STUN stopped");
     assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_IDLE);
     rawc_free(r);

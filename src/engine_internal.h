@@ -192,6 +192,9 @@ void siptls__flow_io_done(siptls__flow *f);
 int siptls__flow_queue(siptls__flow *f, const uint8_t *buf, size_t len);
 /** Would `len` more bytes pass the queue limits? */
 int siptls__flow_queue_full(const siptls__flow *f, size_t len);
+/** A framing error of the flow: counted and logged (flow_io.c); a stream
+ *  flow closes, a datagram record is dropped alone. */
+void siptls__flow_framing_error(siptls__flow *f, int st);
 /** Start (or restart, at the next address) the flow's connect. */
 int siptls__flow_connect(siptls__flow *f);
 /** RFC 3263 §4.3: connect to the next address the name resolved to;

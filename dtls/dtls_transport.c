@@ -122,60 +122,13 @@ static int dtls_connect(siptls__flow *f)
     return SIPTLS_OK;
 }
 
-/* The end of the header block (after the empty line), 0 when there is
- * none: CRLF CRLF or bare LF LF, as the framer accepts. */
-static size_t header_block_len(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (p[i] != '\n') {
-            continue;
-        }
-        if (p[i + 1] == '\n') {
-            return i + 2;
-        }
-        if (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n') {
-            return i + 3;
-        }
-    }
-    return 0;
-}
-
 /* Length of the next record of `m` (from m->off); 0 when the message
- * cannot be sent at all. */
+ * cannot be sent at all. The rules live in src/sipmsg/splitter_dgram.c. */
 static size_t next_record(dtls_session *s, const siptls__qmsg *m)
 {
     size_t space = record_space(s);
     int maxw = wolfSSL_GetMaxOutputSize(s->ssl);
-    size_t max = maxw > 0 ? (size_t)maxw : 0;
-    if (space == 0 || max == 0) {
-        return 0;
-    }
-    size_t left = m->len - m->off;
-    if (m->off != 0) {
-        return left < space ? left : space;
-    }
-    if (m->len <= space) {
-        return m->len;
-    }
-    /* Several records: the receiver reassembles by Content-Length, so the
-     * first record must hold the whole header block (RFC 3261 §18.3 for
-     * datagrams: Content-Length says where the body ends). */
-    size_t hl = header_block_len(m->data, m->len);
-    const uint8_t *v;
-    size_t vl;
-    int has_cl =
-        hl != 0 && siptls_sipmsg_header(m->data, hl, "Content-Length", 'l', &v, &vl) == SIPTLS_OK;
-    if (!has_cl) {
-        /* Cannot be reassembled: one record, larger than dtls_mtu (the IP
-         * layer fragments it), when wolfSSL can write it at all. */
-        return m->len <= max ? m->len : 0;
-    }
-    if (hl > space) {
-        /* Headers larger than dtls_mtu allows: the header block goes as one
-         * larger record (IP fragmentation), the body follows. */
-        return hl <= max ? hl : 0;
-    }
-    return space;
+    return siptls__dgram_split_next(m->data, m->len, m->off, space, maxw > 0 ? (size_t)maxw : 0);
 }
 
 static void dtls_flush(siptls__flow *f)

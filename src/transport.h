@@ -22,6 +22,10 @@
 #include "addr.h"
 #include "siptls/config.h"
 #include "siptls/engine.h"
+#include "siptls/sipmsg.h"
+/* the message layer's datagram splitter (how a message is cut into DTLS
+ * records) is part of what a datagram transport may use */
+#include "sipmsg/splitter_dgram.h"
 
 struct WOLFSSL;
 typedef struct siptls__flow siptls__flow;         /* the engine's; a handle here */

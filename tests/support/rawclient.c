@@ -19,12 +19,20 @@
 
 static void append(tu_raw *r, const uint8_t *p, size_t n)
 {
-    uint8_t *g = realloc(r->got, r->got_len + n);
-    if (g == NULL) {
-        return;
+    if (r->got_len + n > r->got_cap) {
+        /* geometric growth: megabytes read 16 KiB at a time stay linear */
+        size_t cap = r->got_cap ? r->got_cap : 65536;
+        while (cap < r->got_len + n) {
+            cap *= 2;
+        }
+        uint8_t *g = realloc(r->got, cap);
+        if (g == NULL) {
+            return;
+        }
+        r->got = g;
+        r->got_cap = cap;
     }
-    memcpy(g + r->got_len, p, n);
-    r->got = g;
+    memcpy(r->got + r->got_len, p, n);
     r->got_len += n;
 }
 
@@ -48,6 +56,7 @@ static void *raw_main(void *arg)
     a.sin_port = htons((uint16_t)r->port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     WOLFSSL *ssl = NULL;
+    __atomic_store_n(&r->sock, fd, __ATOMIC_SEQ_CST);
     if (ctx == NULL || fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
         goto out;
     }
@@ -85,6 +94,7 @@ static void *raw_main(void *arg)
         shutdown(fd, SHUT_WR);
         break;
     case TU_RAW_END_CLOSE:
+        __atomic_store_n(&r->sock, -1, __ATOMIC_SEQ_CST);
         close(fd);
         fd = -1;
         goto out;
@@ -114,6 +124,7 @@ out:
     if (ssl != NULL) {
         wolfSSL_free(ssl);
     }
+    __atomic_store_n(&r->sock, -1, __ATOMIC_SEQ_CST);
     if (fd >= 0) {
         close(fd);
     }
@@ -135,8 +146,28 @@ void tu_raw_start(tu_raw *r)
 
 void tu_raw_wait(struct ev_loop *loop, tu_raw *r, double timeout_s)
 {
-    tu_run_pred(loop, raw_done, r, timeout_s, "raw TLS client finished");
+    /* Not tu_run_pred: on a timeout the client thread must be stopped and
+     * joined before the test fails, or it would go on writing into a
+     * tu_raw that no longer exists. */
+    double waited = 0;
+    while (!raw_done(r) && waited < timeout_s) {
+        tu_run_for(loop, 0.01);
+        waited += 0.01;
+    }
+    int finished = raw_done(r);
+    if (!finished) {
+        int fd = __atomic_load_n(&r->sock, __ATOMIC_SEQ_CST);
+        if (fd > 0) {
+            shutdown(fd, SHUT_RDWR); /* its reads and writes end at once */
+        }
+        while (!raw_done(r)) {
+            tu_run_for(loop, 0.01);
+        }
+    }
     pthread_join(r->thread, NULL);
+    if (!finished) {
+        fail_msg("raw TLS client did not finish within %.1f s", timeout_s);
+    }
 }
 
 void tu_raw_run(struct ev_loop *loop, tu_raw *r, double timeout_s)

@@ -48,7 +48,9 @@ typedef struct tu_raw {
     int wire_ok;
     uint8_t *got; /**< everything read back (malloc'd; tu_raw_free) */
     size_t got_len;
+    size_t got_cap;
     int done;
+    int sock; /**< the client's socket while it runs (tu_raw_wait ends a stuck one) */
     pthread_t thread;
 } tu_raw;
 

@@ -1,8 +1,9 @@
 /* siptls internal — security contexts: one wolfSSL CTX per TLS domain.
  *
- * This is the only file pair in src/ that includes wolfSSL headers (in the
- * .c); tls/ and dtls/ include wolfSSL themselves. Everything here is
- * called from the engine's thread. */
+ * This header includes no wolfSSL header; the secctx*.c files behind it
+ * (listed in secctx_internal.h) do, as .ci/wolfssl-allowed permits; tls/
+ * and dtls/ include wolfSSL themselves. Everything here is called from the
+ * engine's thread. */
 #ifndef SIPTLS_SECCTX_H
 #define SIPTLS_SECCTX_H
 

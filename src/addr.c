@@ -260,3 +260,47 @@ int siptls__udp_pktinfo_local(struct msghdr *mh, const struct sockaddr_storage *
     }
     return -1;
 }
+
+int siptls__addr_parse_ip(const char *s, unsigned char out[16])
+{
+    char buf[64];
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+        s++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof(buf)) {
+        return 0;
+    }
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (inet_pton(AF_INET, buf, out) == 1) {
+        return AF_INET;
+    }
+    if (inet_pton(AF_INET6, buf, out) == 1) {
+        return AF_INET6;
+    }
+    return 0;
+}
+
+int siptls__addr_host_port(const struct sockaddr *sa, char *host, size_t hostlen, unsigned *port)
+{
+    if (sa == NULL) {
+        return 0;
+    }
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        *port = ntohs(in->sin_port);
+        return inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)hostlen) != NULL;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        *port = ntohs(in6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            return inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], host, (socklen_t)hostlen) !=
+                   NULL;
+        }
+        return inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)hostlen) != NULL;
+    }
+    return 0;
+}

@@ -44,6 +44,15 @@ int siptls__addr_numeric(const siptls_uri *u, struct sockaddr_storage *ss, sockl
 int siptls__addr_resolve(const siptls_uri *u, int passive, siptls__addr *out, int max,
                          const char **why);
 
+/** Parse an IP literal ("192.0.2.1", "::1", "[::1]") into `out` (4 or 16
+ *  bytes used). Returns AF_INET, AF_INET6, or 0 when `s` is not one. */
+int siptls__addr_parse_ip(const char *s, unsigned char out[16]);
+
+/** The host of `sa` as text without brackets ("192.0.2.1", "::1"; an
+ *  IPv4 address mapped into IPv6 written as IPv4) and its port. Returns 1,
+ *  or 0 for another family or a NULL `sa`. */
+int siptls__addr_host_port(const struct sockaddr *sa, char *host, size_t hostlen, unsigned *port);
+
 /** 0.0.0.0 or [::]. */
 int siptls__addr_is_wildcard(const struct sockaddr *sa);
 

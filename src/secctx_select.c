@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
 #include "secctx_internal.h"
 
 /* ------------------------------------------------------------------------ */
@@ -21,18 +22,7 @@
 int siptls__secctx_is_ip_literal(const char *s)
 {
     unsigned char buf[16];
-    char tmp[64];
-    size_t n = s ? strlen(s) : 0;
-    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
-        s++;
-        n -= 2;
-    }
-    if (n == 0 || n >= sizeof(tmp)) {
-        return 0;
-    }
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    return inet_pton(AF_INET, tmp, buf) == 1 || inet_pton(AF_INET6, tmp, buf) == 1;
+    return siptls__addr_parse_ip(s, buf) != 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -162,30 +152,6 @@ int siptls__secctx_sni_cb(WOLFSSL *ssl, int *alert, void *arg)
 /* public: new connections                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* "IP:port" / "[v6]:port" as config.c stores match_ip_address; an IPv4
- * address mapped into IPv6 (dual-stack socket) is written as IPv4. */
-static int addr_text(const struct sockaddr *sa, char *host, size_t hostlen, unsigned *port)
-{
-    if (sa == NULL) {
-        return 0;
-    }
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        *port = ntohs(in->sin_port);
-        return inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)hostlen) != NULL;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        *port = ntohs(in6->sin6_port);
-        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-            return inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], host, (socklen_t)hostlen) !=
-                   NULL;
-        }
-        return inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)hostlen) != NULL;
-    }
-    return 0;
-}
-
 /* One match_ip_address entry against an address: "*" is any; a wildcard
  * host (0.0.0.0, [::]) is any address on that port. */
 static int addr_entry_matches(const char *entry, const char *host, unsigned port)
@@ -249,7 +215,7 @@ struct WOLFSSL *siptls__secctx_server_ssl(siptls__secctx *s, const struct sockad
     char host[INET6_ADDRSTRLEN];
     unsigned port = 0;
     sec_domain *dom = NULL;
-    if (addr_text(local, host, sizeof(host), &port)) {
+    if (siptls__addr_host_port(local, host, sizeof(host), &port)) {
         /* An exact address first, then a domain with "*". */
         for (int pass = 0; pass < 2 && dom == NULL; pass++) {
             for (size_t i = 0; i < s->n_doms && dom == NULL; i++) {
@@ -278,7 +244,7 @@ struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_dom
     }
     char host[INET6_ADDRSTRLEN];
     unsigned port = 0;
-    int have_addr = addr_text(remote, host, sizeof(host), &port);
+    int have_addr = siptls__addr_host_port(remote, host, sizeof(host), &port);
     sec_domain *dom = NULL;
     /* 1. the SIP domain by name: an exact name, else the longest matching
      * "*.suffix" (the first declared between equals); 2. the destination

@@ -12,59 +12,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "pair.h"
 
 #include "../../dtls/dtls_internal.h"
 
-typedef struct env {
-    struct ev_loop *loop;
-    siptls_config scfg, ccfg;
-    tu_rec srec, crec;
-    siptls_engine *server, *client;
-    int fds_before;
-} env;
-
-static env *E;
-
-static int setup_with(const char *listen)
-{
-    E = calloc(1, sizeof(*E));
-    E->fds_before = tu_fd_count();
-    E->loop = ev_loop_new(EVFLAG_AUTO);
-    tu_config(&E->scfg, "server");
-    tu_set(&E->scfg, "listen", listen);
-    tu_config(&E->ccfg, "server");
-    return 0;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    return setup_with("dtls:127.0.0.1:0");
-}
-
-static int setup6(void **state)
-{
-    (void)state;
-    return setup_with("dtls:[::1]:0");
-}
-
-static void start(void)
-{
-    assert_int_equal(siptls_engine_new(&E->server, E->loop, &E->scfg, &tu_callbacks, &E->srec),
-                     SIPTLS_OK);
-    E->srec.engine = E->server;
-    assert_int_equal(siptls_engine_new(&E->client, E->loop, &E->ccfg, &tu_callbacks, &E->crec),
-                     SIPTLS_OK);
-    E->crec.engine = E->client;
-}
-
-static siptls_stats stats_of(siptls_engine *e)
-{
-    siptls_stats st;
-    siptls_engine_stats(e, &st);
-    return st;
-}
+static tu_pair *E;
 
 /* A lossy or watching network between the two engines: the filter sees
  * the datagrams that either engine reads (NULL removes it). */
@@ -78,56 +30,51 @@ static void set_filter(siptls__dtls_test_filter fn, void *user)
     }
 }
 
-static int teardown(void **state)
+/* A filter's state lives in the test: gone once the test ends. */
+static void remove_filters(tu_pair *p)
 {
-    (void)state;
-    set_filter(NULL, NULL);
-    if (E->client) {
-        assert_int_equal(stats_of(E->client).flows_open, 0);
-        siptls_engine_free(E->client);
+    if (p->server != NULL) {
+        siptls__dtls_test_set_filter(p->server, NULL, NULL);
     }
-    if (E->server) {
-        assert_int_equal(stats_of(E->server).flows_open, 0);
-        siptls_engine_free(E->server);
+    if (p->client != NULL) {
+        siptls__dtls_test_set_filter(p->client, NULL, NULL);
     }
-    ev_loop_destroy(E->loop);
-    siptls_config_cleanup(&E->scfg);
-    siptls_config_cleanup(&E->ccfg);
-    tu_rec_reset(&E->srec);
-    tu_rec_reset(&E->crec);
-    int fds_after = tu_fd_count();
-    int before = E->fds_before;
-    free(E);
-    E = NULL;
-    assert_int_equal(fds_after, before);
+}
+
+static int setup_with(void **state, const char *listen)
+{
+    E = tu_pair_new(state, listen);
+    E->must_end_closed = 1; /* every test closes what it opened */
+    E->on_teardown = remove_filters;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, "dtls:127.0.0.1:0");
+}
+
+static int setup6(void **state)
+{
+    return setup_with(state, "dtls:[::1]:0");
+}
+
+static void start(void)
+{
+    tu_pair_start(E);
 }
 
 static int all_closed(void *arg)
 {
     (void)arg;
-    return stats_of(E->server).flows_open == 0 && stats_of(E->client).flows_open == 0;
+    return tu_pair_all_closed(E);
 }
 
-static int client_closed(void *arg)
-{
-    (void)arg;
-    return stats_of(E->client).flows_open == 0;
-}
-
-/* Close the client's flows (close_notify reaches the server), then
- * whatever the server still has. */
+/* Close the client's flows; close_notify reaches the server, which closes
+ * its side. */
 static void close_everything(void)
 {
-    for (unsigned i = 0; i < E->crec.ups && i < TU_MAX_FLOWS; i++) {
-        siptls_close(E->client, E->crec.up_ids[i]);
-    }
-    tu_run_pred(E->loop, client_closed, NULL, 5, "client flows closed");
-    tu_run_for(E->loop, 0.05);
-    for (unsigned i = 0; i < E->srec.ups && i < TU_MAX_FLOWS; i++) {
-        siptls_close(E->server, E->srec.up_ids[i]);
-    }
-    tu_run_pred(E->loop, all_closed, NULL, 5, "every flow closed");
+    tu_pair_close_client(E, 5);
 }
 
 static int client_closed_not(void *arg)
@@ -205,7 +152,7 @@ static void roundtrip(const char *host)
     assert_int_equal(sflow, E->srec.up_ids[0]);
     free(req);
 
-    siptls_stats st = stats_of(E->server);
+    siptls_stats st = tu_stats(E->server);
     assert_int_equal(st.msgs_in, 2);
     assert_int_equal(st.msgs_out, 2);
     assert_int_equal(st.handshakes_ok, 1);
@@ -237,8 +184,7 @@ static void test_roundtrip_v6(void **state)
 
 static int setup_any4(void **state)
 {
-    (void)state;
-    return setup_with("dtls:0.0.0.0:0");
+    return setup_with(state, "dtls:0.0.0.0:0");
 }
 
 /* A wildcard listener answers from the address the client sent to (on a
@@ -268,8 +214,7 @@ static void test_wildcard_source_address(void **state)
 
 static int setup_dual(void **state)
 {
-    (void)state;
-    return setup_with("dtls:[::]:0");
+    return setup_with(state, "dtls:[::]:0");
 }
 
 /* A dual-stack listener: an IPv4 client is a v4-mapped IPv6 peer (the
@@ -292,7 +237,7 @@ static void test_dual_stack(void **state)
     siptls_flow_info info;
     assert_int_equal(siptls_flow_get_info(E->server, E->srec.msgs[0].flow, &info), SIPTLS_OK);
     assert_int_equal(info.remote.ss_family, AF_INET6);
-    assert_int_equal(stats_of(E->server).dtls_flows_open, 2);
+    assert_int_equal(tu_stats(E->server).dtls_flows_open, 2);
     free(req);
     close_everything();
 }
@@ -319,15 +264,15 @@ static void test_resumption(void **state)
         tu_run_pred(E->loop, all_closed, NULL, 5, "closed");
     }
     free(req);
-    assert_int_equal(stats_of(E->client).handshakes_resumed, 1);
-    assert_int_equal(stats_of(E->server).handshakes_resumed, 1);
+    assert_int_equal(tu_stats(E->client).handshakes_resumed, 1);
+    assert_int_equal(tu_stats(E->server).handshakes_resumed, 1);
 }
 
 /* ---- peer verification ----------------------------------------------------- */
 
 static uint64_t srv_open(siptls_engine *e)
 {
-    return stats_of(e).dtls_flows_open;
+    return tu_stats(e).dtls_flows_open;
 }
 
 /* One handshake against a server with certificate `cert`; the client
@@ -438,8 +383,8 @@ static void test_keepalive(void **state)
     assert_int_equal(siptls_flow_keepalive(E->client, f, 1), SIPTLS_OK);
     want = 3;
     tu_run_pred(E->loop, got_pongs, &want, 6, "two periodic pongs");
-    assert_true(stats_of(E->client).pings_out >= 2);
-    assert_true(stats_of(E->server).pongs_out >= 3);
+    assert_true(tu_stats(E->client).pings_out >= 2);
+    assert_true(tu_stats(E->server).pongs_out >= 3);
     close_everything();
 }
 
@@ -501,6 +446,11 @@ static uint8_t *make_custom(size_t hdr, size_t body, int with_cl, size_t *len)
     return m;
 }
 
+static int client_too_big(void *arg)
+{
+    return tu_stats(E->client).drop_too_big >= *(const uint64_t *)arg;
+}
+
 static void test_record_splitting(void **state)
 {
     (void)state;
@@ -530,7 +480,7 @@ static void test_record_splitting(void **state)
     }
     assert_true(sz.max_appdata <= mtu);
     assert_true(sz.appdata_dgrams > want + 10);
-    assert_int_equal(stats_of(E->server).dtls_reasm_lost, 0);
+    assert_int_equal(tu_stats(E->server).dtls_reasm_lost, 0);
 
     /* a header block larger than one record's space: sent as one larger
      * record (IP fragmentation), the body follows */
@@ -555,13 +505,21 @@ static void test_record_splitting(void **state)
 
     /* no Content-Length and larger than a record: cannot be reassembled,
      * dropped at the sender and counted */
-    uint64_t too_big = stats_of(E->client).drop_too_big;
+    uint64_t too_big = tu_stats(E->client).drop_too_big;
     m = make_custom(200, 3000, 0, &len);
     assert_int_equal(siptls_send(E->client, f, m, len), SIPTLS_OK);
     free(m);
-    tu_run_for(E->loop, 0.2);
-    assert_int_equal(stats_of(E->client).drop_too_big, too_big + 1);
+    uint64_t dropped = too_big + 1;
+    tu_run_pred(E->loop, client_too_big, &dropped, 5, "the unsplittable message dropped");
+    assert_int_equal(tu_stats(E->client).drop_too_big, too_big + 1);
+    /* nothing of it arrives: the next message is the next one delivered */
+    m = tu_make_request(500, 99, "DTLS");
+    assert_int_equal(siptls_send(E->client, f, m, 500), SIPTLS_OK);
+    want++;
+    tu_run_pred(E->loop, srv_msgs, &want, 5, "the message after it delivered");
     assert_int_equal(E->srec.n_msgs, want);
+    assert_int_equal(E->srec.msgs[want - 1].crc, tu_crc32(m, 500));
+    free(m);
     set_filter(NULL, NULL);
     close_everything();
 }
@@ -594,6 +552,17 @@ static void outbound_junk_filter(void *user, int fd, const uint8_t *dg, size_t l
     emit(emit_ctx, dg, len, from, from_len);
 }
 
+/* Everything test_outbound_socket_junk injects has been read: the
+ * client's STUN, junk and bad record, and the server's junk (our answer
+ * to the STUN request). */
+static int junk_counted(void *arg)
+{
+    (void)arg;
+    siptls_stats c = tu_stats(E->client);
+    return c.dtls_stun >= 1 && c.dtls_junk >= 1 && c.dtls_bad_records >= 1 &&
+           tu_stats(E->server).dtls_junk >= 1;
+}
+
 static void test_outbound_socket_junk(void **state)
 {
     (void)state;
@@ -609,16 +578,16 @@ static void test_outbound_socket_junk(void **state)
     free(req);
     unsigned want[2] = {1, 1};
     tu_run_pred(E->loop, got_msgs, want, 5, "answered");
-    tu_run_for(E->loop, 0.1);
+    tu_run_pred(E->loop, junk_counted, NULL, 5, "the injected datagrams counted");
     set_filter(NULL, NULL);
     assert_int_equal(oj.injected, 1);
-    siptls_stats c = stats_of(E->client);
+    siptls_stats c = tu_stats(E->client);
     assert_int_equal(c.dtls_stun, 1);
     assert_int_equal(c.dtls_junk, 1);
     assert_int_equal(c.dtls_bad_records, 1);
     assert_int_equal(E->crec.n_msgs, 1);
     /* the server got our STUN response: not a request, junk to it */
-    assert_int_equal(stats_of(E->server).dtls_junk, 1);
+    assert_int_equal(tu_stats(E->server).dtls_junk, 1);
     close_everything();
 }
 
@@ -638,7 +607,7 @@ static void test_idle_lifetime(void **state)
     tu_run_pred(E->loop, all_closed, NULL, 5, "idle session expired");
     assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_IDLE);
     assert_int_equal(E->crec.close_reasons[0], SIPTLS_ERR_PEER_CLOSED);
-    assert_int_equal(stats_of(E->server).drop_idle, 1);
+    assert_int_equal(tu_stats(E->server).drop_idle, 1);
 }
 
 static void test_session_limit(void **state)
@@ -648,12 +617,9 @@ static void test_session_limit(void **state)
     E->ccfg.dtls_handshake_timeout = 1500;
     start();
     siptls_engine *more[2];
-    tu_rec recs[2];
-    memset(recs, 0, sizeof(recs));
+    tu_rec *recs[2];
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(siptls_engine_new(&more[i], E->loop, &E->ccfg, &tu_callbacks, &recs[i]),
-                         SIPTLS_OK);
-        recs[i].engine = more[i];
+        more[i] = tu_pair_engine(E, &E->ccfg, NULL, &recs[i]);
     }
     const char *uri = tu_uri(E->server, 0, "dtls", "127.0.0.1");
     siptls_flow_id f;
@@ -662,16 +628,15 @@ static void test_session_limit(void **state)
     unsigned want = 2;
     tu_run_pred(E->loop, srv_ups, &want, 5, "two sessions up");
     assert_int_equal(siptls_connect(more[1], uri, &f), SIPTLS_OK);
-    tu_run_pred(E->loop, rec_closed, &recs[1], 5, "third handshake refused (timeout)");
-    assert_int_equal(recs[1].close_reasons[0], SIPTLS_ERR_HANDSHAKE_TIMEOUT);
-    siptls_stats st = stats_of(E->server);
+    tu_run_pred(E->loop, rec_closed, recs[1], 5, "third handshake refused (timeout)");
+    assert_int_equal(recs[1]->close_reasons[0], SIPTLS_ERR_HANDSHAKE_TIMEOUT);
+    siptls_stats st = tu_stats(E->server);
     assert_int_equal(st.dtls_flows_open, 2);
     assert_true(st.drop_limit >= 1);
+    close_everything(); /* the extra clients' flows too */
     for (int i = 0; i < 2; i++) {
-        siptls_engine_free(more[i]);
-        tu_rec_reset(&recs[i]);
+        tu_pair_engine_free(E, more[i]);
     }
-    close_everything();
 }
 
 static void test_connect_refused(void **state)
@@ -726,7 +691,7 @@ static void test_handshake_timeout(void **state)
     }
     close(fd);
     assert_true(hellos >= 2); /* at 0 s and 1 s (the next would be at 3 s) */
-    assert_int_equal(stats_of(E->client).hs_fail_timeout, 1);
+    assert_int_equal(tu_stats(E->client).hs_fail_timeout, 1);
 }
 
 /* ---- the host closing things from inside callbacks --------------------------- */
@@ -839,6 +804,7 @@ typedef struct bulk_state {
     size_t *len;
     unsigned *seen;
     unsigned corrupt, dup, received;
+    int marker; /* the message numbered `total`, sent last, arrived */
     siptls_flow_id flow;
 } bulk_state;
 
@@ -856,6 +822,10 @@ static void bulk_check(tu_rec *r, siptls_flow_id flow, const siptls_msg *m)
         return;
     }
     unsigned seq = (unsigned)strtoul((const char *)v, NULL, 10);
+    if (seq == B->total && m->len == 400) {
+        B->marker = 1;
+        return;
+    }
     if (seq >= B->total || B->len[seq] != m->len || B->crc[seq] != tu_crc32(m->data, m->len)) {
         B->corrupt++;
         return;
@@ -906,6 +876,12 @@ static int bulk_sent(void *arg)
     return B->next >= B->total;
 }
 
+static int bulk_marker(void *arg)
+{
+    (void)arg;
+    return B->marker;
+}
+
 static void bulk_run(lossy *net, unsigned total)
 {
     E->scfg.tls_max_msg_chunks = 16; /* 8 KiB at dtls_mtu 1200 is 8 records */
@@ -944,10 +920,16 @@ static void bulk_run(lossy *net, unsigned total)
     ev_timer_start(E->loop, &tick);
     tu_run_pred(E->loop, bulk_sent, NULL, 120, "all messages sent");
     ev_timer_stop(E->loop, &tick);
-    tu_run_for(E->loop, 0.5);
+    /* a last message through a clean network: once it is in, everything
+     * sent before it that was not lost is in too (loopback keeps a
+     * socket's datagrams in order) */
     set_filter(NULL, NULL);
+    uint8_t *marker = tu_make_request(400, total, "DTLS");
+    assert_int_equal(siptls_send(E->client, B->flow, marker, 400), SIPTLS_OK);
+    free(marker);
+    tu_run_pred(E->loop, bulk_marker, NULL, 30, "the last message delivered");
 
-    siptls_stats st = stats_of(E->server);
+    siptls_stats st = tu_stats(E->server);
     unsigned lost = 0, lost_multi = 0;
     for (unsigned i = 0; i < total; i++) {
         if (B->seen[i] == 0) {
@@ -969,7 +951,7 @@ static void bulk_run(lossy *net, unsigned total)
     assert_int_equal(B->corrupt, 0);
     assert_int_equal(B->dup, 0);
     assert_int_equal(B->received + lost, total);
-    assert_int_equal(stats_of(E->server).msgs_in, B->received);
+    assert_int_equal(tu_stats(E->server).msgs_in, B->received + 1); /* and the marker */
     if (net == NULL) {
         assert_int_equal(lost, 0);
     } else {
@@ -1010,22 +992,22 @@ static void test_bulk_lossy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_roundtrip_v4, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_roundtrip_v6, setup6, teardown),
-        cmocka_unit_test_setup_teardown(test_dual_stack, setup_dual, teardown),
-        cmocka_unit_test_setup_teardown(test_wildcard_source_address, setup_any4, teardown),
-        cmocka_unit_test_setup_teardown(test_resumption, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_record_splitting, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbound_socket_junk, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idle_lifetime, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_session_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_inside_callback, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bulk_clean, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bulk_lossy, setup, teardown),
+        TU_PAIR_TEST(test_roundtrip_v4, setup),
+        TU_PAIR_TEST(test_roundtrip_v6, setup6),
+        TU_PAIR_TEST(test_dual_stack, setup_dual),
+        TU_PAIR_TEST(test_wildcard_source_address, setup_any4),
+        TU_PAIR_TEST(test_resumption, setup),
+        TU_PAIR_TEST(test_verification, setup),
+        TU_PAIR_TEST(test_keepalive, setup),
+        TU_PAIR_TEST(test_record_splitting, setup),
+        TU_PAIR_TEST(test_outbound_socket_junk, setup),
+        TU_PAIR_TEST(test_idle_lifetime, setup),
+        TU_PAIR_TEST(test_session_limit, setup),
+        TU_PAIR_TEST(test_connect_refused, setup),
+        TU_PAIR_TEST(test_handshake_timeout, setup),
+        TU_PAIR_TEST(test_close_inside_callback, setup),
+        TU_PAIR_TEST(test_bulk_clean, setup),
+        TU_PAIR_TEST(test_bulk_lossy, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,77 +17,30 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
-#include "testutil.h"
+#include "pair.h"
 
-typedef struct env {
-    struct ev_loop *loop;
-    siptls_config scfg, ccfg;
-    tu_rec srec, crec;
-    siptls_engine *server, *client;
-    int fds_before;
-} env;
-
-static env *E;
+static tu_pair *E;
 
 static int setup(void **state)
 {
-    E = calloc(1, sizeof(*E));
-    E->fds_before = tu_fd_count();
-    E->loop = ev_loop_new(EVFLAG_AUTO);
-    tu_config(&E->scfg, "server");
-    tu_set(&E->scfg, "listen", "tls:127.0.0.1:0");
-    tu_config(&E->ccfg, "server");
-    *state = E;
+    E = tu_pair_new(state, "tls:127.0.0.1:0");
     return 0;
 }
 
 static void start(void)
 {
-    assert_int_equal(siptls_engine_new(&E->server, E->loop, &E->scfg, &tu_callbacks, &E->srec), SIPTLS_OK);
-    E->srec.engine = E->server;
-    assert_int_equal(siptls_engine_new(&E->client, E->loop, &E->ccfg, &tu_callbacks, &E->crec), SIPTLS_OK);
-    E->crec.engine = E->client;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    siptls_stats st;
-    if (E->client) {
-        siptls_engine_free(E->client);
-    }
-    if (E->server) {
-        siptls_engine_stats(E->server, &st);
-        siptls_engine_free(E->server);
-    }
-    ev_loop_destroy(E->loop);
-    siptls_config_cleanup(&E->scfg);
-    siptls_config_cleanup(&E->ccfg);
-    tu_rec_reset(&E->srec);
-    tu_rec_reset(&E->crec);
-    int fds_after = tu_fd_count();
-    int before = E->fds_before;
-    free(E);
-    E = NULL;
-    assert_int_equal(fds_after, before);
-    return 0;
+    tu_pair_start(E);
 }
 
 static int all_closed(void *arg)
 {
     (void)arg;
-    siptls_stats a, b;
-    siptls_engine_stats(E->server, &a);
-    siptls_engine_stats(E->client, &b);
-    return a.flows_open == 0 && b.flows_open == 0;
+    return tu_pair_all_closed(E);
 }
 
 static void close_everything(void)
 {
-    for (unsigned i = 0; i < E->crec.ups && i < TU_MAX_FLOWS; i++) {
-        siptls_close(E->client, E->crec.up_ids[i]);
-    }
-    tu_run_pred(E->loop, all_closed, NULL, 5, "every flow closed");
+    tu_pair_close_client(E, 5);
 }
 
 /* Server hook: answer every request with a 200 that echoes its CSeq. */
@@ -106,6 +59,11 @@ static int got_msgs(void *arg)
 {
     const unsigned *want = arg;
     return E->crec.n_msgs >= want[0] && E->srec.n_msgs >= want[1];
+}
+
+static int srv_up_n(void *arg)
+{
+    return E->srec.ups >= *(unsigned *)arg;
 }
 
 static void test_options_roundtrip(void **state)
@@ -179,12 +137,9 @@ static void bulk(unsigned nflows)
     E->srec.keep_copies = 0;
     siptls_engine *clients[64];
     siptls_flow_id flows[64];
-    tu_rec crecs[1];
-    (void)crecs;
     clients[0] = E->client;
     for (unsigned c = 1; c < nflows; c++) {
-        assert_int_equal(siptls_engine_new(&clients[c], E->loop, &E->ccfg, &tu_callbacks, &E->crec),
-                         SIPTLS_OK);
+        clients[c] = tu_pair_engine(E, &E->ccfg, &E->crec, NULL);
     }
     const char *uri = tu_uri(E->server, 0, "tls", "127.0.0.1");
     uint32_t *crc = calloc(total, sizeof(*crc));
@@ -258,16 +213,11 @@ static void bulk(unsigned nflows)
         siptls_close(clients[c], flows[c]);
     }
     siptls_close(E->client, flows[0]);
-    int dummy = 0;
-    (void)dummy;
-    tu_run_for(E->loop, 0.2);
-    for (unsigned c = 1; c < nflows; c++) {
-        siptls_stats s;
-        siptls_engine_stats(clients[c], &s);
-        assert_int_equal(s.flows_open, 0);
-        siptls_engine_free(clients[c]);
-    }
     tu_run_pred(E->loop, all_closed, NULL, 5, "every flow closed");
+    for (unsigned c = 1; c < nflows; c++) {
+        assert_int_equal(tu_stats(clients[c]).flows_open, 0);
+        tu_pair_engine_free(E, clients[c]);
+    }
 }
 
 static void test_bulk_one_flow(void **state)
@@ -456,6 +406,12 @@ static void test_too_big(void **state)
     free(big);
 }
 
+static int fd_readable(void *arg)
+{
+    struct pollfd pfd = {*(const int *)arg, POLLIN, 0};
+    return poll(&pfd, 1, 0) == 1;
+}
+
 static void test_silent_client(void **state)
 {
     (void)state;
@@ -464,15 +420,8 @@ static void test_silent_client(void **state)
     int fd = raw_connect(siptls_listener_port(E->server, 0));
     siptls_stats st;
     /* the server must close it by itself */
+    tu_run_pred(E->loop, fd_readable, &fd, 3, "the server closed the silent connection");
     struct pollfd pfd = {fd, POLLIN, 0};
-    double waited = 0;
-    while (waited < 3.0) {
-        tu_run_for(E->loop, 0.05);
-        waited += 0.05;
-        if (poll(&pfd, 1, 0) == 1) {
-            break;
-        }
-    }
     char c;
     assert_int_equal(poll(&pfd, 1, 0), 1);
     assert_true(read(fd, &c, 1) <= 0);
@@ -501,11 +450,8 @@ static void test_peer_stops_reading(void **state)
     raw_job j = {.port = siptls_listener_port(E->server, 0), .stop_reading = 1, .hold_s = 1.0};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, raw_thread, &j), 0);
-    int up = 0;
-    while (!up) {
-        tu_run_for(E->loop, 0.02);
-        up = E->srec.ups > 0;
-    }
+    unsigned one = 1;
+    tu_run_pred(E->loop, srv_up_n, &one, 5, "server flow up");
     siptls_flow_id f = E->srec.up_ids[0];
     uint8_t *m = tu_make_request(60000, 3, "TLS");
     int st = SIPTLS_OK;
@@ -690,11 +636,6 @@ static void test_resumption(void **state)
     siptls_engine_stats(E->server, &s);
     assert_int_equal(s.handshakes_ok, 2);
     assert_int_equal(s.handshakes_resumed, 1);
-}
-
-static int srv_up_n(void *arg)
-{
-    return E->srec.ups >= *(unsigned *)arg;
 }
 
 static int close_n_client(void *arg)
@@ -931,26 +872,26 @@ static void test_reload(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_options_roundtrip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bulk_one_flow, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bulk_50_flows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chunk_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_too_big, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_silent_client, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_peer_stops_reading, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reset_mid_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keepalive_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idle_lifetime, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_inside_callback, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_uris_and_args, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_resumption, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_api_edges, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_table_growth, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_msg_time_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_while_blocked, setup, teardown),
+        TU_PAIR_TEST(test_options_roundtrip, setup),
+        TU_PAIR_TEST(test_bulk_one_flow, setup),
+        TU_PAIR_TEST(test_bulk_50_flows, setup),
+        TU_PAIR_TEST(test_chunk_limit, setup),
+        TU_PAIR_TEST(test_too_big, setup),
+        TU_PAIR_TEST(test_silent_client, setup),
+        TU_PAIR_TEST(test_peer_stops_reading, setup),
+        TU_PAIR_TEST(test_reset_mid_message, setup),
+        TU_PAIR_TEST(test_keepalive, setup),
+        TU_PAIR_TEST(test_keepalive_timeout, setup),
+        TU_PAIR_TEST(test_idle_lifetime, setup),
+        TU_PAIR_TEST(test_close_inside_callback, setup),
+        TU_PAIR_TEST(test_bad_uris_and_args, setup),
+        TU_PAIR_TEST(test_resumption, setup),
+        TU_PAIR_TEST(test_api_edges, setup),
+        TU_PAIR_TEST(test_reload, setup),
+        TU_PAIR_TEST(test_max_connections, setup),
+        TU_PAIR_TEST(test_table_growth, setup),
+        TU_PAIR_TEST(test_msg_time_limit, setup),
+        TU_PAIR_TEST(test_close_while_blocked, setup),
     };
     signal(SIGPIPE, SIG_IGN);
     if (getenv("SIPTLS_TEST_FILTER") != NULL) {

@@ -1,7 +1,11 @@
 /* Integration: the engine with the TLS transport, library client <-> library
- * server over loopback, real wolfSSL handshakes, a real libev loop. Every
- * test has a watchdog and ends asserting no flow is left open and no fd is
- * leaked. */
+ * server over loopback, real wolfSSL handshakes, a real libev loop: bulk
+ * transfer, framing limits, misbehaving raw peers, send queues and
+ * timeouts, the API's edges, certificate reload, connection limits. What
+ * every transport does (round trip, sizes, keepalive, idle lifetime,
+ * resumption, verification) is in test_flow_common.c. Every test runs on
+ * the pair fixture (tests/support/pair.h: a watchdog, and a teardown that
+ * finds leaked flows, watchers and fds). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -64,63 +68,6 @@ static int got_msgs(void *arg)
 static int srv_up_n(void *arg)
 {
     return E->srec.ups >= *(unsigned *)arg;
-}
-
-static void test_options_roundtrip(void **state)
-{
-    (void)state;
-    start();
-    E->srec.on_msg = echo_reply;
-    uint8_t *req = tu_make_request(400, 1, "TLS");
-    siptls_flow_id flow = 0;
-    const char *uri = tu_uri(E->server, 0, "tls", "127.0.0.1");
-    assert_int_equal(siptls_send_to(E->client, uri, req, 400, &flow), SIPTLS_OK);
-    assert_true(flow != 0);
-    unsigned want[2] = {1, 1};
-    tu_run_pred(E->loop, got_msgs, want, 10, "OPTIONS answered");
-    assert_int_equal(E->srec.msgs[0].len, 400);
-    assert_int_equal(E->srec.msgs[0].crc, tu_crc32(req, 400));
-    assert_true(siptls_sipmsg_is_request(req, 400));
-
-    siptls_flow_info info;
-    assert_int_equal(siptls_flow_get_info(E->client, flow, &info), SIPTLS_OK);
-    assert_true(info.up);
-    assert_true(info.outbound);
-    assert_true(info.peer_verified);
-    assert_true(strncmp(info.tls_version, "TLSv1.", 6) == 0);
-    assert_true(info.cipher[0] != '\0');
-    assert_string_equal(info.remote_text, uri + 4);
-
-    /* a second send_to reuses the flow */
-    siptls_flow_id again = 0;
-    assert_int_equal(siptls_send_to(E->client, uri, req, 400, &again), SIPTLS_OK);
-    assert_int_equal(again, flow);
-    want[0] = 2;
-    want[1] = 2;
-    tu_run_pred(E->loop, got_msgs, want, 10, "second OPTIONS answered");
-
-    /* lookup by address finds the server's side of the flow */
-    siptls_flow_id sflow = 0;
-    assert_int_equal(siptls_flow_lookup(E->server, SIPTLS_TRANSPORT_TLS, (struct sockaddr *)&info.local,
-                                        sizeof(info.local), &sflow),
-                     SIPTLS_OK);
-    assert_int_equal(sflow, E->srec.up_ids[0]);
-    free(req);
-
-    siptls_stats st;
-    siptls_engine_stats(E->server, &st);
-    assert_int_equal(st.msgs_in, 2);
-    assert_int_equal(st.msgs_out, 2);
-    assert_int_equal(st.handshakes_ok, 1);
-    close_everything();
-    /* a closed id is gone and stays gone */
-    assert_int_equal(siptls_send(E->client, flow, (const uint8_t *)"x", 1), SIPTLS_ERR_GONE);
-    assert_int_equal(siptls_flow_get_info(E->client, flow, &info), SIPTLS_ERR_GONE);
-    assert_int_equal(E->crec.closes, 1);
-    assert_int_equal(E->crec.close_reasons[0], SIPTLS_ERR_CLOSED_LOCAL);
-    /* the server saw close_notify */
-    assert_int_equal(E->srec.closes, 1);
-    assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_PEER_CLOSED);
 }
 
 /* 10,000 messages of varied sizes (up to 60 KiB) over `nflows` flows:
@@ -494,62 +441,6 @@ static void test_reset_mid_message(void **state)
     close_everything();
 }
 
-static int got_pongs(void *arg)
-{
-    return E->crec.pongs >= *(unsigned *)arg;
-}
-
-static void test_keepalive(void **state)
-{
-    (void)state;
-    start();
-    siptls_flow_id f = 0;
-    const char *uri = tu_uri(E->server, 0, "tls", "127.0.0.1");
-    assert_int_equal(siptls_connect(E->client, uri, &f), SIPTLS_OK);
-    assert_int_equal(siptls_send(E->client, f, (const uint8_t *)"\r\n\r\n", 4), SIPTLS_OK);
-    unsigned want = 1;
-    tu_run_pred(E->loop, got_pongs, &want, 5, "pong for our ping");
-    assert_int_equal(E->srec.pings, 1);
-    assert_int_equal(E->srec.n_msgs, 0);
-    /* periodic pings from the engine (RFC 5626 §4.4.1) */
-    assert_int_equal(siptls_flow_keepalive(E->client, f, 1), SIPTLS_OK);
-    want = 3;
-    tu_run_pred(E->loop, got_pongs, &want, 6, "two periodic pongs");
-    siptls_stats s;
-    siptls_engine_stats(E->client, &s);
-    assert_true(s.pings_out >= 2);
-    assert_int_equal(siptls_flow_keepalive(E->client, 999999, 1), SIPTLS_ERR_GONE);
-    close_everything();
-}
-
-static void test_keepalive_timeout(void **state)
-{
-    (void)state;
-    E->scfg.tls_crlf_pingpong = 0; /* the server never answers */
-    E->ccfg.keepalive_timeout = 1;
-    start();
-    siptls_flow_id f = 0;
-    assert_int_equal(siptls_connect(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), &f), SIPTLS_OK);
-    assert_int_equal(siptls_flow_keepalive(E->client, f, 1), SIPTLS_OK);
-    tu_run_pred(E->loop, all_closed, NULL, 6, "keepalive timeout");
-    assert_int_equal(E->crec.closes, 1);
-    assert_int_equal(E->crec.close_reasons[0], SIPTLS_ERR_KEEPALIVE_TIMEOUT);
-}
-
-static void test_idle_lifetime(void **state)
-{
-    (void)state;
-    E->scfg.tls_connection_lifetime = 1;
-    start();
-    siptls_flow_id f = 0;
-    assert_int_equal(siptls_connect(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), &f), SIPTLS_OK);
-    tu_run_pred(E->loop, all_closed, NULL, 5, "idle flow closed");
-    assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_IDLE);
-    siptls_stats s;
-    siptls_engine_stats(E->server, &s);
-    assert_int_equal(s.drop_idle, 1);
-}
-
 static void close_in_callback(tu_rec *r, siptls_flow_id flow, const siptls_msg *m)
 {
     (void)m;
@@ -613,29 +504,6 @@ static void test_bad_uris_and_args(void **state)
 static int flow_up_n(void *arg)
 {
     return E->crec.ups >= *(unsigned *)arg;
-}
-
-static void test_resumption(void **state)
-{
-    (void)state;
-    start();
-    const char *uri = tu_uri(E->server, 0, "tls", "127.0.0.1");
-    for (unsigned round = 1; round <= 2; round++) {
-        siptls_flow_id f = 0;
-        assert_int_equal(siptls_connect(E->client, uri, &f), SIPTLS_OK);
-        tu_run_pred(E->loop, flow_up_n, &round, 5, "flow up");
-        /* let the TLS 1.3 ticket arrive */
-        tu_run_for(E->loop, 0.1);
-        siptls_flow_info info;
-        assert_int_equal(siptls_flow_get_info(E->client, f, &info), SIPTLS_OK);
-        assert_int_equal(info.resumed, round == 2);
-        assert_int_equal(siptls_close(E->client, f), SIPTLS_OK);
-        tu_run_pred(E->loop, all_closed, NULL, 5, "closed");
-    }
-    siptls_stats s;
-    siptls_engine_stats(E->server, &s);
-    assert_int_equal(s.handshakes_ok, 2);
-    assert_int_equal(s.handshakes_resumed, 1);
 }
 
 static int close_n_client(void *arg)
@@ -872,7 +740,6 @@ static void test_reload(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_PAIR_TEST(test_options_roundtrip, setup),
         TU_PAIR_TEST(test_bulk_one_flow, setup),
         TU_PAIR_TEST(test_bulk_50_flows, setup),
         TU_PAIR_TEST(test_chunk_limit, setup),
@@ -880,12 +747,8 @@ int main(void)
         TU_PAIR_TEST(test_silent_client, setup),
         TU_PAIR_TEST(test_peer_stops_reading, setup),
         TU_PAIR_TEST(test_reset_mid_message, setup),
-        TU_PAIR_TEST(test_keepalive, setup),
-        TU_PAIR_TEST(test_keepalive_timeout, setup),
-        TU_PAIR_TEST(test_idle_lifetime, setup),
         TU_PAIR_TEST(test_close_inside_callback, setup),
         TU_PAIR_TEST(test_bad_uris_and_args, setup),
-        TU_PAIR_TEST(test_resumption, setup),
         TU_PAIR_TEST(test_api_edges, setup),
         TU_PAIR_TEST(test_reload, setup),
         TU_PAIR_TEST(test_max_connections, setup),

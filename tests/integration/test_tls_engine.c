@@ -207,7 +207,8 @@ typedef struct raw_job {
     double pause_s;     /* between writes */
     size_t msg_len;
     int stop_reading;   /* handshake then sleep without reading */
-    int reset_mid;      /* send half a message then RST */
+    int reset_mid;      /* once `go` is set: send half a message then RST */
+    int go;             /* set by the test when the server's side is up */
     double hold_s;
     int handshake_ok;
     int result;         /* bytes read back before EOF, or -errno */
@@ -224,7 +225,10 @@ static void *raw_thread(void *arg)
     wolfSSL_set_fd(ssl, fd);
     j->handshake_ok = wolfSSL_connect(ssl) == WOLFSSL_SUCCESS;
     if (j->reset_mid) {
-        usleep(200000); /* let the server finish its side (TLS 1.3 tickets) */
+        /* the server's side must be up (else there is no flow to close) */
+        for (int i = 0; i < 10000 && !__atomic_load_n(&j->go, __ATOMIC_SEQ_CST); i++) {
+            usleep(1000);
+        }
     }
     if (j->handshake_ok && j->msg_len > 0) {
         uint8_t *m = tu_make_request(j->msg_len, 7, "TLS");
@@ -424,7 +428,13 @@ static void test_reset_mid_message(void **state)
     (void)state;
     start();
     raw_job j = {.port = siptls_listener_port(E->server, 0), .parts = 1, .msg_len = 3000, .reset_mid = 1};
-    run_job(&j, 10);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, raw_thread, &j), 0);
+    unsigned one = 1;
+    tu_run_pred(E->loop, srv_up_n, &one, 10, "server flow up");
+    __atomic_store_n(&j.go, 1, __ATOMIC_SEQ_CST);
+    tu_run_pred(E->loop, job_done, &j, 10, "raw client finished");
+    pthread_join(th, NULL);
     tu_run_pred(E->loop, all_closed, NULL, 5, "reset flow closed");
     assert_int_equal(E->srec.n_msgs, 0);
     assert_int_equal(E->srec.closes, 1);

@@ -948,5 +948,8 @@ int main(void)
         TU_PAIR_TEST(test_restart_abandoned, setup),
         TU_PAIR_TEST(test_stun_keeps_session, setup),
     };
+    if (getenv("SIPTLS_TEST_FILTER") != NULL) {
+        cmocka_set_test_filter(getenv("SIPTLS_TEST_FILTER"));
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

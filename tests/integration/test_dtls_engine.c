@@ -772,5 +772,8 @@ int main(void)
         TU_PAIR_TEST(test_bulk_clean, setup),
         TU_PAIR_TEST(test_bulk_lossy, setup),
     };
+    if (getenv("SIPTLS_TEST_FILTER") != NULL) {
+        cmocka_set_test_filter(getenv("SIPTLS_TEST_FILTER"));
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,5 +133,8 @@ int main(void)
         TU_PAIR_TEST(test_untrusted_client_cert_alert, setup),
         TU_PAIR_TEST(test_good_client_cert_served, setup),
     };
+    if (getenv("SIPTLS_TEST_FILTER") != NULL) {
+        cmocka_set_test_filter(getenv("SIPTLS_TEST_FILTER"));
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -807,5 +807,8 @@ int main(void)
         TU_PAIR_TEST(test_port_alone, setup),
         TU_PAIR_TEST(test_port_shared, setup),
     };
+    if (getenv("SIPTLS_TEST_FILTER") != NULL) {
+        cmocka_set_test_filter(getenv("SIPTLS_TEST_FILTER"));
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,12 +19,22 @@
 
 static void append(tu_raw *r, const uint8_t *p, size_t n)
 {
-    uint8_t *g = realloc(r->got, r->got_len + n);
-    if (g == NULL) {
-        return;
+    if (r->got_len + n > r->got_cap) {
+        /* doubling: a realloc per read copies megabytes per read (under
+         * ASan, which never grows in place, long enough to stall the
+         * reader past a server's tls_send_timeout) */
+        size_t cap = r->got_cap != 0 ? r->got_cap : 65536;
+        while (cap < r->got_len + n) {
+            cap *= 2;
+        }
+        uint8_t *g = realloc(r->got, cap);
+        if (g == NULL) {
+            return;
+        }
+        r->got = g;
+        r->got_cap = cap;
     }
-    memcpy(g + r->got_len, p, n);
-    r->got = g;
+    memcpy(r->got + r->got_len, p, n);
     r->got_len += n;
 }
 
@@ -51,6 +61,7 @@ static void *raw_main(void *arg)
     if (ctx == NULL || fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
         goto out;
     }
+    __atomic_store_n(&r->sock, fd + 1, __ATOMIC_SEQ_CST);
     ssl = wolfSSL_new(ctx);
     wolfSSL_set_fd(ssl, fd);
     r->handshake_ok = wolfSSL_connect(ssl) == WOLFSSL_SUCCESS;
@@ -115,6 +126,7 @@ out:
         wolfSSL_free(ssl);
     }
     if (fd >= 0) {
+        __atomic_store_n(&r->sock, 0, __ATOMIC_SEQ_CST);
         close(fd);
     }
     wolfSSL_CTX_free(ctx);
@@ -135,7 +147,14 @@ void tu_raw_start(tu_raw *r)
 
 void tu_raw_wait(struct ev_loop *loop, tu_raw *r, double timeout_s)
 {
-    tu_run_pred(loop, raw_done, r, timeout_s, "raw TLS client finished");
+    if (!tu_run_wait(loop, raw_done, r, timeout_s)) {
+        int sock = __atomic_load_n(&r->sock, __ATOMIC_SEQ_CST);
+        if (sock > 0) {
+            shutdown(sock - 1, SHUT_RDWR);
+        }
+        pthread_join(r->thread, NULL);
+        fail_msg("watchdog: raw TLS client not finished within %.1f s", timeout_s);
+    }
     pthread_join(r->thread, NULL);
 }
 
@@ -150,6 +169,7 @@ void tu_raw_free(tu_raw *r)
     free(r->got);
     r->got = NULL;
     r->got_len = 0;
+    r->got_cap = 0;
 }
 
 unsigned tu_raw_count_responses(const tu_raw *r, unsigned *pongs)

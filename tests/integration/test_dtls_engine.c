@@ -653,7 +653,8 @@ static int bulk_marker(void *arg)
 
 static void bulk_run(lossy *net, unsigned total)
 {
-    tu_pair_watchdog(E, 240); /* its waits alone may take 180 s */
+    /* its waits alone may take 180 s */
+    tu_pair_watchdog(E, 240);
     E->scfg.tls_max_msg_chunks = 16; /* 8 KiB at dtls_mtu 1200 is 8 records */
     E->ccfg.dtls_handshake_timeout = 30000;
     E->scfg.dtls_handshake_timeout = 30000;

@@ -75,7 +75,8 @@ static int srv_up_n(void *arg)
 static void bulk(unsigned nflows)
 {
     const unsigned total = 10000;
-    tu_pair_watchdog(E, 240); /* its waits alone may take 125 s */
+    /* its waits alone may take 125 s */
+    tu_pair_watchdog(E, 240);
     E->scfg.tls_async_max_postponed_chunks = 100000;
     E->scfg.tls_async_max_queued_bytes = 1u << 30;
     E->ccfg.tls_async_max_postponed_chunks = 100000;

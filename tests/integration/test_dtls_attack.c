@@ -23,100 +23,62 @@
 
 #include <wolfssl/ssl.h>
 
-#include "testutil.h"
+#include "pair.h"
 
 #include "../../dtls/dtls_internal.h"
 
-typedef struct env {
-    struct ev_loop *loop;
-    siptls_config scfg;
-    tu_rec srec;
-    siptls_engine *server;
-    int fds_before;
-    struct sockaddr_storage srv;
-    socklen_t srv_len;
-} env;
+static tu_pair *E;
+static struct sockaddr_storage g_srv; /* the listener's address */
+static socklen_t g_srv_len;
 
-static env *E;
-
-static int setup_with(const char *listen)
+/* A filter's state lives in the test: gone once the test ends. */
+static void remove_filter(tu_pair *p)
 {
-    E = calloc(1, sizeof(*E));
-    E->fds_before = tu_fd_count();
-    E->loop = ev_loop_new(EVFLAG_AUTO);
-    tu_config(&E->scfg, "server");
-    tu_set(&E->scfg, "listen", listen);
+    if (p->server != NULL) {
+        siptls__dtls_test_set_filter(p->server, NULL, NULL);
+    }
+}
+
+static int setup_with(void **state, const char *listen)
+{
+    E = tu_pair_new(state, listen);
+    E->on_teardown = remove_filter;
     return 0;
 }
 
 static int setup(void **state)
 {
-    (void)state;
-    return setup_with("dtls:127.0.0.1:0");
+    return setup_with(state, "dtls:127.0.0.1:0");
 }
 
 static int setup6(void **state)
 {
-    (void)state;
-    return setup_with("dtls:[::1]:0");
+    return setup_with(state, "dtls:[::1]:0");
 }
 
 static void start(void)
 {
-    assert_int_equal(siptls_engine_new(&E->server, E->loop, &E->scfg, &tu_callbacks, &E->srec),
-                     SIPTLS_OK);
-    E->srec.engine = E->server;
+    tu_pair_start_server(E);
     unsigned port = siptls_listener_port(E->server, 0);
-    memset(&E->srv, 0, sizeof(E->srv));
+    memset(&g_srv, 0, sizeof(g_srv));
     if (strstr(E->scfg.listen[0], "[::1]") != NULL) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&E->srv;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&g_srv;
         in6->sin6_family = AF_INET6;
         in6->sin6_port = htons((uint16_t)port);
         in6->sin6_addr = in6addr_loopback;
-        E->srv_len = sizeof(*in6);
+        g_srv_len = sizeof(*in6);
     } else {
-        struct sockaddr_in *in = (struct sockaddr_in *)&E->srv;
+        struct sockaddr_in *in = (struct sockaddr_in *)&g_srv;
         in->sin_family = AF_INET;
         in->sin_port = htons((uint16_t)port);
         in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        E->srv_len = sizeof(*in);
+        g_srv_len = sizeof(*in);
     }
 }
 
 static siptls_stats stats(void)
 {
-    siptls_stats st;
-    siptls_engine_stats(E->server, &st);
-    return st;
-}
-
-static int none_open(void *arg)
-{
-    (void)arg;
-    return stats().flows_open == 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (E->server) {
-        siptls__dtls_test_set_filter(E->server, NULL, NULL);
-        for (unsigned i = 0; i < E->srec.ups && i < TU_MAX_FLOWS; i++) {
-            siptls_close(E->server, E->srec.up_ids[i]);
-        }
-        tu_run_pred(E->loop, none_open, NULL, 5, "every flow closed");
-        assert_int_equal(stats().flows_open, 0);
-        siptls_engine_free(E->server);
-    }
-    ev_loop_destroy(E->loop);
-    siptls_config_cleanup(&E->scfg);
-    tu_rec_reset(&E->srec);
-    int fds_after = tu_fd_count();
-    int before = E->fds_before;
-    free(E);
-    E = NULL;
-    assert_int_equal(fds_after, before);
-    return 0;
+    return tu_stats(E->server);
 }
 
 static void pump(double seconds)
@@ -130,7 +92,7 @@ static void pump(double seconds)
  * `port` (0: any), connected to the server. */
 static int udp_peer(const char *ip, unsigned port)
 {
-    int fam = E->srv.ss_family;
+    int fam = g_srv.ss_family;
     int fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     assert_true(fd >= 0);
     int one = 1;
@@ -152,7 +114,7 @@ static int udp_peer(const char *ip, unsigned port)
         al = sizeof(*in6);
     }
     assert_int_equal(bind(fd, (struct sockaddr *)&a, al), 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&E->srv, E->srv_len), 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&g_srv, g_srv_len), 0);
     return fd;
 }
 
@@ -419,24 +381,18 @@ static int srv_ups(void *arg)
     return E->srec.ups >= *(unsigned *)arg;
 }
 
-/* Datagrams the server has reacted to by counting them: junk, bad records,
- * cookies sent or refused. A test waits until its datagrams are counted,
- * then checks which counter each went to. */
-static uint64_t counted(siptls_stats st)
+static int none_open(void *arg)
 {
-    return st.dtls_junk + st.dtls_bad_records + st.dtls_cookies_sent + st.dtls_cookie_bad;
+    (void)arg;
+    return stats().flows_open == 0;
 }
 
-static int counted_n(void *arg)
+/* arg: {junk, bad records}: the server counted at least that many */
+static int junk_bad_at_least(void *arg)
 {
-    return counted(stats()) >= *(const uint64_t *)arg;
-}
-
-static int engine_none_open(void *arg)
-{
-    siptls_stats st;
-    siptls_engine_stats(arg, &st);
-    return st.flows_open == 0;
+    const unsigned *want = arg;
+    siptls_stats st = stats();
+    return st.dtls_junk >= want[0] && st.dtls_bad_records >= want[1];
 }
 
 static void test_garbage_and_forgery(void **state)
@@ -454,8 +410,8 @@ static void test_garbage_and_forgery(void **state)
     uint8_t app[40] = {23, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 7, 0, 27};
     assert_int_equal(send(fd, app, sizeof(app), 0), 40); /* a record for no session */
     assert_int_equal(send(fd, "", 0, 0), 0);
-    uint64_t four = 4;
-    tu_run_pred(E->loop, counted_n, &four, 5, "the four datagrams counted");
+    unsigned counts[2] = {2, 2};
+    tu_run_pred(E->loop, junk_bad_at_least, counts, 5, "the four datagrams read");
     siptls_stats st = stats();
     assert_int_equal(st.dtls_junk, 2);
     assert_int_equal(st.dtls_bad_records, 2);
@@ -464,13 +420,7 @@ static void test_garbage_and_forgery(void **state)
     close(fd);
 
     /* a session, then forged and replayed records inside it */
-    siptls_config ccfg;
-    tu_config(&ccfg, "server");
-    siptls_engine *client;
-    tu_rec crec;
-    memset(&crec, 0, sizeof(crec));
-    assert_int_equal(siptls_engine_new(&client, E->loop, &ccfg, &tu_callbacks, &crec), SIPTLS_OK);
-    crec.engine = client;
+    siptls_engine *client = tu_pair_engine(E, &E->ccfg, NULL, NULL);
     siptls_flow_id f = 0;
     char uri[64];
     snprintf(uri, sizeof(uri), "dtls:127.0.0.1:%u", siptls_listener_port(E->server, 0));
@@ -478,15 +428,14 @@ static void test_garbage_and_forgery(void **state)
     assert_int_equal(siptls_send_to(client, uri, m, 500, &f), SIPTLS_OK);
     unsigned want = 1;
     tu_run_pred(E->loop, srv_msgs, &want, 5, "first message");
-    uint64_t forged = counted(stats()) + 5;
     forge fg = {1, 0};
     assert_int_equal(siptls__dtls_test_set_filter(E->server, forging_filter, &fg), SIPTLS_OK);
     assert_int_equal(siptls_send(client, f, m, 500), SIPTLS_OK);
     want = 2;
     tu_run_pred(E->loop, srv_msgs, &want, 5, "second message through the forgeries");
-    /* bad MAC, truncated, RTP, STUN, replay (the plaintext alert is not
-     * counted) */
-    tu_run_pred(E->loop, counted_n, &forged, 5, "the forgeries counted");
+    counts[0] = 2 + 2;
+    counts[1] = 2 + 3;
+    tu_run_pred(E->loop, junk_bad_at_least, counts, 5, "the forgeries read");
     siptls__dtls_test_set_filter(E->server, NULL, NULL);
     fg.armed = 0;
     assert_int_equal(fg.injected, 1);
@@ -504,12 +453,9 @@ static void test_garbage_and_forgery(void **state)
     tu_run_pred(E->loop, srv_msgs, &want, 5, "third message");
     free(m);
     siptls_close(client, f);
-    tu_run_pred(E->loop, engine_none_open, client, 5, "the client's flow closed");
-    siptls_engine_free(client);
-    siptls_config_cleanup(&ccfg);
-    tu_rec_reset(&crec);
-    tu_run_pred(E->loop, none_open, NULL, 5, "the server's flow closed by close_notify");
+    tu_run_pred(E->loop, tu_pair_all_closed, E, 5, "both sides closed");
     assert_int_equal(stats().flows_open, 0);
+    tu_pair_engine_free(E, client);
 }
 
 static void stun_roundtrip(void)
@@ -545,8 +491,11 @@ static void stun_roundtrip(void)
     /* a malformed one is dropped, not answered */
     uint8_t bad[20] = {0, 1, 0, 0, 0x21, 0x12, 0xA4, 0x43};
     assert_int_equal(send(fd, bad, sizeof(bad), 0), 20);
+    unsigned counts[2] = {1, 0};
+    tu_run_pred(E->loop, junk_bad_at_least, counts, 5, "the malformed request read");
+    /* an answer would be on our socket by now (loopback delivers at send) */
     uint8_t resp[256];
-    assert_true(udp_recv(fd, resp, sizeof(resp), 0.2) < 0);
+    assert_true(recv(fd, resp, sizeof(resp), MSG_DONTWAIT) < 0);
     close(fd);
     siptls_stats st = stats();
     assert_int_equal(st.dtls_stun, 2);
@@ -619,56 +568,6 @@ static void wait_phase(double t0, double life, double lo, double hi)
     }
 }
 
-/* The grid period the loop clock is in (its number since `t0`). */
-static long period_of(double t0, double life)
-{
-    ev_now_update(E->loop);
-    return (long)floor((ev_now(E->loop) - t0) / life);
-}
-
-/* Run the loop until the grid is in period `target` or later and at least
- * `min_ph` seconds into its period (the listener opened a little after
- * `t0`: the server's own phase is then a little less, still in the same
- * period). */
-static void wait_period(double t0, double life, long target, double min_ph)
-{
-    double until = ev_time() + (double)(target - period_of(t0, life) + 2) * life + 1.0;
-    for (;;) {
-        ev_now_update(E->loop);
-        double since = ev_now(E->loop) - t0;
-        if ((long)floor(since / life) > target ||
-            ((long)floor(since / life) == target && fmod(since, life) >= min_ph)) {
-            return;
-        }
-        if (ev_time() > until) {
-            fail_msg("watchdog: period %ld not reached", target);
-        }
-        pump(0.02);
-    }
-}
-
-/* A ClientHello with a cookie from address `ip`, made early in a period
- * (whose number goes to *made): tried again if the exchange crossed into
- * the next period (a slow machine). */
-static size_t early_cookie(double t0, double life, const char *ip, rawc **r, int *fd, uint8_t *ch2,
-                           long *made)
-{
-    for (int attempt = 0; attempt < 5; attempt++) {
-        wait_phase(t0, life, 0.1, 0.3);
-        *made = period_of(t0, life);
-        *fd = udp_peer(ip, 0);
-        *r = rawc_new(-1);
-        size_t n = hello_with_cookie(*r, *fd, ch2);
-        if (period_of(t0, life) == *made) {
-            return n;
-        }
-        rawc_free(*r);
-        close(*fd);
-    }
-    fail_msg("no cookie exchange within one period in 5 tries");
-    return 0;
-}
-
 static void test_cookie_binding_and_rotation(void **state)
 {
     (void)state;
@@ -699,9 +598,11 @@ static void test_cookie_binding_and_rotation(void **state)
 
     /* a cookie made early in a period, used early in the next one: made
      * with what is now the previous secret, still good */
-    long made = 0;
-    n = early_cookie(t0, 1.0, "127.0.0.3", &r, &fd, ch2, &made);
-    wait_period(t0, 1.0, made + 1, 0.1);
+    wait_phase(t0, 1.0, 0.1, 0.3);
+    fd = udp_peer("127.0.0.3", 0);
+    r = rawc_new(-1);
+    n = hello_with_cookie(r, fd, ch2);
+    pump(1.0);
     assert_int_equal(send(fd, ch2, n, 0), (ssize_t)n);
     assert_int_equal(answer_type(fd), 2);
     rawc_free(r);
@@ -710,8 +611,11 @@ static void test_cookie_binding_and_rotation(void **state)
 
     /* two periods later it is not, even when nothing arrived meanwhile
      * (the grid does not wait for traffic) */
-    n = early_cookie(t0, 1.0, "127.0.0.4", &r, &fd, ch2, &made);
-    wait_period(t0, 1.0, made + 2, 0.1);
+    wait_phase(t0, 1.0, 0.1, 0.3);
+    fd = udp_peer("127.0.0.4", 0);
+    r = rawc_new(-1);
+    n = hello_with_cookie(r, fd, ch2);
+    pump(2.0);
     uint64_t bad = stats().dtls_cookie_bad;
     assert_int_equal(send(fd, ch2, n, 0), (ssize_t)n);
     assert_int_equal(answer_type(fd), 3);
@@ -800,6 +704,11 @@ static int rec_up(void *arg)
     return ((tu_rec *)arg)->ups >= 1;
 }
 
+static int rec_closed(void *arg)
+{
+    return ((tu_rec *)arg)->closes >= 1;
+}
+
 static void test_rate_limit_serves_retransmission(void **state)
 {
     (void)state;
@@ -820,14 +729,9 @@ static void test_rate_limit_serves_retransmission(void **state)
     c.n = 4;
     assert_int_equal(siptls__dtls_test_set_filter(E->server, contend_filter, &c), SIPTLS_OK);
 
-    siptls_config ccfg;
-    tu_config(&ccfg, "server");
-    ccfg.dtls_handshake_timeout = 6000;
-    siptls_engine *client;
-    tu_rec crec;
-    memset(&crec, 0, sizeof(crec));
-    assert_int_equal(siptls_engine_new(&client, E->loop, &ccfg, &tu_callbacks, &crec), SIPTLS_OK);
-    crec.engine = client;
+    E->ccfg.dtls_handshake_timeout = 6000;
+    tu_rec *crec;
+    siptls_engine *client = tu_pair_engine(E, &E->ccfg, NULL, &crec);
     char uri[64];
     snprintf(uri, sizeof(uri), "dtls:127.0.0.1:%u", siptls_listener_port(E->server, 0));
     siptls_flow_id f = 0;
@@ -837,17 +741,15 @@ static void test_rate_limit_serves_retransmission(void **state)
      * at 1 s and 3 s, and the next try (7 s) came after this watchdog. */
     unsigned want = 1;
     tu_run_pred(E->loop, srv_ups, &want, 5, "the refused handshake served at its retransmission");
-    tu_run_pred(E->loop, rec_up, &crec, 1, "client side up");
-    assert_int_equal(crec.closes, 0);
+    tu_run_pred(E->loop, rec_up, crec, 1, "client side up");
+    assert_int_equal(crec->closes, 0);
     assert_true(stats().dtls_rate_limited >= 1);
     assert_true(c.victim_hellos >= 2);
     siptls__dtls_test_set_filter(E->server, NULL, NULL);
 
     siptls_close(client, f);
-    pump(0.1);
-    siptls_engine_free(client);
-    siptls_config_cleanup(&ccfg);
-    tu_rec_reset(&crec);
+    tu_run_pred(E->loop, rec_closed, crec, 5, "client flow closed");
+    tu_pair_engine_free(E, client);
     for (int i = 0; i < 4; i++) {
         rawc_free(cr[i]);
         close(cfd[i]);
@@ -878,6 +780,22 @@ static void test_fragmented_hello(void **state)
     rawc_free(r);
 }
 
+typedef struct raw_reader {
+    rawc *r;
+    uint8_t buf[2048];
+    int got;
+} raw_reader;
+
+/* Predicate: the raw client read something. */
+static int raw_read_some(void *arg)
+{
+    raw_reader *rd = arg;
+    if (rd->got <= 0) {
+        rd->got = wolfSSL_read(rd->r->ssl, rd->buf, sizeof(rd->buf));
+    }
+    return rd->got > 0;
+}
+
 static void test_peer_restart(void **state)
 {
     (void)state;
@@ -900,8 +818,8 @@ static void test_peer_restart(void **state)
     siptls_stats before = stats();
     assert_int_equal(send(fd, a->out[0], a->out_len[0], 0), (ssize_t)a->out_len[0]);
     assert_int_equal(send(fd, a->out[1], a->out_len[1], 0), (ssize_t)a->out_len[1]);
-    uint64_t want_counted = counted(before) + 2;
-    tu_run_pred(E->loop, counted_n, &want_counted, 5, "the late hellos counted");
+    unsigned counts[2] = {0, (unsigned)before.dtls_bad_records + 2};
+    tu_run_pred(E->loop, junk_bad_at_least, counts, 5, "the late hellos read");
     siptls_stats after = stats();
     assert_int_equal(after.dtls_bad_records, before.dtls_bad_records + 2);
     assert_int_equal(after.dtls_cookies_sent, before.dtls_cookies_sent);
@@ -925,15 +843,10 @@ static void test_peer_restart(void **state)
     assert_int_equal(E->srec.msgs[1].flow, E->srec.up_ids[1]);
     /* the server answers on the new session */
     assert_int_equal(siptls_send(E->server, E->srec.up_ids[1], m, 500), SIPTLS_OK);
-    uint8_t buf[2048];
-    int got = -1;
-    for (double until = ev_time() + 5.0; got <= 0 && ev_time() < until;) {
-        ev_run(E->loop, EVRUN_NOWAIT);
-        got = wolfSSL_read(b->ssl, buf, sizeof(buf));
-        usleep(1000);
-    }
-    assert_int_equal(got, 500);
-    assert_memory_equal(buf, m, 500);
+    raw_reader rd = {b, {0}, -1};
+    tu_run_pred(E->loop, raw_read_some, &rd, 5, "the answer read by the new session");
+    assert_int_equal(rd.got, 500);
+    assert_memory_equal(rd.buf, m, 500);
     free(m);
     wolfSSL_shutdown(b->ssl);
     tu_run_pred(E->loop, none_open, NULL, 3, "closed by close_notify");
@@ -976,9 +889,8 @@ static void test_restart_abandoned(void **state)
     tu_run_pred(E->loop, srv_msgs, &want, 5, "old session still delivers");
     assert_int_equal(E->srec.msgs[1].flow, E->srec.up_ids[0]);
 
-    /* the abandoned handshake is dropped (dtls_handshake_timeout), the
-     * session stays */
-    tu_run_pred(E->loop, hs_timed_out, NULL, 10, "the abandoned handshake timed out");
+    /* the abandoned handshake is dropped, the session stays */
+    tu_run_pred(E->loop, hs_timed_out, NULL, 3, "the abandoned handshake dropped");
     siptls_stats st = stats();
     assert_int_equal(st.hs_fail_timeout, 1);
     assert_int_equal(st.dtls_flows_open, 1);
@@ -1008,18 +920,14 @@ static void test_stun_keeps_session(void **state)
     static const uint8_t txid[12] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9};
     uint8_t req[64], resp[256];
     size_t n = siptls__dtls_stun_request(txid, 1, req);
-    /* a STUN request every 0.2 s (each answered) for 2.4 s of the clock,
-     * over twice the lifetime: a gap of up to 0.8 s between two is still
-     * under the lifetime */
-    uint64_t sent = 0;
-    for (double end = ev_time() + 2.4; ev_time() < end; sent++) {
+    for (int i = 0; i < 6; i++) {
         assert_int_equal(send(fd, req, n, 0), (ssize_t)n);
         assert_true(udp_recv(fd, resp, sizeof(resp), 1.0) > 0);
-        pump(0.2);
+        pump(0.4);
     }
     /* 2.4 s with only STUN: still there */
     assert_int_equal(stats().dtls_flows_open, 1);
-    assert_int_equal(stats().dtls_stun, sent);
+    assert_int_equal(stats().dtls_stun, 6);
     tu_run_pred(E->loop, none_open, NULL, 3, "session expired once STUN stopped");
     assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_IDLE);
     rawc_free(r);
@@ -1028,17 +936,20 @@ static void test_stun_keeps_session(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cookieless_flood, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_and_forgery, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stun_v4, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stun_v6, setup6, teardown),
-        cmocka_unit_test_setup_teardown(test_cookie_binding_and_rotation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rate_limit_serves_retransmission, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fragmented_hello, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_peer_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restart_abandoned, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stun_keeps_session, setup, teardown),
+        TU_PAIR_TEST(test_cookieless_flood, setup),
+        TU_PAIR_TEST(test_garbage_and_forgery, setup),
+        TU_PAIR_TEST(test_stun_v4, setup),
+        TU_PAIR_TEST(test_stun_v6, setup6),
+        TU_PAIR_TEST(test_cookie_binding_and_rotation, setup),
+        TU_PAIR_TEST(test_rate_limit, setup),
+        TU_PAIR_TEST(test_rate_limit_serves_retransmission, setup),
+        TU_PAIR_TEST(test_fragmented_hello, setup),
+        TU_PAIR_TEST(test_peer_restart, setup),
+        TU_PAIR_TEST(test_restart_abandoned, setup),
+        TU_PAIR_TEST(test_stun_keeps_session, setup),
     };
+    if (getenv("SIPTLS_TEST_FILTER") != NULL) {
+        cmocka_set_test_filter(getenv("SIPTLS_TEST_FILTER"));
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,18 +13,10 @@
 #include <unistd.h>
 
 #include "engine_internal.h"
+#include "pair.h"
 #include "rawclient.h"
-#include "testutil.h"
 
-typedef struct env {
-    struct ev_loop *loop;
-    siptls_config scfg, ccfg;
-    tu_rec srec, crec;
-    siptls_engine *server, *client;
-    int fds_before;
-} env;
-
-static env *E;
+static tu_pair *E;
 static unsigned g_warn_queue_full; /* WARN lines that say "queue full" */
 static unsigned g_warn_lines;
 static unsigned g_warn_refusing; /* WARN lines that say "refusing" */
@@ -46,71 +38,18 @@ static void count_log(siptls_log_level level, const char *text, void *user)
     }
 }
 
-static siptls_callbacks g_cb;
-
 static int setup(void **state)
 {
-    E = calloc(1, sizeof(*E));
-    E->fds_before = tu_fd_count();
-    E->loop = ev_loop_new(EVFLAG_AUTO);
-    tu_config(&E->scfg, "server");
-    tu_set(&E->scfg, "listen", "tls:127.0.0.1:0");
-    tu_set(&E->scfg, "listen", "dtls:127.0.0.1:0");
+    E = tu_pair_new(state, "tls:127.0.0.1:0", "dtls:127.0.0.1:0");
     E->scfg.log_level = SIPTLS_LOG_INFO;
-    tu_config(&E->ccfg, "server");
-    g_cb = tu_callbacks;
-    g_cb.log = count_log;
+    E->cb.log = count_log;
     g_warn_queue_full = g_warn_lines = g_warn_refusing = 0;
-    *state = E;
     return 0;
 }
 
 static void start(void)
 {
-    assert_int_equal(siptls_engine_new(&E->server, E->loop, &E->scfg, &g_cb, &E->srec), SIPTLS_OK);
-    E->srec.engine = E->server;
-    assert_int_equal(siptls_engine_new(&E->client, E->loop, &E->ccfg, &g_cb, &E->crec), SIPTLS_OK);
-    E->crec.engine = E->client;
-}
-
-static int no_flows(void *arg)
-{
-    (void)arg;
-    siptls_stats a, b;
-    siptls_engine_stats(E->server, &a);
-    siptls_engine_stats(E->client, &b);
-    return a.flows_open == 0 && b.flows_open == 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (E->client != NULL) {
-        for (unsigned i = 0; i < E->crec.ups && i < TU_MAX_FLOWS; i++) {
-            siptls_close(E->client, E->crec.up_ids[i]);
-        }
-        tu_run_pred(E->loop, no_flows, NULL, 5, "every flow closed");
-        siptls_engine_free(E->client);
-    }
-    siptls_engine_free(E->server);
-    ev_loop_destroy(E->loop);
-    siptls_config_cleanup(&E->scfg);
-    siptls_config_cleanup(&E->ccfg);
-    tu_rec_reset(&E->srec);
-    tu_rec_reset(&E->crec);
-    int fds_after = tu_fd_count();
-    int before = E->fds_before;
-    free(E);
-    E = NULL;
-    assert_int_equal(fds_after, before);
-    return 0;
-}
-
-static siptls_stats stats_of(siptls_engine *e)
-{
-    siptls_stats s;
-    siptls_engine_stats(e, &s);
-    return s;
+    tu_pair_start(E);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -203,7 +142,7 @@ static void test_burst_one_write(void **state)
     assert_true(r.handshake_ok);
     assert_answers_in_order(&r, 1000);
     assert_int_equal(E->srec.n_msgs, 1000);
-    assert_int_equal(stats_of(E->server).drop_queue_full, 0);
+    assert_int_equal(tu_stats(E->server).drop_queue_full, 0);
     tu_raw_free(&r);
     free(burst);
 }
@@ -248,8 +187,8 @@ static void burst_from_host(const char *scheme, int listener, unsigned count)
     }
     tu_run_pred(E->loop, client_got, &count, 30, "every answer back");
     assert_client_got_in_order(count);
-    assert_int_equal(stats_of(E->server).drop_queue_full, 0);
-    assert_int_equal(stats_of(E->client).drop_queue_full, 0);
+    assert_int_equal(tu_stats(E->server).drop_queue_full, 0);
+    assert_int_equal(tu_stats(E->client).drop_queue_full, 0);
 }
 
 static void test_burst_from_host_tls(void **state)
@@ -288,7 +227,7 @@ static void test_pings_then_request(void **state)
     unsigned pongs = 0;
     assert_int_equal(tu_raw_count_responses(&r, &pongs), 1);
     assert_int_equal(pongs, 40);
-    assert_int_equal(stats_of(E->server).pings_in, 40);
+    assert_int_equal(tu_stats(E->server).pings_in, 40);
     tu_raw_free(&r);
 }
 
@@ -423,7 +362,7 @@ static void test_large_message_slow_link(void **state)
     assert_int_equal(tu_raw_count_responses(&r, NULL), 1);
     assert_int_equal(E->srec.n_msgs, 1);
     assert_int_equal(E->srec.msgs[0].len, total);
-    assert_int_equal(stats_of(E->server).drop_chunks, 0);
+    assert_int_equal(tu_stats(E->server).drop_chunks, 0);
     tu_raw_free(&r);
     free(msg);
 }
@@ -501,7 +440,7 @@ static void test_slow_steady_reader(void **state)
                 .read_pause_s = 0.002};
     tu_raw_run(E->loop, &r, 60);
     assert_int_equal(r.got_len, 200u * 60000u);
-    assert_int_equal(stats_of(E->server).drop_send_timeout, 0);
+    assert_int_equal(tu_stats(E->server).drop_send_timeout, 0);
     tu_raw_free(&r);
 }
 
@@ -567,7 +506,7 @@ static void test_stalled_peer_log_limited(void **state)
     unsigned want = 1;
     tu_run_pred(E->loop, server_closed_n, &want, 5, "send timeout closed the flow");
     assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_SEND_TIMEOUT);
-    siptls_stats s = stats_of(E->server);
+    siptls_stats s = tu_stats(E->server);
     assert_true(s.drop_queue_full >= 2000);
     /* the first refusal, then one summary (at close) */
     assert_true(g_warn_queue_full >= 1);
@@ -736,7 +675,7 @@ static void test_limit_refusals_log_limited(void **state)
     }
     unsigned want = 28;
     tu_run_pred(E->loop, client_closes_n, &want, 20, "28 connections refused");
-    assert_true(stats_of(E->server).drop_limit >= 28);
+    assert_true(tu_stats(E->server).drop_limit >= 28);
     assert_int_equal(g_warn_refusing, 1);
     want = 2;
     tu_run_pred(E->loop, client_ups_n, &want, 20, "the two admitted connections up");
@@ -770,9 +709,9 @@ static siptls_engine *engine_on(siptls_config *cfg, const char *tls_uri, const c
 {
     tu_config(cfg, "server");
     cfg->reuse_port = reuse;
-    siptls_engine *e = NULL;
-    int st = siptls_engine_new(&e, E->loop, cfg, &g_cb, NULL);
-    if (st == SIPTLS_OK && (st = siptls_listen(e, tls_uri)) >= 0) {
+    siptls_engine *e = tu_pair_engine(E, cfg, NULL, NULL);
+    int st = siptls_listen(e, tls_uri);
+    if (st >= 0) {
         st = siptls_listen(e, dtls_uri);
     }
     *st_out = st < 0 ? st : SIPTLS_OK;
@@ -797,17 +736,17 @@ static void test_port_alone(void **state)
     int st;
     siptls_engine *b = engine_on(&c, tls, "dtls:127.0.0.1:0", 0, &st);
     assert_int_equal(st, SIPTLS_ERR_BIND);
-    siptls_engine_free(b);
+    tu_pair_engine_free(E, b);
     siptls_config_cleanup(&c);
     b = engine_on(&c, "tls:127.0.0.1:0", dtls, 0, &st);
     assert_int_equal(st, SIPTLS_ERR_BIND);
-    siptls_engine_free(b);
+    tu_pair_engine_free(E, b);
     siptls_config_cleanup(&c);
 }
 
 static int accepted(siptls_engine *e)
 {
-    return (int)stats_of(e).flows_accepted;
+    return (int)tu_stats(e).flows_accepted;
 }
 
 static int both_accepted(void *arg)
@@ -864,41 +803,44 @@ static void test_port_shared(void **state)
     for (unsigned i = 0; i < E->crec.ups; i++) {
         siptls_close(E->client, E->crec.up_ids[i]);
     }
-    siptls_engine_free(two[0]);
-    siptls_engine_free(two[1]);
+    tu_pair_engine_free(E, two[0]);
+    tu_pair_engine_free(E, two[1]);
     siptls_config_cleanup(&ca);
     siptls_config_cleanup(&cb);
     siptls_config c;
     siptls_engine *again = engine_on(&c, tls, dtls, 0, &st);
     assert_int_equal(st, SIPTLS_OK);
-    siptls_engine_free(again);
+    tu_pair_engine_free(E, again);
     siptls_config_cleanup(&c);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_burst_one_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_burst_from_host_tls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_burst_from_host_dtls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pings_then_request, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_notify_tls13, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_notify_tls12, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fin_after_request, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_large_message_slow_link, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_sigpipe, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stalled_peer_log_limited, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_blocked_no_spin, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_slow_steady_reader, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failover_refused_tls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failover_refused_dtls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failover_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failover_all_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_localhost, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_loop_held_up, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_limit_refusals_log_limited, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_port_alone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_port_shared, setup, teardown),
+        TU_PAIR_TEST(test_burst_one_write, setup),
+        TU_PAIR_TEST(test_burst_from_host_tls, setup),
+        TU_PAIR_TEST(test_burst_from_host_dtls, setup),
+        TU_PAIR_TEST(test_pings_then_request, setup),
+        TU_PAIR_TEST(test_close_notify_tls13, setup),
+        TU_PAIR_TEST(test_close_notify_tls12, setup),
+        TU_PAIR_TEST(test_fin_after_request, setup),
+        TU_PAIR_TEST(test_large_message_slow_link, setup),
+        TU_PAIR_TEST(test_no_sigpipe, setup),
+        TU_PAIR_TEST(test_stalled_peer_log_limited, setup),
+        TU_PAIR_TEST(test_close_blocked_no_spin, setup),
+        TU_PAIR_TEST(test_slow_steady_reader, setup),
+        TU_PAIR_TEST(test_failover_refused_tls, setup),
+        TU_PAIR_TEST(test_failover_refused_dtls, setup),
+        TU_PAIR_TEST(test_failover_timeout, setup),
+        TU_PAIR_TEST(test_failover_all_refused, setup),
+        TU_PAIR_TEST(test_localhost, setup),
+        TU_PAIR_TEST(test_loop_held_up, setup),
+        TU_PAIR_TEST(test_limit_refusals_log_limited, setup),
+        TU_PAIR_TEST(test_port_alone, setup),
+        TU_PAIR_TEST(test_port_shared, setup),
     };
+    if (getenv("SIPTLS_TEST_FILTER") != NULL) {
+        cmocka_set_test_filter(getenv("SIPTLS_TEST_FILTER"));
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,8 +20,10 @@
 static void append(tu_raw *r, const uint8_t *p, size_t n)
 {
     if (r->got_len + n > r->got_cap) {
-        /* geometric growth: megabytes read 16 KiB at a time stay linear */
-        size_t cap = r->got_cap ? r->got_cap : 65536;
+        /* doubling: a realloc per read copies megabytes per read (under
+         * ASan, which never grows in place, long enough to stall the
+         * reader past a server's tls_send_timeout) */
+        size_t cap = r->got_cap != 0 ? r->got_cap : 65536;
         while (cap < r->got_len + n) {
             cap *= 2;
         }
@@ -56,10 +58,10 @@ static void *raw_main(void *arg)
     a.sin_port = htons((uint16_t)r->port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     WOLFSSL *ssl = NULL;
-    __atomic_store_n(&r->sock, fd, __ATOMIC_SEQ_CST);
     if (ctx == NULL || fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
         goto out;
     }
+    __atomic_store_n(&r->sock, fd + 1, __ATOMIC_SEQ_CST);
     ssl = wolfSSL_new(ctx);
     wolfSSL_set_fd(ssl, fd);
     r->handshake_ok = wolfSSL_connect(ssl) == WOLFSSL_SUCCESS;
@@ -94,7 +96,6 @@ static void *raw_main(void *arg)
         shutdown(fd, SHUT_WR);
         break;
     case TU_RAW_END_CLOSE:
-        __atomic_store_n(&r->sock, -1, __ATOMIC_SEQ_CST);
         close(fd);
         fd = -1;
         goto out;
@@ -124,8 +125,8 @@ out:
     if (ssl != NULL) {
         wolfSSL_free(ssl);
     }
-    __atomic_store_n(&r->sock, -1, __ATOMIC_SEQ_CST);
     if (fd >= 0) {
+        __atomic_store_n(&r->sock, 0, __ATOMIC_SEQ_CST);
         close(fd);
     }
     wolfSSL_CTX_free(ctx);
@@ -146,28 +147,15 @@ void tu_raw_start(tu_raw *r)
 
 void tu_raw_wait(struct ev_loop *loop, tu_raw *r, double timeout_s)
 {
-    /* Not tu_run_pred: on a timeout the client thread must be stopped and
-     * joined before the test fails, or it would go on writing into a
-     * tu_raw that no longer exists. */
-    double waited = 0;
-    while (!raw_done(r) && waited < timeout_s) {
-        tu_run_for(loop, 0.01);
-        waited += 0.01;
-    }
-    int finished = raw_done(r);
-    if (!finished) {
-        int fd = __atomic_load_n(&r->sock, __ATOMIC_SEQ_CST);
-        if (fd > 0) {
-            shutdown(fd, SHUT_RDWR); /* its reads and writes end at once */
+    if (!tu_run_wait(loop, raw_done, r, timeout_s)) {
+        int sock = __atomic_load_n(&r->sock, __ATOMIC_SEQ_CST);
+        if (sock > 0) {
+            shutdown(sock - 1, SHUT_RDWR);
         }
-        while (!raw_done(r)) {
-            tu_run_for(loop, 0.01);
-        }
+        pthread_join(r->thread, NULL);
+        fail_msg("watchdog: raw TLS client not finished within %.1f s", timeout_s);
     }
     pthread_join(r->thread, NULL);
-    if (!finished) {
-        fail_msg("raw TLS client did not finish within %.1f s", timeout_s);
-    }
 }
 
 void tu_raw_run(struct ev_loop *loop, tu_raw *r, double timeout_s)
@@ -181,6 +169,7 @@ void tu_raw_free(tu_raw *r)
     free(r->got);
     r->got = NULL;
     r->got_len = 0;
+    r->got_cap = 0;
 }
 
 unsigned tu_raw_count_responses(const tu_raw *r, unsigned *pongs)

@@ -48,17 +48,20 @@ typedef struct tu_raw {
     int wire_ok;
     uint8_t *got; /**< everything read back (malloc'd; tu_raw_free) */
     size_t got_len;
-    size_t got_cap;
+    size_t got_cap; /**< allocated for `got` */
     int done;
-    int sock; /**< the client's socket while it runs (tu_raw_wait ends a stuck one) */
     pthread_t thread;
+    int sock; /**< the client's socket + 1 while it runs, 0 otherwise (tu_raw_wait
+                   shuts it down when the client overstays) */
 } tu_raw;
 
 /** Start the client on a thread of its own. */
 void tu_raw_start(tu_raw *r);
 
-/** Run `loop` until the started client has finished (fails the test after
- *  `timeout_s`), then join its thread. */
+/** Run `loop` until the started client has finished, then join its
+ *  thread. After `timeout_s` shuts the client's socket down, joins the
+ *  thread (so that it cannot write into a test that has ended) and fails
+ *  the test. */
 void tu_raw_wait(struct ev_loop *loop, tu_raw *r, double timeout_s);
 
 /** tu_raw_start() then tu_raw_wait(). */

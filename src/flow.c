@@ -646,7 +646,16 @@ static uint64_t send_due(const siptls__flow *f)
 
 static int send_fire(siptls__flow *f, uint64_t now)
 {
-    (void)now;
+    /* The socket says writable again only when much of its buffer is free
+     * (a third, for TCP): a peer that reads slowly but steadily can take
+     * longer than tls_send_timeout to get there without ever standing
+     * still. Stuck means the kernel sent nothing of what it held. */
+    int unsent = siptls__flow_unsent(f);
+    if (unsent >= 0 && f->send_outq >= 0 && unsent < f->send_outq) {
+        f->send_blocked_since = now;
+        f->send_outq = unsent;
+        return 0;
+    }
     f->engine->stats.drop_send_timeout++;
     siptls__flow_fail(f, SIPTLS_ERR_SEND_TIMEOUT, 0);
     return 1;

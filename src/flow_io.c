@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 
 #include "engine_internal.h"
 
@@ -271,6 +273,15 @@ void siptls__flow_qpop(siptls__flow *f)
     f->send_blocked_since = 0;
 }
 
+int siptls__flow_unsent(const siptls__flow *f)
+{
+    int n = -1;
+    if (f->fd < 0 || ioctl(f->fd, SIOCOUTQ, &n) != 0) {
+        return -1;
+    }
+    return n;
+}
+
 void siptls__flow_send_blocked(siptls__flow *f, int blocked)
 {
     if (!blocked) {
@@ -279,6 +290,7 @@ void siptls__flow_send_blocked(siptls__flow *f, int blocked)
     }
     if (f->send_blocked_since == 0) {
         f->send_blocked_since = siptls__engine_now(f->engine);
+        f->send_outq = siptls__flow_unsent(f);
         siptls__flow_rearm(f);
     }
 }

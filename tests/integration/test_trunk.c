@@ -444,6 +444,31 @@ static void test_slow_steady_reader(void **state)
     tu_raw_free(&r);
 }
 
+/* Slower still (~1.6 MB/s): the kernel reports the socket writable again
+ * only once a third of its buffer (megabytes) is free, which takes longer
+ * than tls_send_timeout at this pace, though the peer never stops reading.
+ * Stuck is judged by what the kernel sent (SIOCOUTQ), not by writability. */
+static void test_slow_reader_below_wakeup(void **state)
+{
+    (void)state;
+    E->scfg.tls_send_timeout = 400;
+    E->scfg.tls_async_max_postponed_chunks = 1000;
+    E->scfg.tls_async_max_queued_bytes = 64u << 20;
+    start();
+    E->srec.on_msg = answer_lots;
+    char req[400];
+    size_t n = make_options(req, sizeof(req), 1);
+    tu_raw r = {.port = siptls_listener_port(E->server, 0),
+                .data = (uint8_t *)req,
+                .len = n,
+                .expect_bytes = 200u * 60000u,
+                .read_pause_s = 0.01};
+    tu_raw_run(E->loop, &r, 60);
+    assert_int_equal(r.got_len, 200u * 60000u);
+    assert_int_equal(tu_stats(E->server).drop_send_timeout, 0);
+    tu_raw_free(&r);
+}
+
 /* A graceful close of a flow whose peer does not read waits (up to
  * tls_send_timeout) for its queue without spinning: the loop sleeps
  * between the few events it has (the close's deadline used to be "as soon
@@ -453,7 +478,7 @@ static void test_close_blocked_no_spin(void **state)
     (void)state;
     E->scfg.tls_send_timeout = 1000;
     start();
-    tu_raw r = {.port = siptls_listener_port(E->server, 0), .hold_s = 2.0};
+    tu_raw r = {.port = siptls_listener_port(E->server, 0), .hold_s = 2.0, .rcvbuf = 65536};
     tu_raw_start(&r);
     tu_run_pred(E->loop, server_up, NULL, 10, "server flow up");
     siptls_flow_id f = E->srec.up_ids[0];
@@ -483,7 +508,9 @@ static void test_stalled_peer_log_limited(void **state)
     (void)state;
     E->scfg.tls_send_timeout = 1500;
     start();
-    tu_raw r = {.port = siptls_listener_port(E->server, 0), .hold_s = 3.0};
+    /* the peer stops reading for longer than two tls_send_timeout windows:
+     * in the first its kernel may still take bytes into its own buffer */
+    tu_raw r = {.port = siptls_listener_port(E->server, 0), .hold_s = 6.0, .rcvbuf = 65536};
     /* the client runs in the background: it handshakes, then sleeps */
     tu_raw_start(&r);
     tu_run_pred(E->loop, server_up, NULL, 10, "server flow up");
@@ -829,6 +856,7 @@ int main(void)
         TU_PAIR_TEST(test_stalled_peer_log_limited, setup),
         TU_PAIR_TEST(test_close_blocked_no_spin, setup),
         TU_PAIR_TEST(test_slow_steady_reader, setup),
+        TU_PAIR_TEST(test_slow_reader_below_wakeup, setup),
         TU_PAIR_TEST(test_failover_refused_tls, setup),
         TU_PAIR_TEST(test_failover_refused_dtls, setup),
         TU_PAIR_TEST(test_failover_timeout, setup),

@@ -52,6 +52,9 @@ static void *raw_main(void *arg)
     WOLFSSL_CTX *ctx = wolfSSL_CTX_new(m);
     wolfSSL_CTX_load_verify_locations(ctx, tu_pki("ca.pem"), NULL);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0 && r->rcvbuf > 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &r->rcvbuf, sizeof(r->rcvbuf));
+    }
     struct sockaddr_in a;
     memset(&a, 0, sizeof(a));
     a.sin_family = AF_INET;

@@ -41,6 +41,8 @@ typedef struct tu_raw {
                                0: read to EOF */
     size_t expect_bytes;  /**< with END_READ: stop reading after this many bytes */
     double read_pause_s;  /**< sleep this long after each read (a slow reader) */
+    int rcvbuf;           /**< SO_RCVBUF before connecting (0: the default): a small one
+                               closes the TCP window soon, as a peer that does not read */
     double hold_s;        /**< sleep this long after the handshake before writing
                                (and not reading) */
     /* what happened */

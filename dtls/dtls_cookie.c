@@ -63,8 +63,8 @@ int siptls__dtls_make_hello_object(dtls_listener *dl)
     if (dl->hello != NULL) {
         return SIPTLS_OK;
     }
-    dl->hello = dl->l != NULL ? siptls__listener_server_ssl(dl->l, (struct sockaddr *)&dl->local)
-                              : NULL;
+    dl->hello =
+        dl->l != NULL ? siptls__listener_server_ssl(dl->l, (struct sockaddr *)&dl->local) : NULL;
     if (dl->hello == NULL) {
         return SIPTLS_ERR_NOMEM;
     }
@@ -234,8 +234,9 @@ static void on_hello_fragment(dtls_listener *dl, const siptls__dtls_scan *scan,
 }
 
 void siptls__dtls_on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
-                            const siptls__dtls_scan *scan, const siptls__dtls_hello *h,
-                            const struct sockaddr *from, socklen_t from_len, dtls_session *existing)
+                                  const siptls__dtls_scan *scan, const siptls__dtls_hello *h,
+                                  const struct sockaddr *from, socklen_t from_len,
+                                  dtls_session *existing)
 {
     siptls_engine *e = dl->engine;
     if (h->fragmented) {
@@ -360,7 +361,7 @@ void siptls__dtls_restart_step(dtls_session *s, const uint8_t *dg, size_t len)
     }
     /* Check the new peer before the old association goes. */
     int st = dl != NULL && dl->l != NULL ? siptls__listener_check_peer(dl->l, s->next)
-                                          : SIPTLS_ERR_SHUTDOWN;
+                                         : SIPTLS_ERR_SHUTDOWN;
     if (st != SIPTLS_OK) {
         wolfSSL_shutdown(s->next);
         siptls__dtls_free_ssl(&s->next);

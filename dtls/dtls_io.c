@@ -73,7 +73,8 @@ int siptls__dtls_test_set_filter(siptls_engine *e, siptls__dtls_test_filter fn, 
 }
 
 /* The one place wolfSSL return codes become siptls statuses. */
-int siptls__dtls_map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, int ret, int handshake)
+int siptls__dtls_map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, int ret,
+                           int handshake)
 {
     int err = wolfSSL_get_error(ssl, ret);
     switch (err) {
@@ -194,8 +195,8 @@ uint64_t siptls__dtls_retx_deadline(siptls_engine *e, WOLFSSL *ssl)
     return siptls__engine_now(e) + (uint64_t)(t > 0 ? t : 1) * 1000;
 }
 
-void siptls__dtls_dispatch(emit_ctx *ec, const dtls_shared *sh, int fd, const uint8_t *dg, size_t len,
-                     const struct sockaddr *from, socklen_t from_len)
+void siptls__dtls_dispatch(emit_ctx *ec, const dtls_shared *sh, int fd, const uint8_t *dg,
+                           size_t len, const struct sockaddr *from, socklen_t from_len)
 {
     if (sh->filter != NULL) {
         sh->filter(sh->filter_user, fd, dg, len, from, from_len, siptls__dtls_emit_datagram, ec);

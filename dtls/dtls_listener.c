@@ -66,8 +66,8 @@ void siptls__dtls_listener_unref(dtls_listener *dl)
 
 /* Returns 1 when the request was answered. */
 int siptls__dtls_answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t len,
-                       const struct sockaddr *from, socklen_t from_len, int connected,
-                       const struct sockaddr_storage *local)
+                             const struct sockaddr *from, socklen_t from_len, int connected,
+                             const struct sockaddr_storage *local)
 {
     int fp = 0;
     if (siptls__dtls_stun_check(dg, len, &fp) != 0) {
@@ -88,13 +88,13 @@ int siptls__dtls_answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t
 }
 
 void siptls__dtls_listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
-                              const struct sockaddr *from, socklen_t from_len)
+                                    const struct sockaddr *from, socklen_t from_len)
 {
     siptls_engine *e = dl->engine;
     switch (siptls__dtls_demux_byte(dg, len)) {
     case SIPTLS__DTLS_DEMUX_STUN:
         if (siptls__dtls_answer_stun(e, dl->fd, dg, len, from, from_len, 0,
-                        dl->pktinfo ? &dl->cur_local : NULL)) {
+                                     dl->pktinfo ? &dl->cur_local : NULL)) {
             /* RFC 5626 §3.5.2: STUN is the keepalive of datagram flows; a
              * peer that keeps its flow alive this way must keep its
              * session too (idle expiry). */
@@ -226,7 +226,8 @@ void siptls__dtls_listener_io(siptls__listener *l)
             siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
             continue;
         }
-        siptls__dtls_dispatch(&ec, sh, dl->fd, sh->raw, (size_t)n, (struct sockaddr *)&from, from_len);
+        siptls__dtls_dispatch(&ec, sh, dl->fd, sh->raw, (size_t)n, (struct sockaddr *)&from,
+                              from_len);
         if (dl->l == NULL) {
             break;
         }

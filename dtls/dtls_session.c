@@ -181,7 +181,7 @@ static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
 
 /* A datagram for an existing session (inbound or outbound). */
 void siptls__dtls_session_datagram(dtls_session *s, const uint8_t *dg, size_t len,
-                             const siptls__dtls_scan *scan)
+                                   const siptls__dtls_scan *scan)
 {
     siptls__flow *f = s->f;
     if (!siptls__flow_wants_input(f)) {
@@ -252,13 +252,14 @@ static void outbound_datagram(dtls_session *s, const uint8_t *dg, size_t len)
     siptls__dtls_session_datagram(s, dg, len, &scan);
 }
 
-void siptls__dtls_emit_datagram(void *ctx, const uint8_t *dg, size_t len, const struct sockaddr *from,
-                          socklen_t from_len)
+void siptls__dtls_emit_datagram(void *ctx, const uint8_t *dg, size_t len,
+                                const struct sockaddr *from, socklen_t from_len)
 {
     emit_ctx *ec = ctx;
     if (ec->dl != NULL) {
         siptls__dtls_listener_datagram(ec->dl, dg, len, from, from_len);
-    } else if (siptls__flow_phase(ec->f) != SIPTLS__PHASE_CLOSED && siptls__flow_tp(ec->f) != NULL) {
+    } else if (siptls__flow_phase(ec->f) != SIPTLS__PHASE_CLOSED &&
+               siptls__flow_tp(ec->f) != NULL) {
         outbound_datagram(siptls__flow_tp(ec->f), dg, len);
     }
 }
@@ -287,7 +288,8 @@ void siptls__dtls_io_ready(siptls__flow *f, int revents)
                 /* ICMP port unreachable: nobody listens there. */
                 char text[64];
                 siptls__addr_text(siptls__flow_remote(f, NULL), text, sizeof(text));
-                siptls__log(siptls__flow_engine(f), SIPTLS_LOG_INFO, "dtls flow %llu: %s: connection refused",
+                siptls__log(siptls__flow_engine(f), SIPTLS_LOG_INFO,
+                            "dtls flow %llu: %s: connection refused",
                             (unsigned long long)siptls__flow_id(f), text);
                 siptls__flow_fail(f, SIPTLS_ERR_CONNECT, 0);
                 break;

@@ -189,10 +189,11 @@ static uint64_t dtls_next_timeout(siptls__flow *f)
         return 0;
     }
     uint64_t best = 0;
-    uint64_t cand[4] = {siptls__flow_phase(f) <= SIPTLS__PHASE_HANDSHAKE ? s->retx_ms : 0, s->write_retry_ms,
-                        s->next != NULL ? s->next_retx_ms : 0, 0};
+    uint64_t cand[4] = {siptls__flow_phase(f) <= SIPTLS__PHASE_HANDSHAKE ? s->retx_ms : 0,
+                        s->write_retry_ms, s->next != NULL ? s->next_retx_ms : 0, 0};
     if (s->next != NULL) {
-        cand[3] = s->next_since_ms + siptls__engine_config(siptls__flow_engine(f))->dtls_handshake_timeout;
+        cand[3] = s->next_since_ms +
+                  siptls__engine_config(siptls__flow_engine(f))->dtls_handshake_timeout;
     }
     for (int i = 0; i < 4; i++) {
         if (cand[i] != 0 && (best == 0 || cand[i] < best)) {
@@ -232,7 +233,8 @@ static void dtls_on_timeout(siptls__flow *f)
     }
     if (s->write_retry_ms != 0 && now >= s->write_retry_ms) {
         s->write_retry_ms = 0;
-        if (siptls__flow_phase(f) == SIPTLS__PHASE_UP || siptls__flow_phase(f) == SIPTLS__PHASE_CLOSING) {
+        if (siptls__flow_phase(f) == SIPTLS__PHASE_UP ||
+            siptls__flow_phase(f) == SIPTLS__PHASE_CLOSING) {
             dtls_flush(f);
         }
     }

@@ -117,9 +117,10 @@ struct dtls_session {
     size_t rec_space;        /* plaintext per record within dtls_mtu; 0 = not known yet */
     size_t cur_rec;          /* record to hand wolfSSL_write again after WANT_WRITE */
     uint8_t shutdown_sent;
-    uint8_t shared_ref;      /* outbound: holds a reference to the engine buffers */
-    uint8_t undrained;       /* the last read stopped before WANT_READ: wolfSSL may hold records of an older datagram */
-    uint32_t hs_dg_len;      /* length of the datagram that completed the handshake (0: unknown) */
+    uint8_t shared_ref; /* outbound: holds a reference to the engine buffers */
+    uint8_t undrained;  /* the last read stopped before WANT_READ: wolfSSL may hold records of an
+                           older datagram */
+    uint32_t hs_dg_len; /* length of the datagram that completed the handshake (0: unknown) */
     struct sockaddr_storage local; /* inbound on a wildcard listener: our address */
     /* RFC 6347 §4.2.8: a new handshake from the address of this session;
      * it replaces this one only when it completes. */
@@ -159,22 +160,23 @@ typedef struct emit_ctx {
 dtls_shared *siptls__dtls_shared_of(siptls_engine *e);
 dtls_shared *siptls__dtls_shared_ref(siptls_engine *e);
 void siptls__dtls_shared_unref(siptls_engine *e);
-int siptls__dtls_map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, int ret, int handshake);
+int siptls__dtls_map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, int ret,
+                           int handshake);
 void siptls__dtls_setup_ssl(WOLFSSL *ssl, dtls_io *io);
 void siptls__dtls_free_ssl(WOLFSSL **ssl);
 uint64_t siptls__dtls_retx_deadline(siptls_engine *e, WOLFSSL *ssl);
-void siptls__dtls_dispatch(emit_ctx *ec, const dtls_shared *sh, int fd, const uint8_t *dg, size_t len,
-                     const struct sockaddr *from, socklen_t from_len);
+void siptls__dtls_dispatch(emit_ctx *ec, const dtls_shared *sh, int fd, const uint8_t *dg,
+                           size_t len, const struct sockaddr *from, socklen_t from_len);
 
 /* dtls_listener.c */
 void siptls__dtls_table_add(dtls_listener *dl, dtls_session *s);
 void siptls__dtls_table_del(dtls_listener *dl, dtls_session *s);
 void siptls__dtls_listener_unref(dtls_listener *dl);
 int siptls__dtls_answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t len,
-                       const struct sockaddr *from, socklen_t from_len, int connected,
-                       const struct sockaddr_storage *local);
+                             const struct sockaddr *from, socklen_t from_len, int connected,
+                             const struct sockaddr_storage *local);
 void siptls__dtls_listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
-                              const struct sockaddr *from, socklen_t from_len);
+                                    const struct sockaddr *from, socklen_t from_len);
 int siptls__dtls_listen(siptls__listener *l);
 void siptls__dtls_listener_io(siptls__listener *l);
 void siptls__dtls_listener_close(siptls__listener *l);
@@ -184,8 +186,9 @@ int siptls__dtls_random_bytes(uint8_t *p, size_t n);
 void siptls__dtls_rotate_secret(dtls_listener *dl, uint64_t now);
 int siptls__dtls_make_hello_object(dtls_listener *dl);
 void siptls__dtls_on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
-                            const siptls__dtls_scan *scan, const siptls__dtls_hello *h,
-                            const struct sockaddr *from, socklen_t from_len, dtls_session *existing);
+                                  const siptls__dtls_scan *scan, const siptls__dtls_hello *h,
+                                  const struct sockaddr *from, socklen_t from_len,
+                                  dtls_session *existing);
 void siptls__dtls_restart_step(dtls_session *s, const uint8_t *dg, size_t len);
 
 /* dtls_session.c */
@@ -193,9 +196,9 @@ dtls_session *siptls__dtls_session_new(siptls_engine *e, int fd);
 void siptls__dtls_set_local(dtls_session *s, const struct sockaddr_storage *local);
 void siptls__dtls_handshake_done(dtls_session *s);
 void siptls__dtls_session_datagram(dtls_session *s, const uint8_t *dg, size_t len,
-                             const siptls__dtls_scan *scan);
-void siptls__dtls_emit_datagram(void *ctx, const uint8_t *dg, size_t len, const struct sockaddr *from,
-                          socklen_t from_len);
+                                   const siptls__dtls_scan *scan);
+void siptls__dtls_emit_datagram(void *ctx, const uint8_t *dg, size_t len,
+                                const struct sockaddr *from, socklen_t from_len);
 void siptls__dtls_io_ready(siptls__flow *f, int revents);
 
 /* dtls_transport.c */

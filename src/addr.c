@@ -160,7 +160,7 @@ int siptls__addr_resolve(const siptls_uri *u, int passive, siptls__addr *out, in
  * answer from the address the peer sent to, or a peer with a connected
  * socket drops the answer: IP_PKTINFO / IPV6_PKTINFO). */
 ssize_t siptls__udp_send(int fd, const void *buf, size_t n, const struct sockaddr *peer,
-                          socklen_t peer_len, const struct sockaddr_storage *local)
+                         socklen_t peer_len, const struct sockaddr_storage *local)
 {
     if (peer == NULL) {
         return send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -229,7 +229,7 @@ int siptls__udp_want_pktinfo(int fd, int family)
 /* The destination address of a datagram from its control messages, with
  * the listener's port. Returns 0 when found. */
 int siptls__udp_pktinfo_local(struct msghdr *mh, const struct sockaddr_storage *bound,
-                         struct sockaddr_storage *out)
+                              struct sockaddr_storage *out)
 {
     for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
         if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&

@@ -144,8 +144,8 @@ static void flow_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     siptls__flow *f = w->data;
     siptls_engine *e = f->engine;
     siptls__engine_enter(e);
-    int mask = ((revents & EV_READ) ? SIPTLS__IO_READ : 0) |
-               ((revents & EV_WRITE) ? SIPTLS__IO_WRITE : 0);
+    int mask =
+        ((revents & EV_READ) ? SIPTLS__IO_READ : 0) | ((revents & EV_WRITE) ? SIPTLS__IO_WRITE : 0);
     f->ops->io(f, mask);
     siptls__flow_io_done(f);
     siptls__engine_leave(e);
@@ -253,7 +253,8 @@ void siptls__flow_want(siptls__flow *f, int mask)
     f->want_mask = mask;
     if (mask != 0) {
         ev_io_set(w, f->fd,
-                  ((mask & SIPTLS__IO_READ) ? EV_READ : 0) | ((mask & SIPTLS__IO_WRITE) ? EV_WRITE : 0));
+                  ((mask & SIPTLS__IO_READ) ? EV_READ : 0) |
+                      ((mask & SIPTLS__IO_WRITE) ? EV_WRITE : 0));
         ev_io_start(f->engine->loop, w);
     }
 }
@@ -490,7 +491,8 @@ int siptls_engine_reload_certs(siptls_engine *e)
             for (int k = 0; k < 3; k++) {
                 siptls__secctx_free(fresh[k]);
             }
-            siptls__log(e, SIPTLS_LOG_ERR, "certificate reload failed: keeping the old certificates");
+            siptls__log(e, SIPTLS_LOG_ERR,
+                        "certificate reload failed: keeping the old certificates");
             return SIPTLS_ERR_CERT;
         }
     }
@@ -635,14 +637,14 @@ int siptls_send(siptls_engine *e, siptls_flow_id id, const uint8_t *buf, size_t 
             return SIPTLS_ERR_GONE;
         }
     }
-    int st = siptls__flow_queue_full(f, len) ? SIPTLS_ERR_QUEUE_FULL
-                                               : siptls__flow_queue(f, buf, len);
+    int st =
+        siptls__flow_queue_full(f, len) ? SIPTLS_ERR_QUEUE_FULL : siptls__flow_queue(f, buf, len);
     if (st != SIPTLS_OK) {
         if (st == SIPTLS_ERR_QUEUE_FULL) {
             e->stats.drop_queue_full++;
-            siptls__flow_warn(f, st, "%s flow %llu: %s (%u messages, %zu bytes waiting to be written)",
-                              f->ops->name, (unsigned long long)id, siptls_strerror(st), f->q_count,
-                              f->q_bytes);
+            siptls__flow_warn(
+                f, st, "%s flow %llu: %s (%u messages, %zu bytes waiting to be written)",
+                f->ops->name, (unsigned long long)id, siptls_strerror(st), f->q_count, f->q_bytes);
         }
         return st;
     }

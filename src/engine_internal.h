@@ -61,8 +61,8 @@ struct siptls__flow {
     unsigned q_count;
     size_t q_bytes;
     uint64_t send_blocked_since; /**< ms; 0 when the queue is moving */
-    int send_outq;               /**< bytes the socket had not sent yet when it blocked (-1: unknown) */
-    size_t rx_wakeup_bytes;      /**< stream bytes received in this wakeup (one chunk) */
+    int send_outq;          /**< bytes the socket had not sent yet when it blocked (-1: unknown) */
+    size_t rx_wakeup_bytes; /**< stream bytes received in this wakeup (one chunk) */
 
     /* timers (absolute ms, 0 = off) */
     uint64_t last_activity_ms;

@@ -379,8 +379,8 @@ void siptls__flow_fail(siptls__flow *f, int reason, int graceful)
         siptls__engine_schedule(f);
         return;
     }
-    if (f->phase == SIPTLS__PHASE_CONNECTING && f->outbound && !f->close_requested &&
-        !e->freeing && siptls__flow_next_address(f, &reason)) {
+    if (f->phase == SIPTLS__PHASE_CONNECTING && f->outbound && !f->close_requested && !e->freeing &&
+        siptls__flow_next_address(f, &reason)) {
         return;
     }
     if (f->phase >= SIPTLS__PHASE_CLOSING) {
@@ -436,12 +436,12 @@ static void report_up(siptls__flow *f, int resumed)
         /* Describing the peer parses its certificate: only when asked. */
         siptls_flow_info info;
         siptls_flow_get_info(e, f->id, &info);
-        siptls__log(e, SIPTLS_LOG_DEBUG, "%s flow %llu %s %s up: %s %s%s%s%s", f->ops->name,
-                    (unsigned long long)f->id, f->outbound ? "to" : "from", info.remote_text,
-                    info.tls_version, info.cipher, info.resumed ? " (resumed)" : "",
-                    info.peer_cert ? (info.peer_verified ? ", peer verified" : ", peer NOT verified")
-                                   : "",
-                    info.trusted ? ", trusted" : "");
+        siptls__log(
+            e, SIPTLS_LOG_DEBUG, "%s flow %llu %s %s up: %s %s%s%s%s", f->ops->name,
+            (unsigned long long)f->id, f->outbound ? "to" : "from", info.remote_text,
+            info.tls_version, info.cipher, info.resumed ? " (resumed)" : "",
+            info.peer_cert ? (info.peer_verified ? ", peer verified" : ", peer NOT verified") : "",
+            info.trusted ? ", trusted" : "");
     }
     if (e->cb.on_flow != NULL) {
         e->cb.on_flow(e, f->id, SIPTLS_FLOW_UP, SIPTLS_OK, e->user);
@@ -455,9 +455,8 @@ static void report_up(siptls__flow *f, int resumed)
 int siptls__flow_handshake_done(siptls__flow *f, struct WOLFSSL *ssl, int resumed)
 {
     siptls__secctx *sec = siptls__engine_secctx(f->engine, f->ops->kind);
-    int st = sec != NULL
-                 ? siptls__secctx_peer_check(sec, ssl, !f->outbound, f->sip_domain, NULL)
-                 : SIPTLS_ERR_CERT;
+    int st = sec != NULL ? siptls__secctx_peer_check(sec, ssl, !f->outbound, f->sip_domain, NULL)
+                         : SIPTLS_ERR_CERT;
     if (st != SIPTLS_OK) {
         char name[96];
         siptls__log(f->engine, SIPTLS_LOG_WARN, "%s: %s", siptls__flow_name(f, name, sizeof(name)),
@@ -625,9 +624,8 @@ static int message_fire(siptls__flow *f, uint64_t now)
 
 static uint64_t closing_due(const siptls__flow *f)
 {
-    return f->phase == SIPTLS__PHASE_CLOSING
-               ? f->phase_since_ms + f->engine->cfg.tls_send_timeout
-               : 0;
+    return f->phase == SIPTLS__PHASE_CLOSING ? f->phase_since_ms + f->engine->cfg.tls_send_timeout
+                                             : 0;
 }
 
 static int closing_fire(siptls__flow *f, uint64_t now)
@@ -720,11 +718,11 @@ void siptls__flow_rearm(siptls__flow *f)
 static void warn_summary(siptls__flow *f)
 {
     if (f->warn_suppressed != 0) {
-        siptls__log(f->engine, SIPTLS_LOG_WARN,
-                    "%s flow %llu: %u more warnings like the last one (%s) in %llu s",
-                    f->ops->name, (unsigned long long)f->id, f->warn_suppressed,
-                    siptls_strerror(f->warn_cause),
-                    (unsigned long long)((siptls__engine_now(f->engine) - f->warn_since_ms) / 1000));
+        siptls__log(
+            f->engine, SIPTLS_LOG_WARN,
+            "%s flow %llu: %u more warnings like the last one (%s) in %llu s", f->ops->name,
+            (unsigned long long)f->id, f->warn_suppressed, siptls_strerror(f->warn_cause),
+            (unsigned long long)((siptls__engine_now(f->engine) - f->warn_since_ms) / 1000));
         f->warn_suppressed = 0;
     }
 }
@@ -733,7 +731,8 @@ void siptls__flow_warn(siptls__flow *f, int cause, const char *fmt, ...)
 {
     siptls_engine *e = f->engine;
     uint64_t now = siptls__engine_now(e);
-    if (f->warn_cause == cause && f->warn_since_ms != 0 && now - f->warn_since_ms < WARN_WINDOW_MS) {
+    if (f->warn_cause == cause && f->warn_since_ms != 0 &&
+        now - f->warn_since_ms < WARN_WINDOW_MS) {
         f->warn_suppressed++;
         return;
     }
@@ -764,4 +763,3 @@ void siptls__log_limited(siptls_engine *e, siptls__ratelog *slot, const char *fm
     siptls__engine_vlog(e, SIPTLS_LOG_WARN, fmt, ap);
     va_end(ap);
 }
-

@@ -2,11 +2,11 @@
  * the events out to the host (messages, keepalives, framing errors counted
  * in one place), its write queue, and the security calls a transport makes
  * on its behalf. The flow's phases and deadlines are in flow.c. */
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <linux/sockios.h>
 
 #include "engine_internal.h"
 
@@ -315,9 +315,9 @@ struct WOLFSSL *siptls__flow_client_ssl(siptls__flow *f, int *resuming)
         *resuming = 0;
     }
     siptls__secctx *sec = siptls__engine_secctx(f->engine, f->ops->kind);
-    struct WOLFSSL *ssl = sec != NULL ? siptls__secctx_client_ssl(sec, f->sip_domain,
-                                                                  (struct sockaddr *)&f->remote)
-                                      : NULL;
+    struct WOLFSSL *ssl =
+        sec != NULL ? siptls__secctx_client_ssl(sec, f->sip_domain, (struct sockaddr *)&f->remote)
+                    : NULL;
     if (ssl != NULL && f->engine->cfg.tls_session_cache) {
         /* RFC 5246 §7.3 abbreviated handshake / RFC 8446 §2.2: one round
          * trip and the certificate checks less. */

@@ -93,7 +93,7 @@ int siptls__open_addrs(siptls_engine *e, siptls_transport t, const char *host, i
         }
     }
     int st = f->sip_domain == NULL || (n > 1 && f->alts == NULL) ? SIPTLS_ERR_NOMEM
-                                                                   : siptls__flow_connect(f);
+                                                                 : siptls__flow_connect(f);
     if (st != SIPTLS_OK && st != SIPTLS_ERR_NOMEM) {
         /* This address failed at once (no route, no socket): the next. */
         if (siptls__flow_next_address(f, &st)) {

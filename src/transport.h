@@ -43,13 +43,13 @@ typedef enum siptls__framing {
 
 /** The per-flow limits a transport takes from the configuration. */
 typedef struct siptls__flow_limits {
-    unsigned max_flows;             /**< open flows of this transport per engine */
-    uint64_t handshake_timeout_ms;  /**< from the first answer to UP */
-    uint64_t idle_ms;               /**< nothing received (and sent, see below): closed; 0 = never */
-    int idle_counts_sends;          /**< 1: writing is activity too */
-    size_t max_chunks;              /**< framer: chunks an incomplete message may span */
-    size_t chunk_full_bytes;        /**< framer: a chunk this large is progress */
-    uint64_t max_msg_time_ms;       /**< framer: time to complete a started message */
+    unsigned max_flows;            /**< open flows of this transport per engine */
+    uint64_t handshake_timeout_ms; /**< from the first answer to UP */
+    uint64_t idle_ms;              /**< nothing received (and sent, see below): closed; 0 = never */
+    int idle_counts_sends;         /**< 1: writing is activity too */
+    size_t max_chunks;             /**< framer: chunks an incomplete message may span */
+    size_t chunk_full_bytes;       /**< framer: a chunk this large is progress */
+    uint64_t max_msg_time_ms;      /**< framer: time to complete a started message */
 } siptls__flow_limits;
 
 typedef enum siptls__phase {
@@ -65,10 +65,10 @@ typedef enum siptls__phase {
 typedef struct siptls__transport_ops {
     siptls_transport kind;
     const char *name;
-    int socktype;           /**< SOCK_STREAM / SOCK_DGRAM: the listener socket */
+    int socktype; /**< SOCK_STREAM / SOCK_DGRAM: the listener socket */
     siptls__framing framing;
-    int dtls;               /**< its security contexts are DTLS ones */
-    size_t stats_open;      /**< offsetof(siptls_stats, its "flows open now" counter) */
+    int dtls;          /**< its security contexts are DTLS ones */
+    size_t stats_open; /**< offsetof(siptls_stats, its "flows open now" counter) */
     /** The transport's per-flow limits from `cfg`. */
     void (*limits)(const siptls_config *cfg, siptls__flow_limits *out);
     /** The engine bound `fd` (siptls__listener_fd) to the listener's
@@ -127,14 +127,14 @@ void siptls__log_limited(siptls_engine *e, siptls__ratelog *slot, const char *fm
 /** Events a transport reports; one place (siptls__count) maps them to the
  *  engine's counters. */
 typedef enum siptls__event {
-    SIPTLS__EV_DTLS_COOKIE_SENT,   /**< a HelloVerifyRequest left */
-    SIPTLS__EV_DTLS_COOKIE_BAD,    /**< a ClientHello's cookie failed */
-    SIPTLS__EV_DTLS_RATE_LIMITED,  /**< a cookie-checked handshake refused */
-    SIPTLS__EV_DTLS_BAD_RECORD,    /**< records dropped silently */
-    SIPTLS__EV_DTLS_STUN,          /**< a STUN Binding request answered */
-    SIPTLS__EV_DTLS_JUNK,          /**< a datagram neither DTLS nor STUN */
-    SIPTLS__EV_DROP_RESOURCES,     /**< a connection shed: no descriptor or memory */
-    SIPTLS__EV_DROP_TOO_BIG,       /**< an outgoing message that cannot be sent */
+    SIPTLS__EV_DTLS_COOKIE_SENT,  /**< a HelloVerifyRequest left */
+    SIPTLS__EV_DTLS_COOKIE_BAD,   /**< a ClientHello's cookie failed */
+    SIPTLS__EV_DTLS_RATE_LIMITED, /**< a cookie-checked handshake refused */
+    SIPTLS__EV_DTLS_BAD_RECORD,   /**< records dropped silently */
+    SIPTLS__EV_DTLS_STUN,         /**< a STUN Binding request answered */
+    SIPTLS__EV_DTLS_JUNK,         /**< a datagram neither DTLS nor STUN */
+    SIPTLS__EV_DROP_RESOURCES,    /**< a connection shed: no descriptor or memory */
+    SIPTLS__EV_DROP_TOO_BIG,      /**< an outgoing message that cannot be sent */
 } siptls__event;
 void siptls__count(siptls_engine *e, siptls__event ev, uint64_t n);
 

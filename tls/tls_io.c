@@ -72,7 +72,7 @@ static int tx_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     }
     t->rx_errno = errno;
     return errno == ECONNRESET || errno == EPIPE ? WOLFSSL_CBIO_ERR_CONN_RST
-                                                   : WOLFSSL_CBIO_ERR_GENERAL;
+                                                 : WOLFSSL_CBIO_ERR_GENERAL;
 }
 
 void tls_rx_release(tls_flow *t)

@@ -285,8 +285,9 @@ static void handshake_step(siptls__flow *f)
         int err = wolfSSL_get_error(t->ssl, ret);
         int st = tls_status(f, t->ssl, ret, 1);
         if (st == SIPTLS_AGAIN) {
-            siptls__flow_want(f, err == WOLFSSL_ERROR_WANT_WRITE ? SIPTLS__IO_READ | SIPTLS__IO_WRITE
-                                                                 : SIPTLS__IO_READ);
+            siptls__flow_want(f, err == WOLFSSL_ERROR_WANT_WRITE
+                                     ? SIPTLS__IO_READ | SIPTLS__IO_WRITE
+                                     : SIPTLS__IO_READ);
             return;
         }
         siptls__flow_fail(f, st, 0);

@@ -209,10 +209,11 @@ static int pure_parts(void)
     if (siptls_config_init(&c) != SIPTLS_OK) {
         return 0;
     }
-    static const char text[] = "listen = tls:127.0.0.1:5061\nlisten = dtls:[::1]:5062\n"
-                               "server_domain = a=127.0.0.1:5061\nclient_domain = b\n"
-                               "certificate = [a]/x.pem\nmatch_sip_domain = [b]b.example\n"
-                               "trusted_domain = t.example\nmodparam(\"proto_tls\", \"tls_port\", 5063)\n";
+    static const char text[] =
+        "listen = tls:127.0.0.1:5061\nlisten = dtls:[::1]:5062\n"
+        "server_domain = a=127.0.0.1:5061\nclient_domain = b\n"
+        "certificate = [a]/x.pem\nmatch_sip_domain = [b]b.example\n"
+        "trusted_domain = t.example\nmodparam(\"proto_tls\", \"tls_port\", 5063)\n";
     siptls_config_error err;
     if (siptls_config_load_string(&c, text, "sweep.conf", &err) != SIPTLS_OK) {
         ok = 0;
@@ -260,6 +261,7 @@ static void test_sweep_pure(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_sweep), cmocka_unit_test(test_sweep_pure)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_sweep),
+                                       cmocka_unit_test(test_sweep_pure)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -904,15 +904,12 @@ static void test_trusted_domain(void **state)
     /* The client certificate's identity is client.example.test. A
      * "*.suffix" entry trusts any identity one or more labels below the
      * suffix (docs/admin-guide.md), never the suffix itself. */
-    const char *lists[] = {"other.example.test",
-                           "other.example.test,CLIENT.example.test",
-                           "*.example.test",
-                           "*.test",
-                           "*.client.example.test",
-                           "*.other.test,*.example.test"};
+    const char *lists[] = {"other.example.test",    "other.example.test,CLIENT.example.test",
+                           "*.example.test",        "*.test",
+                           "*.client.example.test", "*.other.test,*.example.test"};
     const int want[] = {0, 1, 1, 1, 0, 1};
-    const char *want_name[] = {"", "client.example.test", "*.example.test",
-                               "*.test", "", "*.example.test"};
+    const char *want_name[] = {"", "client.example.test", "*.example.test", "*.test",
+                               "", "*.example.test"};
     for (int i = 0; i < 6; i++) {
         duo d;
         srv_cfg(&d.scfg, "server", 1, 0);
@@ -927,8 +924,8 @@ static void test_trusted_domain(void **state)
         assert_int_equal(siptls__secctx_peer_check(d.srv, p.s, 1, NULL, &si), SIPTLS_OK);
         assert_int_equal(si.peer_verified, 1);
         if (si.trusted != want[i] || strcmp(si.trusted_domain, want_name[i]) != 0) {
-            fail_msg("trusted_domain = %s: trusted %d ('%s'), want %d ('%s')", lists[i],
-                     si.trusted, si.trusted_domain, want[i], want_name[i]);
+            fail_msg("trusted_domain = %s: trusted %d ('%s'), want %d ('%s')", lists[i], si.trusted,
+                     si.trusted_domain, want[i], want_name[i]);
         }
         pair_free(&p);
         duo_free(&d);

@@ -10,8 +10,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +56,8 @@ static void echo_reply(tu_rec *r, siptls_flow_id flow, const siptls_msg *m)
     static const char resp[] = "SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS x;branch=z9hG4bK1\r\n"
                                "From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: 1\r\n"
                                "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-    assert_int_equal(siptls_send(r->engine, flow, (const uint8_t *)resp, sizeof(resp) - 1), SIPTLS_OK);
+    assert_int_equal(siptls_send(r->engine, flow, (const uint8_t *)resp, sizeof(resp) - 1),
+                     SIPTLS_OK);
 }
 
 static int got_msgs(void *arg)
@@ -116,9 +117,12 @@ static void bulk(unsigned nflows)
             siptls_stats a, b;
             siptls_engine_stats(E->server, &a);
             siptls_engine_stats(clients[0], &b);
-            fprintf(stderr, "server msgs %u open %llu closed %llu bytes_in %llu; client out %llu bytes %llu open %llu\n",
-                    E->srec.n_msgs, (unsigned long long)a.flows_open, (unsigned long long)a.flows_closed,
-                    (unsigned long long)a.bytes_in, (unsigned long long)b.msgs_out, (unsigned long long)b.bytes_out,
+            fprintf(stderr,
+                    "server msgs %u open %llu closed %llu bytes_in %llu; client out %llu bytes "
+                    "%llu open %llu\n",
+                    E->srec.n_msgs, (unsigned long long)a.flows_open,
+                    (unsigned long long)a.flows_closed, (unsigned long long)a.bytes_in,
+                    (unsigned long long)b.msgs_out, (unsigned long long)b.bytes_out,
                     (unsigned long long)b.flows_open);
         }
     }
@@ -205,15 +209,15 @@ typedef struct raw_tls {
  * thread's loop). */
 typedef struct raw_job {
     unsigned port;
-    int parts;          /* send the message in this many writes */
-    double pause_s;     /* between writes */
+    int parts;      /* send the message in this many writes */
+    double pause_s; /* between writes */
     size_t msg_len;
-    int stop_reading;   /* handshake then sleep without reading */
-    int reset_mid;      /* once `go` is set: send half a message then RST */
-    int go;             /* set by the test when the server's side is up */
+    int stop_reading; /* handshake then sleep without reading */
+    int reset_mid;    /* once `go` is set: send half a message then RST */
+    int go;           /* set by the test when the server's side is up */
     double hold_s;
     int handshake_ok;
-    int result;         /* bytes read back before EOF, or -errno */
+    int result; /* bytes read back before EOF, or -errno */
     int done;
 } raw_job;
 
@@ -325,8 +329,9 @@ static void test_chunk_limit(void **state)
     /* and the server goes on serving */
     E->srec.on_msg = echo_reply;
     uint8_t *req = tu_make_request(500, 2, "TLS");
-    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), req, 500, NULL),
-                     SIPTLS_OK);
+    assert_int_equal(
+        siptls_send_to(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), req, 500, NULL),
+        SIPTLS_OK);
     free(req);
     want[0] = 1;
     want[1] = 2;
@@ -429,7 +434,8 @@ static void test_reset_mid_message(void **state)
 {
     (void)state;
     start();
-    raw_job j = {.port = siptls_listener_port(E->server, 0), .parts = 1, .msg_len = 3000, .reset_mid = 1};
+    raw_job j = {
+        .port = siptls_listener_port(E->server, 0), .parts = 1, .msg_len = 3000, .reset_mid = 1};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, raw_thread, &j), 0);
     unsigned one = 1;
@@ -445,8 +451,9 @@ static void test_reset_mid_message(void **state)
     /* still serving */
     E->srec.on_msg = echo_reply;
     uint8_t *req = tu_make_request(500, 2, "TLS");
-    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), req, 500, NULL),
-                     SIPTLS_OK);
+    assert_int_equal(
+        siptls_send_to(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), req, 500, NULL),
+        SIPTLS_OK);
     free(req);
     unsigned want[2] = {1, 1};
     tu_run_pred(E->loop, got_msgs, want, 10, "next client served");
@@ -476,7 +483,7 @@ static void test_close_inside_callback(void **state)
     tu_run_pred(E->loop, all_closed, NULL, 5, "closed from inside the callback");
     assert_int_equal(E->srec.n_msgs, 1); /* the second message came after close */
     assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_CLOSED_LOCAL);
-    assert_int_equal(E->crec.pings, 1);  /* the ping queued before close went out */
+    assert_int_equal(E->crec.pings, 1); /* the ping queued before close went out */
 }
 
 static void test_bad_uris_and_args(void **state)
@@ -486,7 +493,8 @@ static void test_bad_uris_and_args(void **state)
     siptls_flow_id f;
     assert_int_equal(siptls_send_to(E->client, "udp:127.0.0.1:5060", (const uint8_t *)"x", 1, &f),
                      SIPTLS_ERR_URI_SCHEME);
-    assert_int_equal(siptls_send_to(E->client, "tls:*:5061", (const uint8_t *)"x", 1, &f), SIPTLS_ERR_URI_ADDR);
+    assert_int_equal(siptls_send_to(E->client, "tls:*:5061", (const uint8_t *)"x", 1, &f),
+                     SIPTLS_ERR_URI_ADDR);
     assert_int_equal(siptls_send(E->client, 12345, (const uint8_t *)"x", 1), SIPTLS_ERR_GONE);
     assert_int_equal(siptls_listen(E->server, "tls:127.0.0.1:99999"), SIPTLS_ERR_URI_PORT);
     /* the port is taken: bind fails with a clear status */
@@ -544,7 +552,8 @@ static void test_api_edges(void **state)
     E->srec.on_msg = echo_reply;
     uint8_t *req = tu_make_request(400, 1, "TLS");
     siptls_flow_id f = 0;
-    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 1, "tls", "[::1]"), req, 400, &f), SIPTLS_OK);
+    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 1, "tls", "[::1]"), req, 400, &f),
+                     SIPTLS_OK);
     unsigned want[2] = {1, 1};
     tu_run_pred(E->loop, got_msgs, want, 10, "IPv6 OPTIONS answered");
     siptls_flow_info info;
@@ -552,7 +561,9 @@ static void test_api_edges(void **state)
     assert_int_equal(info.remote.ss_family, AF_INET6);
     assert_true(strncmp(info.remote_text, "[::1]:", 6) == 0);
     /* the wildcard listener takes IPv4 too */
-    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 3, "tls", "127.0.0.1"), req, 400, NULL), SIPTLS_OK);
+    assert_int_equal(
+        siptls_send_to(E->client, tu_uri(E->server, 3, "tls", "127.0.0.1"), req, 400, NULL),
+        SIPTLS_OK);
     want[0] = 2;
     want[1] = 2;
     tu_run_pred(E->loop, got_msgs, want, 10, "wildcard listener answered");
@@ -561,20 +572,23 @@ static void test_api_edges(void **state)
     assert_int_equal(siptls_send(NULL, 1, (const uint8_t *)"x", 1), SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_send(E->client, f, NULL, 1), SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_send(E->client, f, (const uint8_t *)"x", 0), SIPTLS_ERR_INVAL);
-    assert_int_equal(siptls_send_to(E->client, NULL, (const uint8_t *)"x", 1, NULL), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_send_to(E->client, NULL, (const uint8_t *)"x", 1, NULL),
+                     SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_connect(NULL, "tls:127.0.0.1", NULL), SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_open(E->client, NULL, NULL), SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_close(NULL, f), SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_flow_get_info(E->client, f, NULL), SIPTLS_ERR_INVAL);
-    assert_int_equal(siptls_flow_lookup(E->client, SIPTLS_TRANSPORT_TLS, NULL, 0, NULL), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_flow_lookup(E->client, SIPTLS_TRANSPORT_TLS, NULL, 0, NULL),
+                     SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_flow_keepalive(NULL, f, 1), SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_listen(NULL, "tls:127.0.0.1:0"), SIPTLS_ERR_INVAL);
     struct sockaddr_in nowhere = {.sin_family = AF_INET, .sin_port = htons(9)};
-    assert_int_equal(siptls_flow_lookup(E->client, SIPTLS_TRANSPORT_TLS, (struct sockaddr *)&nowhere,
-                                        sizeof(nowhere), NULL),
+    assert_int_equal(siptls_flow_lookup(E->client, SIPTLS_TRANSPORT_TLS,
+                                        (struct sockaddr *)&nowhere, sizeof(nowhere), NULL),
                      SIPTLS_ERR_GONE);
     siptls_engine *bad = NULL;
-    assert_int_equal(siptls_engine_new(&bad, NULL, &E->scfg, &tu_callbacks, NULL), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_engine_new(&bad, NULL, &E->scfg, &tu_callbacks, NULL),
+                     SIPTLS_ERR_INVAL);
     /* an engine whose config names a bad listener does not start */
     siptls_config c2;
     tu_config(&c2, "server");
@@ -634,10 +648,12 @@ static void test_table_growth(void **state)
         assert_int_equal(siptls_flow_get_info(E->client, ids[i], &info), SIPTLS_OK);
         siptls_flow_id back = 0;
         assert_int_equal(siptls_flow_lookup(E->client, SIPTLS_TRANSPORT_TLS,
-                                            (struct sockaddr *)&info.remote, sizeof(info.remote), &back),
+                                            (struct sockaddr *)&info.remote, sizeof(info.remote),
+                                            &back),
                          SIPTLS_OK);
         assert_int_equal(siptls_flow_lookup(E->server, SIPTLS_TRANSPORT_TLS,
-                                            (struct sockaddr *)&info.local, sizeof(info.local), &back),
+                                            (struct sockaddr *)&info.local, sizeof(info.local),
+                                            &back),
                          SIPTLS_OK);
         assert_int_equal(siptls_close(E->client, ids[i]), SIPTLS_OK);
     }
@@ -651,7 +667,8 @@ static void test_msg_time_limit(void **state)
     (void)state;
     E->scfg.tls_max_msg_time = 1;
     start();
-    raw_job j = {.port = siptls_listener_port(E->server, 0), .parts = 2, .pause_s = 2.5, .msg_len = 1000};
+    raw_job j = {
+        .port = siptls_listener_port(E->server, 0), .parts = 2, .pause_s = 2.5, .msg_len = 1000};
     run_job(&j, 10);
     tu_run_pred(E->loop, all_closed, NULL, 5, "stalled message closed");
     assert_int_equal(E->srec.closes, 1);

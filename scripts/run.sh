@@ -27,7 +27,7 @@ build_root=${SIPTLS_BUILD_ROOT:-$repo/build}
 build=$build_root/release
 jobs=${JOBS:-2}
 
-deps=(build-essential cmake pkg-config libwolfssl-dev libev-dev)
+deps=(build-essential cmake pkg-config libwolfssl-dev libev-dev libc-ares-dev)
 missing=()
 for p in "${deps[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

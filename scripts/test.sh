@@ -36,9 +36,10 @@ say() { printf '\n== test.sh: %s\n' "$*"; }
 # Every tool a test uses is here (a fresh Debian 12 has none of them, nor
 # python3, which no test uses): openssl and gnutls-bin are the interop
 # peers, jq reads the bench's JSON, iproute2's ss finds the port a peer
-# bound.
-deps=(build-essential cmake pkg-config libwolfssl-dev libev-dev libcmocka-dev lcov openssl
-      gnutls-bin jq iproute2 clang libclang-rt-14-dev)
+# bound, and dnsmasq (dnsmasq-base: the binary, no system service) is the
+# real DNS server the resolver tests start on loopback with their own zone.
+deps=(build-essential cmake pkg-config libwolfssl-dev libev-dev libc-ares-dev libcmocka-dev lcov openssl
+      gnutls-bin jq iproute2 dnsmasq-base clang libclang-rt-14-dev)
 missing=()
 for p in "${deps[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "resolver.h"
 
 /* How long repeats of one warning are counted instead of logged. */
 #define WARN_WINDOW_MS 10000
@@ -223,6 +224,9 @@ void siptls__flow_free(siptls__flow *f)
         siptls_dgram_framer_free(f->framer.dgram);
     }
     free(f->sip_domain);
+    free(f->sni);
+    free(f->client_domain);
+    free(f->dest_key);
     free(f->alts);
     siptls__engine_free_watchers(f);
     free(f);
@@ -277,8 +281,9 @@ static void count_close(siptls__flow *f, int reason)
     s->flows_closed++;
     if (!f->reported_up) {
         /* failed before it came up: a handshake (or connect) failure,
-         * unless we closed it ourselves */
-        if (reason != SIPTLS_ERR_SHUTDOWN && reason != SIPTLS_ERR_CLOSED_LOCAL) {
+         * unless we closed it ourselves or it never had an address */
+        if (reason != SIPTLS_ERR_SHUTDOWN && reason != SIPTLS_ERR_CLOSED_LOCAL &&
+            f->phase != SIPTLS__PHASE_RESOLVING) {
             siptls__count_handshake_failure(f->engine, reason);
         }
         return;
@@ -341,6 +346,10 @@ void siptls__flow_finalize(siptls__flow *f)
         return;
     }
     int reason = f->reason ? f->reason : SIPTLS_ERR_CLOSED_LOCAL;
+    if (f->resolving != NULL) {
+        siptls__resolve_cancel(f->resolving);
+        f->resolving = NULL;
+    }
     warn_summary(f);
     count_close(f, reason);
     f->phase = SIPTLS__PHASE_CLOSED;
@@ -379,7 +388,12 @@ void siptls__flow_fail(siptls__flow *f, int reason, int graceful)
         siptls__engine_schedule(f);
         return;
     }
-    if (f->phase == SIPTLS__PHASE_CONNECTING && f->outbound && !f->close_requested && !e->freeing &&
+    /* An outbound flow that has not heard from its address, or (targets,
+     * sip:/sips: URIs) whose handshake failed, moves on to the next
+     * address: nothing was sent on it yet. */
+    if ((f->phase == SIPTLS__PHASE_CONNECTING ||
+         (f->phase == SIPTLS__PHASE_HANDSHAKE && f->failover_handshake)) &&
+        f->outbound && !f->reported_up && !f->close_requested && !e->freeing &&
         siptls__flow_next_address(f, &reason)) {
         return;
     }

@@ -236,8 +236,30 @@ struct WOLFSSL *siptls__secctx_server_ssl(siptls__secctx *s, const struct sockad
     return wolfSSL_new(dom->ctx);
 }
 
+static sec_domain *client_domain_by_name(const siptls__secctx *s, const char *name)
+{
+    for (size_t i = 0; s != NULL && name != NULL && i < s->n_doms; i++) {
+        if (!s->doms[i].is_server && strcmp(s->doms[i].name, name) == 0) {
+            return &s->doms[i];
+        }
+    }
+    return NULL;
+}
+
+int siptls__secctx_has_client_domain(const siptls__secctx *s, const char *name)
+{
+    return client_domain_by_name(s, name) != NULL;
+}
+
 struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_domain,
                                           const struct sockaddr *remote)
+{
+    return siptls__secctx_client_ssl_ex(s, sip_domain, NULL, NULL, remote);
+}
+
+struct WOLFSSL *siptls__secctx_client_ssl_ex(siptls__secctx *s, const char *sip_domain,
+                                             const char *sni, const char *client_domain,
+                                             const struct sockaddr *remote)
 {
     if (s == NULL) {
         return NULL;
@@ -245,12 +267,16 @@ struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_dom
     char host[INET6_ADDRSTRLEN];
     unsigned port = 0;
     int have_addr = siptls__addr_host_port(remote, host, sizeof(host), &port);
-    sec_domain *dom = NULL;
+    /* 0. the domain the host named (OpenSIPS client_tls_domain_avp) */
+    sec_domain *dom = client_domain_by_name(s, client_domain);
+    if (client_domain != NULL && dom == NULL) {
+        return NULL;
+    }
     /* 1. the SIP domain by name: an exact name, else the longest matching
      * "*.suffix" (the first declared between equals); 2. the destination
      * address; 3. "*". */
     int best_rank = RANK_ANY;
-    for (size_t i = 0; i < s->n_doms && sip_domain != NULL; i++) {
+    for (size_t i = 0; i < s->n_doms && sip_domain != NULL && client_domain == NULL; i++) {
         sec_domain *d = &s->doms[i];
         int r = d->is_server ? 0 : domain_name_rank(d, sip_domain);
         if (r > best_rank) {
@@ -300,10 +326,13 @@ struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_dom
         return NULL;
     }
 #endif
-    if (sip_domain != NULL && sip_domain[0] != '\0' && !siptls__secctx_is_ip_literal(sip_domain)) {
+    /* RFC 5922 §7.2: the SNI is the SIP domain (not the address we
+     * connect to), unless the host asked for another name. */
+    const char *name = sni != NULL ? sni : sip_domain;
+    if (name != NULL && name[0] != '\0' && !siptls__secctx_is_ip_literal(name)) {
         /* RFC 6066 §3: "Literal IPv4 and IPv6 addresses are not permitted
          * in "HostName"." */
-        if (wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, sip_domain, (word16)strlen(sip_domain)) !=
+        if (wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, name, (word16)strlen(name)) !=
             WOLFSSL_SUCCESS) {
             wolfSSL_free(ssl);
             return NULL;

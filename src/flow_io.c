@@ -353,6 +353,10 @@ void siptls__flow_describe(siptls__flow *f, struct WOLFSSL *ssl, siptls_flow_inf
     siptls__secctx *sec = siptls__engine_secctx(f->engine, f->ops->kind);
     if (sec != NULL && ssl != NULL) {
         siptls__secctx_describe(sec, ssl, !f->outbound, f->sip_domain, info);
+        if (f->outbound && f->sni != NULL) {
+            /* what we sent: the host's SNI instead of the SIP domain */
+            snprintf(info->sni, sizeof(info->sni), "%s", f->sni);
+        }
     }
 }
 

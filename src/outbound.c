@@ -352,6 +352,7 @@ void siptls__dest_request(const siptls__dest *d, siptls__rreq *req)
         req->domain = d->lookup;
         req->service = d->srv_only ? NULL : "SIPS+D2T";
         req->srv_prefix = "_sips._tcp";
+        req->default_port = d->hosts[0].port;
     } else {
         req->hosts = d->hosts;
         req->n_hosts = d->n_hosts;

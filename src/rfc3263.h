@@ -41,11 +41,14 @@ size_t siptls__rfc3263_naptr_select(const siptls__naptr *in, size_t n, const cha
 typedef uint32_t (*siptls__rand_fn)(void *ctx, uint32_t bound);
 
 /** Order `recs` in place as RFC 2782 asks a client to try them: lowest
- *  priority first; within one priority, by weighted random selection
- *  ("records with weight 0 placed at the beginning", then a running sum
- *  against a random number in [0, sum]), so that a record of weight w is
- *  first with probability w / sum. A lone record with target "." means
- *  the service is not offered: the caller's business. */
+ *  priority first; within one priority, by weighted random selection as
+ *  the RFC writes it: records with weight 0 placed at the beginning, a
+ *  uniform random number r in [0, sum] (inclusive), the first record
+ *  whose running sum is >= r, again for the rest. Heavier records come
+ *  first more often (weights 1 and 3: the heavy one 3 times in 5, since
+ *  the first record also takes r = 0, which is what gives weight-0
+ *  records their small chance). A lone record with target "." means the
+ *  service is not offered: the caller's business. */
 void siptls__rfc2782_order(siptls__srv *recs, size_t n, siptls__rand_fn rnd, void *ctx);
 
 #endif

@@ -1507,6 +1507,18 @@ static int domain_matches_addr(const sec_domain *d, const char *host, unsigned p
     return 0;
 }
 
+/* The TLS 1.2 key log line needs the handshake's client random, which
+ * wolfSSL frees when the handshake ends unless asked to keep it (Debian's
+ * 5.5.4 build kept it for every connection, WOLFSSL_OPENVPN; 5.7.2 built
+ * for siptls does not). Kept only while a key log is configured, and freed
+ * again once the line is written (keylog_write). */
+static void keylog_keep(const siptls__secctx *s, WOLFSSL *ssl)
+{
+    if (ssl != NULL && s->keylog != NULL) {
+        wolfSSL_KeepArrays(ssl);
+    }
+}
+
 struct WOLFSSL *siptls__secctx_server_ssl(siptls__secctx *s, const struct sockaddr *local)
 {
     if (s == NULL) {
@@ -1533,7 +1545,9 @@ struct WOLFSSL *siptls__secctx_server_ssl(siptls__secctx *s, const struct sockad
     if (dom == NULL || !dom->has_cert) {
         return NULL;
     }
-    return wolfSSL_new(dom->ctx);
+    WOLFSSL *ssl = wolfSSL_new(dom->ctx);
+    keylog_keep(s, ssl);
+    return ssl;
 }
 
 struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_domain,
@@ -1587,6 +1601,7 @@ struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_dom
     if (ssl == NULL) {
         return NULL;
     }
+    keylog_keep(s, ssl);
     set_aux(ssl, fnv_lower(sip_domain));
 #ifdef HAVE_SERVER_RENEGOTIATION_INFO
     /* RFC 5746 §3.4: "the client MUST include either an empty
@@ -1633,6 +1648,7 @@ static void keylog_write(siptls__secctx *s, WOLFSSL *ssl)
     }
     int v = wolfSSL_version(ssl);
     if (v == TLS1_3_VERSION) {
+        wolfSSL_FreeArrays(ssl);
         /* TLS 1.3 traffic secrets are only handed out through the secret
          * callback, which this wolfSSL was built without. */
         if (!(s->keylog_warned & 1)) {
@@ -1647,8 +1663,11 @@ static void keylog_write(siptls__secctx *s, WOLFSSL *ssl)
     unsigned char random[32];
     unsigned char master[48];
     WOLFSSL_SESSION *sess = wolfSSL_get_session(ssl);
-    if (wolfSSL_get_client_random(ssl, random, sizeof(random)) != sizeof(random) || sess == NULL ||
-        wolfSSL_SESSION_get_master_key(sess, master, sizeof(master)) != (int)sizeof(master)) {
+    int got = wolfSSL_get_client_random(ssl, random, sizeof(random)) == sizeof(random) &&
+              sess != NULL &&
+              wolfSSL_SESSION_get_master_key(sess, master, sizeof(master)) == (int)sizeof(master);
+    wolfSSL_FreeArrays(ssl); /* kept for this line only (keylog_keep) */
+    if (!got) {
         return;
     }
     /* NSS key log format, understood by Wireshark. */

@@ -71,6 +71,9 @@ if ! command -v strace >/dev/null; then
 fi
 getrandom=0
 grep -q '#define WOLFSSL_GETRANDOM' "$opts" 2>/dev/null && getrandom=1
+# LeakSanitizer cannot run under ptrace (strace): off for the traced
+# processes of an ASan build (the other tests look for leaks).
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
 
 # One run: serve + three pings from the watched working directory. $1: extra
 # serve arguments. Leaves the traces and logs in $tmp/logs.N.

@@ -40,7 +40,8 @@
 static char log_lines[64][512];
 static int n_log;
 
-static void test_log(void *user, siptls_log_level level, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void test_log(void *user, siptls_log_level level,
+                                                           const char *fmt, ...)
 {
     (void)user;
     (void)level;

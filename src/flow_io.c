@@ -2,11 +2,12 @@
  * the events out to the host (messages, keepalives, framing errors counted
  * in one place), its write queue, and the security calls a transport makes
  * on its behalf. The flow's phases and deadlines are in flow.c. */
-#include <linux/sockios.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked (glibc's lacks it) */
+#include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "engine_internal.h"
 
@@ -273,13 +274,18 @@ void siptls__flow_qpop(siptls__flow *f)
     f->send_blocked_since = 0;
 }
 
-int siptls__flow_unsent(const siptls__flow *f)
+uint64_t siptls__flow_acked(const siptls__flow *f)
 {
-    int n = -1;
-    if (f->fd < 0 || ioctl(f->fd, SIOCOUTQ, &n) != 0) {
-        return -1;
+    /* TCP_INFO's tcpi_bytes_acked (RFC 4898 tcpEStatsAppHCThruOctetsAcked):
+     * what the peer's TCP took, whatever we wrote meanwhile. */
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (f->fd < 0 || getsockopt(f->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked)) {
+        return UINT64_MAX;
     }
-    return n;
+    return ti.tcpi_bytes_acked;
 }
 
 void siptls__flow_send_blocked(siptls__flow *f, int blocked)
@@ -290,7 +296,7 @@ void siptls__flow_send_blocked(siptls__flow *f, int blocked)
     }
     if (f->send_blocked_since == 0) {
         f->send_blocked_since = siptls__engine_now(f->engine);
-        f->send_outq = siptls__flow_unsent(f);
+        f->send_acked = siptls__flow_acked(f);
         siptls__flow_rearm(f);
     }
 }

@@ -184,14 +184,21 @@ typedef struct siptls__dtls_ratelimit siptls__dtls_ratelimit;
  *  is one source), `rate` handshakes per second with a burst of `rate`
  *  (0 = unlimited), in a fixed table of `slots` entries (rounded up to a
  *  power of two); a new source evicts the least recently seen of its
- *  probe window. Returns 0 or -1 (out of memory). */
+ *  probe window; a table a quarter that size remembers refused hellos.
+ *  Returns 0 or -1 (out of memory). */
 int siptls__dtls_ratelimit_new(siptls__dtls_ratelimit **out, unsigned slots, unsigned rate);
 void siptls__dtls_ratelimit_free(siptls__dtls_ratelimit *r);
 
-/** Take one token for `from` at `now_ms`. Returns 1 when allowed, 0 when
- *  the source is over its rate. */
+/** Take one token for a handshake from `from` at `now_ms`; `random` is the
+ *  ClientHello's client random (32 bytes), NULL when not known. Returns 1
+ *  when allowed, 0 when the source is over its rate. A refused hello is
+ *  remembered (a fixed table, 64 s): when it comes again (the client
+ *  retransmits it: same address and port, same random) it may borrow the
+ *  token from the coming second, down to -rate tokens, so a refused client
+ *  is served at its next retransmission while its host stays within
+ *  2 x rate; new hellos need a whole token. */
 int siptls__dtls_ratelimit_allow(siptls__dtls_ratelimit *r, const struct sockaddr *from,
-                                 uint64_t now_ms);
+                                 const uint8_t *random, uint64_t now_ms);
 
 /* ------------------------------------------------------------------------ */
 /* test hooks (dtls_transport.c)                                            */
@@ -210,7 +217,13 @@ typedef void (*siptls__dtls_test_filter)(void *user, int sock_fd, const uint8_t 
                                          const struct sockaddr *from, socklen_t from_len,
                                          siptls__dtls_test_emit emit, void *emit_ctx);
 
-/** Install (or remove, with NULL) the filter for the calling thread. */
-void siptls__dtls_test_set_filter(siptls__dtls_test_filter fn, void *user);
+typedef struct siptls_engine siptls_engine;
+
+/** Install (or remove, with NULL) the filter of engine `e`: it sees every
+ *  datagram read by any DTLS socket of that engine (listeners and outbound
+ *  sessions), on whichever thread runs it. A filter keeps the engine's
+ *  receive buffers allocated: remove it before siptls_engine_free().
+ *  Returns SIPTLS_OK or SIPTLS_ERR_NOMEM. */
+int siptls__dtls_test_set_filter(siptls_engine *e, siptls__dtls_test_filter fn, void *user);
 
 #endif

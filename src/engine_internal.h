@@ -1,115 +1,56 @@
-/* siptls internal — the engine as seen by the transports (tls/, dtls/).
- *
- * The engine owns flows: ids, tables, the write queue, the framer, timers
- * (handshake, idle, send, keepalive, message completion), callbacks and
- * stats. A transport owns what is specific to it (sockets, the WOLFSSL
- * object, DTLS demultiplexing) and drives its flows through the ops table
- * below and the siptls__flow_* calls. libev is touched only in engine.c:
- * a transport asks for readiness with siptls__flow_want() /
- * siptls__listener_want() and for a transport timer through next_timeout.
- */
+/* siptls internal — the engine's own structures, shared by the files of
+ * the engine (engine.c: the engine, listeners and libev; flow.c: a flow's
+ * phases, queue, delivery and deadlines; outbound.c: opening flows by
+ * destination; flow_table.c: lookups). Transports never include this
+ * header: they see flows and listeners through src/transport.h only (CI
+ * checks it). libev stays in engine.c: watchers are opaque pointers here. */
 #ifndef SIPTLS_ENGINE_INTERNAL_H
 #define SIPTLS_ENGINE_INTERNAL_H
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "addr.h"
 #include "secctx.h"
 #include "siptls/config.h"
 #include "siptls/engine.h"
 #include "siptls/sipmsg.h"
 #include "siptls/uri.h"
-
-typedef struct siptls__flow siptls__flow;
-typedef struct siptls__listener siptls__listener;
-
-#define SIPTLS__IO_READ 1
-#define SIPTLS__IO_WRITE 2
-
-/** The one transport interface. Every function is asynchronous: it never
- *  blocks; it returns SIPTLS_OK, SIPTLS_AGAIN or a negative status. */
-typedef struct siptls__transport_ops {
-    siptls_transport kind;
-    const char *name;
-    /** Open the listening socket for l->addr (set l->fd; SO_REUSEPORT). */
-    int (*listen)(siptls_engine *e, siptls__listener *l);
-    /** The listener's fd is readable: accept connections / read datagrams. */
-    void (*listener_io)(siptls_engine *e, siptls__listener *l);
-    /** Release what listen() made (the engine closes nothing itself). */
-    void (*listener_close)(siptls_engine *e, siptls__listener *l);
-    /** Start an outbound flow towards f->remote (f->sip_domain is the name
-     *  to verify). Returns OK (started), or a status (flow is then failed). */
-    int (*connect)(siptls__flow *f);
-    /** The flow's fd is ready (`revents` SIPTLS__IO_*): drive connect,
-     *  handshake, reads and writes. Failures go to siptls__flow_fail(). */
-    void (*io)(siptls__flow *f, int revents);
-    /** New messages were queued: write what the transport can now. */
-    void (*flush)(siptls__flow *f);
-    /** Earliest transport timer (DTLS retransmission), absolute ms; returns
-     *  0 when none. */
-    int (*next_timeout)(siptls__flow *f, uint64_t *deadline_ms);
-    /** That timer fired. */
-    void (*on_timeout)(siptls__flow *f);
-    /** Send close_notify (best effort, non-blocking). */
-    void (*shutdown)(siptls__flow *f);
-    /** Free the transport's part of the flow (socket, WOLFSSL). */
-    void (*free)(siptls__flow *f);
-    /** Fill the transport/security part of a flow's info. */
-    void (*info)(siptls__flow *f, siptls_flow_info *info);
-} siptls__transport_ops;
+#include "transport.h"
 
 struct siptls__listener {
     siptls_engine *engine;
     const siptls__transport_ops *ops;
     siptls_uri uri;
-    struct sockaddr_storage addr;  /**< bound address (port read back) */
+    struct sockaddr_storage addr; /**< bound address (port read back) */
     socklen_t addrlen;
     int fd;
+    int fd_taken; /**< the transport closes the fd (siptls__listener_take_fd) */
     int index;
-    void *tp;                      /**< transport-private */
-    void *watcher;                 /**< engine-private (ev_io) */
+    void *tp;      /**< transport-private */
+    void *watcher; /**< engine-private (ev_io) */
 };
-
-typedef struct siptls__addr {
-    struct sockaddr_storage ss;
-    socklen_t len;
-} siptls__addr;
-
-typedef struct siptls__qmsg {
-    struct siptls__qmsg *next;
-    size_t len;
-    size_t off;                    /**< transport's mark: non-zero once a write of it is in progress */
-    uint8_t data[];
-} siptls__qmsg;
-
-typedef enum siptls__flow_phase {
-    SIPTLS__PHASE_CONNECTING = 1,  /**< TCP connect in progress (outbound TLS) */
-    SIPTLS__PHASE_HANDSHAKE = 2,
-    SIPTLS__PHASE_UP = 3,
-    SIPTLS__PHASE_CLOSING = 4,     /**< graceful close: flushing, then close_notify */
-    SIPTLS__PHASE_CLOSED = 5       /**< unlinked; waiting to be freed */
-} siptls__flow_phase;
 
 struct siptls__flow {
     siptls_engine *engine;
     const siptls__transport_ops *ops;
+    const siptls__flow_limits *lim; /**< the engine's, for this transport */
     siptls_flow_id id;
-    siptls__flow_phase phase;
+    siptls__phase phase;
     int outbound;
-    int fd;                        /**< own socket, or -1 (DTLS sessions share the listener's) */
-    siptls__listener *listener;    /**< inbound: the listener it came from */
+    int fd;                     /**< own socket, or -1 (DTLS sessions share the listener's) */
+    siptls__listener *listener; /**< inbound: the listener it came from */
     struct sockaddr_storage remote;
     socklen_t remote_len;
     struct sockaddr_storage local;
     socklen_t local_len;
-    char *sip_domain;              /**< outbound: host of the URI (RFC 5922 identity, SNI) */
+    char *sip_domain; /**< outbound: host of the URI (RFC 5922 identity, SNI) */
     /* outbound: every address the name resolved to, in resolver order;
      * the flow moves to the next one while it has not heard from the
      * current one (RFC 3263 §4.3) */
-    struct siptls__addr *alts;
+    siptls__addr *alts;
     uint8_t n_alts, alt_next;
-    void *tp;                      /**< transport-private (WOLFSSL etc.) */
+    void *tp; /**< transport-private (WOLFSSL etc.) */
     union {
         siptls_stream_framer *stream;
         siptls_dgram_framer *dgram;
@@ -119,147 +60,179 @@ struct siptls__flow {
     siptls__qmsg *q_head, *q_tail;
     unsigned q_count;
     size_t q_bytes;
-    uint64_t send_blocked_since;   /**< ms; 0 when the queue is moving */
+    uint64_t send_blocked_since; /**< ms; 0 when the queue is moving */
+    uint64_t
+        send_acked; /**< bytes the peer had acknowledged when it blocked (UINT64_MAX: unknown) */
+    size_t rx_wakeup_bytes; /**< stream bytes received in this wakeup (one chunk) */
 
     /* timers (absolute ms, 0 = off) */
-    uint64_t created_ms;
     uint64_t last_activity_ms;
     uint64_t keepalive_interval_ms;
-    uint64_t ping_sent_ms;         /**< waiting for a pong since; 0 = not waiting */
+    uint64_t ping_sent_ms; /**< waiting for a pong since; 0 = not waiting */
     uint64_t next_ping_ms;
-    int reason;                    /**< close reason once closing */
+    uint64_t phase_since_ms; /**< when the current phase began */
+    uint64_t timer_due_ms;   /**< when the flow timer is set to fire; 0 = stopped */
+    int reason;              /**< close reason once closing */
     int reported_up;
-    uint8_t resumed;               /**< set by the transport before siptls__flow_up() */
-    int want_mask;                 /**< current SIPTLS__IO_* interest */
+    int want_mask; /**< current SIPTLS__IO_* interest */
+    uint8_t in_flush_list;
+    uint8_t close_requested; /**< siptls_close() called: close from the loop */
+    int pending_fail;        /**< a failure seen during a host call: closed from the loop */
+    /* rate-limited warnings (siptls__flow_warn): one cause at a time */
+    int warn_cause;
+    unsigned warn_suppressed;
+    uint64_t warn_since_ms;
 
     /* counters for info */
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 
     /* tables */
-    siptls__flow *id_next;         /**< hash chain by id */
-    siptls__flow *addr_next;       /**< hash chain by remote address */
+    siptls__flow *id_next;   /**< hash chain by id */
+    siptls__flow *addr_next; /**< hash chain by remote address */
     siptls__flow *all_prev, *all_next;
     siptls__flow *zombie_next;
-    siptls__flow *flush_next;      /**< engine's list of flows with queued work */
-    uint8_t in_flush_list;
-    uint8_t close_requested;       /**< siptls_close() called: close from the loop */
-    int pending_fail;              /**< a failure seen during a host call: closed from the loop */
-    /* rate-limited warnings (siptls__flow_warn): one cause at a time */
-    int warn_cause;
-    unsigned warn_suppressed;
-    uint64_t warn_since_ms;
-    uint64_t phase_since_ms;       /**< when the current phase began */
-    uint64_t timer_due_ms;         /**< when the flow timer is set to fire; 0 = stopped */
-    void *io_watcher;              /**< engine-private */
-    void *timer;                   /**< engine-private */
+    siptls__flow *flush_next; /**< engine's list of flows with queued work */
+    void *io_watcher;         /**< engine-private (ev_io) */
+    void *timer;              /**< engine-private (ev_timer) */
 };
 
-/* --- used by transports ------------------------------------------------- */
+struct siptls_engine {
+    struct ev_loop *loop;
+    siptls_config cfg;
+    siptls_callbacks cb;
+    void *user;
+    siptls__secctx *sec[3]; /**< indexed by siptls_transport */
+    siptls__flow_limits lim[3];
+    siptls__listener **listeners;
+    int n_listeners;
 
-/** Monotonic ms of the engine's loop (ev_now). */
-uint64_t siptls__engine_now(const siptls_engine *e);
-const siptls_config *siptls__engine_config(const siptls_engine *e);
+    /* flows */
+    siptls__flow **by_id; /**< open hash, chained, power-of-two buckets */
+    siptls__flow **by_addr;
+    size_t n_buckets;
+    size_t n_flows;
+    siptls__flow *all;     /**< every linked flow */
+    siptls__flow *zombies; /**< closed, freed when no callback runs */
+    siptls__flow *flush_list;
+    siptls_flow_id next_id;
+    unsigned open_by_kind[3];
+
+    void *prepare; /**< ev_prepare: runs queued work posted outside callbacks */
+    int depth;     /**< > 0 while we are inside a libev callback */
+    int freeing;
+    int host_call;             /**< > 0 while a host call writes a queue out */
+    siptls__ratelog limit_log; /**< "refusing: connection limit" lines */
+    siptls_stats stats;
+    void *tp_shared[3]; /**< per-engine state of each transport */
+    void *lingering;    /**< linger.c: refused sockets read until the peer closes */
+    unsigned n_lingering;
+};
+
+/* ---- linger.c: lingering close of refused TCP connections --------------- */
+/** Half-close `fd` (taken over) and read it until the peer closes, for at
+ *  most 2 s, so that its last bytes from us are not lost to a reset. */
+void siptls__linger_close(siptls_engine *e, int fd);
+/** Close every lingering socket at once (siptls_engine_free). */
+void siptls__linger_free_all(siptls_engine *e);
+
+/* ---- engine.c: libev glue, deferred work -------------------------------- */
+
+/** Enter / leave engine processing: leaving the outermost level runs the
+ *  deferred work (flushes, closes) and frees closed flows. */
+void siptls__engine_enter(siptls_engine *e);
+void siptls__engine_leave(siptls_engine *e);
+/** The flow has queued work or a deferred close: handle it from the loop. */
+void siptls__engine_schedule(siptls__flow *f);
+/** Watchers of a new flow (timer; io when `fd` >= 0). Returns SIPTLS_OK or
+ *  SIPTLS_ERR_NOMEM. */
+int siptls__engine_watch_flow(siptls__flow *f, int fd);
+/** Stop and free the flow's watchers (before its fd is closed). */
+void siptls__engine_stop_flow(siptls__flow *f);
+void siptls__engine_free_watchers(siptls__flow *f);
+/** Set the flow's timer to fire at `due` (absolute ms; 0 stops it). */
+void siptls__engine_set_timer(siptls__flow *f, uint64_t due);
+/** 1 while the flow's timer is armed. */
+int siptls__engine_timer_active(const siptls__flow *f);
+/** The security context of transport `t` (made on first use); NULL when it
+ *  cannot be built (logged). */
 siptls__secctx *siptls__engine_secctx(siptls_engine *e, siptls_transport t);
-siptls_stats *siptls__engine_stats_mut(siptls_engine *e);
-void siptls__log(siptls_engine *e, siptls_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/** siptls__log_fn-compatible adapter (log_user = engine). */
-void siptls__log_cb(void *engine, siptls_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/** The transport of kind `t`, NULL for none (transports.c). */
+const siptls__transport_ops *siptls__engine_ops(siptls_transport t);
+/** The i-th transport the engine knows, NULL past the last. */
+const siptls__transport_ops *siptls__transport_at(size_t i);
+void siptls__engine_vlog(siptls_engine *e, siptls_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
-/** Create an inbound flow (accepted TCP connection, or a DTLS session whose
- *  cookie came back) and register it. `fd` may be -1. Returns NULL when the
- *  engine is at its connection limit (counted, logged) or out of memory;
- *  the caller then closes its socket. */
-siptls__flow *siptls__flow_new_inbound(siptls_engine *e, siptls__listener *l, int fd,
-                                       const struct sockaddr *remote, socklen_t remote_len);
+/* ---- flow_table.c ----------------------------------------------------- */
 
-/** The transport heard from the peer (TCP connected, first DTLS datagram):
- *  the flow leaves CONNECTING for HANDSHAKE (handshake timer from now). */
-void siptls__flow_handshake_begin(siptls__flow *f);
-/** A WARN line about flow `f`, rate-limited per flow and cause: the first
- *  one is logged, repeats of the same cause within 10 s are counted and
- *  reported as one "N more" line when the window ends or the flow closes.
- *  `cause` is any stable non-zero number (a status is fine). */
-void siptls__flow_warn(siptls__flow *f, int cause, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/** Engine-wide WARN line rate-limited the same way (listener problems
- *  such as the open-file limit); `slot` is the caller's state. */
-typedef struct siptls__ratelog {
-    uint64_t since_ms;
-    unsigned suppressed;
-} siptls__ratelog;
-void siptls__log_limited(siptls_engine *e, siptls__ratelog *slot, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int siptls__table_grow(siptls_engine *e);
+int siptls__table_insert(siptls_engine *e, siptls__flow *f);
+void siptls__table_remove(siptls_engine *e, siptls__flow *f);
+/** The flow's remote address changes: unlink it, set the address, link it. */
+void siptls__table_move(siptls_engine *e, siptls__flow *f, const siptls__addr *to);
+siptls__flow *siptls__table_by_id(siptls_engine *e, siptls_flow_id id);
+/** A flow the host may still use: linked and not being closed. */
+siptls__flow *siptls__table_live(siptls_engine *e, siptls_flow_id id);
+/** Open flows of `t` whose remote address is `sa`, one after the other
+ *  (`after` NULL for the first). */
+siptls__flow *siptls__table_next_by_addr(siptls_engine *e, siptls_transport t,
+                                         const struct sockaddr *sa, siptls__flow *after);
 
-/** Change read/write interest on the flow's fd (no-op for fd -1). */
-void siptls__flow_want(siptls__flow *f, int mask);
-/** Handshake done: the transport checked the peer (secctx_peer_check) and
- *  the flow goes UP (on_flow UP, queued messages flushed). */
-void siptls__flow_up(siptls__flow *f);
-/** Fatal for the flow: close now with `reason` (no close_notify unless
- *  `graceful`). Safe to call more than once. */
-void siptls__flow_fail(siptls__flow *f, int reason, int graceful);
-/** Bytes arrived (liveness refresh for idle / keepalive). */
-void siptls__flow_activity(siptls__flow *f, size_t nbytes);
-/** Deliver one framer event (message to on_message, ping -> pong reply,
- *  pong -> keepalive refresh). Returns 0, or -1 when the flow was closed
- *  by the host from inside the callback (stop reading). */
-int siptls__flow_deliver(siptls__flow *f, const siptls_frame_event *ev);
-/** The transport's timer (next_timeout) changed: recompute the flow timer. */
-void siptls__flow_rearm(siptls__flow *f);
-/** Head of the write queue (NULL when empty). */
-static inline siptls__qmsg *siptls__flow_qhead(siptls__flow *f)
-{
-    return f->q_head;
-}
-/** The key under which an outbound flow's client session is kept for
- *  resumption: transport, SIP domain and peer address (a session is only
- *  offered to the peer and domain it came from). */
-void siptls__flow_session_key(const siptls__flow *f, char *key, size_t len);
-/** Stream transports: merge the queued messages at the head (none of them
- *  partly written) into one buffer of at most `max` bytes, so one write and
- *  one TLS record carry several messages. */
-void siptls__flow_qcoalesce(siptls__flow *f, size_t max);
-/** The head message was written completely: drop it. */
-void siptls__flow_qpop(siptls__flow *f);
-/** The queue made progress / is blocked (for tls_send_timeout). */
-void siptls__flow_send_progress(siptls__flow *f, int blocked);
-/** Queue a copy of `buf` at the tail (no limit check: siptls_send checks
- *  the host's messages; keepalives bypass the limits). */
+/* ---- flow.c ----------------------------------------------------------- */
+
+/** A new flow of `ops` with `fd` (-1: none yet) towards `remote`, linked
+ *  in the tables. NULL at the transport's flow limit (counted) or out of
+ *  memory. */
+siptls__flow *siptls__flow_alloc(siptls_engine *e, const siptls__transport_ops *ops, int fd,
+                                 const struct sockaddr *remote, socklen_t remote_len);
+/** Free a closed flow (after its callbacks returned). */
+void siptls__flow_free(siptls__flow *f);
+/** Unlink, release the transport, report CLOSED; freed later. */
+void siptls__flow_finalize(siptls__flow *f);
+/** The earliest deadline of the flow (absolute ms; 0: none). */
+uint64_t siptls__flow_deadline(const siptls__flow *f);
+/** The flow's timer fired: run every action whose deadline passed. */
+void siptls__flow_on_timer(siptls__flow *f, uint64_t now);
+/** The loop's deferred work for the flow: a close asked for, a failure
+ *  found during a host call, queued messages. */
+void siptls__flow_run_deferred(siptls__flow *f);
+/** After the transport handled readiness: a closing flow whose queue is
+ *  empty sends close_notify and closes. */
+void siptls__flow_io_done(siptls__flow *f);
+/** Queue a copy of `buf` at the tail (no limit check). */
 int siptls__flow_queue(siptls__flow *f, const uint8_t *buf, size_t len);
-/** Find an open flow of `t` by remote address (any direction). */
-siptls__flow *siptls__flow_by_addr(siptls_engine *e, siptls_transport t,
-                                   const struct sockaddr *sa, socklen_t len);
+/** Would `len` more bytes pass the queue limits? */
+int siptls__flow_queue_full(const siptls__flow *f, size_t len);
+/** Bytes the peer's TCP has acknowledged on the flow's own socket
+ *  (TCP_INFO), UINT64_MAX when it has none or is not TCP. */
+uint64_t siptls__flow_acked(const siptls__flow *f);
+/** A framing error of the flow: counted and logged (flow_io.c); a stream
+ *  flow closes, a datagram record is dropped alone. */
+void siptls__flow_framing_error(siptls__flow *f, int st);
+/** Start (or restart, at the next address) the flow's connect. */
+int siptls__flow_connect(siptls__flow *f);
+/** RFC 3263 §4.3: connect to the next address the name resolved to;
+ *  1 when an attempt is under way, 0 when none is left (*reason: the last
+ *  error). In outbound.c. */
+int siptls__flow_next_address(siptls__flow *f, int *reason);
+/* ---- outbound.c --------------------------------------------------------- */
+
 /** Open (or, with `reuse`, find) an outbound flow of `t` to `host` (the
  *  SIP domain to verify and send as SNI, or the IP literal) at the first
  *  of `addrs`, moving on to the next while one cannot be reached (RFC 3263
  *  §4.3). At most 8 addresses are used. Statuses as siptls_connect(). */
 int siptls__open_addrs(siptls_engine *e, siptls_transport t, const char *host, int literal,
                        const siptls__addr *addrs, int n, int reuse, siptls__flow **out);
-/** Give an outbound flow the socket its transport created in connect()
- *  and set the interest mask. */
-void siptls__flow_attach_fd(siptls__flow *f, int fd, int mask);
+
+/* ---- listen_socket.c ------------------------------------------------------ */
 
 /** A non-blocking socket of `type` (SOCK_STREAM, SOCK_DGRAM) bound to
- *  l->addr (src/listen_socket.c). Without reuse_port the port is ours
- *  alone; with it, engines of this process share it (SO_REUSEPORT) and a
- *  port some other process holds is refused. Returns the fd, or -1 with
- *  errno set (EADDRINUSE: another process, or another engine without
- *  reuse_port, holds the port). */
+ *  l->addr. Without reuse_port the port is ours alone; with it, engines of
+ *  this process share it (SO_REUSEPORT) and a port some other process
+ *  holds is refused. Returns the fd, or -1 with errno set (EADDRINUSE:
+ *  another process, or another engine without reuse_port, holds it). */
 int siptls__listener_socket(siptls_engine *e, siptls__listener *l, int type);
 /** The listener's socket is closed: release its share of the port. */
 void siptls__listener_unshare(siptls_engine *e, siptls__listener *l, int type);
-
-/** Same peer: family, port and address (not padding, not IPv6 flow info). */
-int siptls__addr_equal(const struct sockaddr *a, const struct sockaddr *b);
-/** A well-mixed hash of what siptls__addr_equal() compares. */
-size_t siptls__addr_hash(const struct sockaddr *sa);
-/** Format a sockaddr as "1.2.3.4:5061" / "[::1]:5061". */
-void siptls__addr_text(const struct sockaddr *sa, char *buf, size_t len);
-
-/* The transports (defined in tls/ and dtls/). */
-extern const siptls__transport_ops siptls__tls_ops;
-extern const siptls__transport_ops siptls__dtls_ops;
 
 #endif

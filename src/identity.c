@@ -1,10 +1,11 @@
 /* siptls — RFC 5922 §7.1 SIP domain identity matching on names already
- * taken out of a certificate. Pure code (libc and inet_pton only): the
+ * taken out of a certificate. Pure code (libc, and addr.c for IP literals): the
  * wolfSSL side (secctx.c) extracts the names, this file decides. */
 #include <arpa/inet.h>
 #include <stddef.h>
 #include <string.h>
 
+#include "addr.h"
 #include "secctx.h"
 
 /* Longest name we compare; anything longer is not a DNS name (RFC 1035:
@@ -69,30 +70,6 @@ static int has_prefix_ci(const char *s, const char *prefix)
     return 1;
 }
 
-/* Parse an IP literal ("192.0.2.1", "::1", "[::1]") into `out` (16 bytes).
- * Returns the address family, or 0 when `s` is not an IP literal. */
-static int parse_ip(const char *s, unsigned char out[16])
-{
-    char buf[64];
-    size_t n = strlen(s);
-    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
-        s++;
-        n -= 2;
-    }
-    if (n == 0 || n >= sizeof(buf)) {
-        return 0;
-    }
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    if (inet_pton(AF_INET, buf, out) == 1) {
-        return AF_INET;
-    }
-    if (inet_pton(AF_INET6, buf, out) == 1) {
-        return AF_INET6;
-    }
-    return 0;
-}
-
 /* The SIP domain identity of a "URI:..." SAN value, as [host, host+len).
  * Returns 0 when the value is not a SIP domain identity.
  * RFC 5922 §7.1: "If the scheme of the URI is not "sip", then the
@@ -143,7 +120,7 @@ static int match_ip(const unsigned char want[16], int want_af, const char *const
         if (sans[i] == NULL || !has_prefix_ci(sans[i], "IP:")) {
             continue;
         }
-        if (parse_ip(sans[i] + 3, got) == want_af && memcmp(got, want, alen) == 0) {
+        if (siptls__addr_parse_ip(sans[i] + 3, got) == want_af && memcmp(got, want, alen) == 0) {
             return 1;
         }
     }
@@ -226,7 +203,7 @@ int siptls__rfc5922_match(const char *domain, const char *const *sans, size_t n_
         return 0;
     }
     unsigned char ip[16];
-    int af = parse_ip(domain, ip);
+    int af = siptls__addr_parse_ip(domain, ip);
     if (af != 0) {
         return match_ip(ip, af, sans, n_sans);
     }

@@ -2,9 +2,11 @@
  * libev loop.
  *
  * The library never blocks, never sleeps and never starts threads. One
- * engine = one libev loop = one thread; a host that wants several cores
- * runs one engine per thread (with reuse_port, listeners of this process
- * share ports with SO_REUSEPORT; another process never can).
+ * engine = one libev loop = one thread at a time: an engine may be created
+ * on one thread and run on another; nothing in the library depends on the
+ * thread that created it. A host that wants several cores runs one engine
+ * per thread (with reuse_port, listeners of this process share ports with
+ * SO_REUSEPORT; another process never can).
  *
  * Lifecycle rules:
  *  1. A host holds flow ids (64-bit, never reused, never 0), not pointers.

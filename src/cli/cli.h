@@ -40,6 +40,10 @@ int cli_client_tls(siptls_config *cfg, const char *ca, int insecure, const char 
  *  resolver: only before the loop runs. Returns the number of failures. */
 int cli_resolve_listen(const siptls_config *cfg, const char *prefix);
 
+/** ping and bench are clients: drop the `listen` URIs a configuration file
+ *  (one written for serve) may hold, so that their engine binds nothing. */
+void cli_drop_listen(siptls_config *cfg);
+
 /** Monotonic time in seconds. */
 double cli_now(void);
 

@@ -66,7 +66,8 @@ int cli_use_devcert(siptls_config *cfg, int announce)
     char *cert = NULL, *key = NULL;
     int st = siptls_devcert_generate("localhost", &cert, &key);
     if (st != SIPTLS_OK) {
-        fprintf(stderr, "siptls: cannot generate a development certificate: %s\n", siptls_strerror(st));
+        fprintf(stderr, "siptls: cannot generate a development certificate: %s\n",
+                siptls_strerror(st));
         return -1;
     }
     char cpath[64], kpath[64];
@@ -79,7 +80,8 @@ int cli_use_devcert(siptls_config *cfg, int announce)
     if (rc == 0 && announce) {
         fprintf(stderr,
                 "siptls: *** WARNING: no --cert given: using an in-memory SELF-SIGNED development\n"
-                "siptls: *** certificate (CN=localhost). Peers cannot verify it. Not for production.\n");
+                "siptls: *** certificate (CN=localhost). Peers cannot verify it. Not for "
+                "production.\n");
     }
     free(cert);
     free(key);
@@ -153,4 +155,13 @@ int cli_resolve_listen(const siptls_config *cfg, const char *prefix)
         failures++;
     }
     return failures;
+}
+
+void cli_drop_listen(siptls_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_listen; i++) {
+        free(cfg->listen[i]);
+        cfg->listen[i] = NULL;
+    }
+    cfg->n_listen = 0;
 }

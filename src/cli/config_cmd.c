@@ -39,7 +39,9 @@ static void config_usage(FILE *out)
                  "  Exit 0 when everything loads; 1 with one line per problem on stderr:\n"
                  "  \"FILE:LINE: key: reason\" for the file's syntax and values, \"FILE: domain\n"
                  "  'NAME': reason\" for certificates and keys, \"FILE: listen 'URI': reason\"\n"
-                 "  for addresses; 2 for a usage error.\n");
+                 "  for addresses; 2 for a usage error.\n"
+                 "  -c, --config FILE     the file to check (the same as giving FILE)\n"
+                 "  -h, --help            this text\n");
 }
 
 int siptls_cli_config(int argc, char **argv)

@@ -6,17 +6,17 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: siptls COMMAND [options]\n"
-            "\n"
-            "commands:\n"
-            "  serve    run a stateless SIP responder on tls: and dtls: listeners\n"
-            "  ping     send OPTIONS (or a CRLF keepalive) to a SIP TLS/DTLS peer\n"
-            "  bench    load a SIP TLS/DTLS server: requests, handshakes, resumption, idle connections\n"
-            "  config   check a configuration file and print the effective settings\n"
-            "\n"
-            "  siptls COMMAND --help    options of a command\n"
-            "  siptls --version         version and built-in TLS/DTLS features\n");
+    fprintf(out, "usage: siptls COMMAND [options]\n"
+                 "\n"
+                 "commands:\n"
+                 "  serve    run a stateless SIP responder on tls: and dtls: listeners\n"
+                 "  ping     send OPTIONS (or a CRLF keepalive) to a SIP TLS/DTLS peer\n"
+                 "  bench    load a SIP TLS/DTLS server: requests, handshakes, resumption, idle "
+                 "connections\n"
+                 "  config   check a configuration file and print the effective settings\n"
+                 "\n"
+                 "  siptls COMMAND --help    options of a command\n"
+                 "  siptls --version         version and built-in TLS/DTLS features\n");
 }
 
 int main(int argc, char **argv)

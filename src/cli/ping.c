@@ -143,7 +143,8 @@ static void on_message(siptls_engine *e, siptls_flow_id flow, const siptls_msg *
     answered(p, code >= 200 && code < 300);
 }
 
-static void on_keepalive(siptls_engine *e, siptls_flow_id flow, siptls_keepalive_kind kind, void *user)
+static void on_keepalive(siptls_engine *e, siptls_flow_id flow, siptls_keepalive_kind kind,
+                         void *user)
 {
     (void)e;
     (void)flow;
@@ -244,21 +245,22 @@ static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state sta
 
 static void ping_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: siptls ping URI [options]      URI: tls:HOST[:PORT] or dtls:HOST[:PORT]\n"
-            "  -n, --count N        requests to send (default 1)\n"
-            "  -i, --interval S     seconds between requests (default 1)\n"
-            "  -t, --timeout S      seconds to wait for each answer (default 5)\n"
-            "      --crlf           send a CRLFCRLF keepalive and wait for the CRLF pong (RFC 5626)\n"
-            "      --ca FILE        CA list to verify the server (default: system CAs)\n"
-            "  -k, --insecure       do not verify the server certificate\n"
-            "      --cert FILE      client certificate chain (PEM)\n"
-            "      --key FILE       private key of --cert (default: read from the --cert file)\n"
-            "  -c, --config FILE    configuration file\n"
-            "  -v, --verbose        debug logging\n"
-            "  -h, --help           this text\n"
-            "exit status: 0 2xx (or pong), 1 other response, 2 usage, 3 timeout, 4 refused / TLS\n"
-            "  (a server that refuses the handshake is named as such, with its TLS alert)\n");
+    fprintf(
+        out,
+        "usage: siptls ping URI [options]      URI: tls:HOST[:PORT] or dtls:HOST[:PORT]\n"
+        "  -n, --count N        requests to send (default 1)\n"
+        "  -i, --interval S     seconds between requests (default 1)\n"
+        "  -t, --timeout S      seconds to wait for each answer (default 5)\n"
+        "      --crlf           send a CRLFCRLF keepalive and wait for the CRLF pong (RFC 5626)\n"
+        "      --ca FILE        CA list to verify the server (default: system CAs)\n"
+        "  -k, --insecure       do not verify the server certificate\n"
+        "      --cert FILE      client certificate chain (PEM)\n"
+        "      --key FILE       private key of --cert (default: read from the --cert file)\n"
+        "  -c, --config FILE    configuration file\n"
+        "  -v, --verbose        debug logging\n"
+        "  -h, --help           this text\n"
+        "exit status: 0 2xx (or pong), 1 other response, 2 usage, 3 timeout, 4 refused / TLS\n"
+        "  (a server that refuses the handshake is named as such, with its TLS alert)\n");
 }
 
 int siptls_cli_ping(int argc, char **argv)
@@ -326,7 +328,8 @@ int siptls_cli_ping(int argc, char **argv)
     siptls_uri u;
     int st = siptls_uri_parse(p.uri, 5061, 5061, 0, &u);
     if (st != SIPTLS_OK || u.host_kind == SIPTLS_HOST_ANY) {
-        fprintf(stderr, "siptls ping: '%s': %s\n", p.uri, siptls_strerror(st ? st : SIPTLS_ERR_URI_ADDR));
+        fprintf(stderr, "siptls ping: '%s': %s\n", p.uri,
+                siptls_strerror(st ? st : SIPTLS_ERR_URI_ADDR));
         return 2;
     }
     snprintf(p.host, sizeof(p.host), u.host_kind == SIPTLS_HOST_IPV6 ? "[%s]" : "%s", u.host);
@@ -340,6 +343,7 @@ int siptls_cli_ping(int argc, char **argv)
             fprintf(stderr, "siptls: %s\n", err.msg);
             goto out;
         }
+        cli_drop_listen(&cfg); /* a client: never bind the file's listeners */
     }
     if (cli_client_tls(&cfg, ca, insecure, cert, key, NULL) != 0) {
         goto out;

@@ -4,9 +4,10 @@
  * (default 501), with Via / From / To / Call-ID / CSeq copied and a To-tag
  * added (RFC 3261 §8.2.6.2); ACK is never answered (RFC 3261 §17.2.1);
  * responses are ignored. */
+#include <errno.h>
 #include <ev.h>
-#include <pthread.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,8 +60,8 @@ static const char *reason_of(unsigned code)
     }
 }
 
-static int append(char *buf, size_t cap, size_t *len, const char *fmt_a, size_t alen,
-                  const char *b, size_t blen)
+static int append(char *buf, size_t cap, size_t *len, const char *fmt_a, size_t alen, const char *b,
+                  size_t blen)
 {
     if (*len + alen + blen + 2 >= cap) {
         return -1;
@@ -256,8 +257,8 @@ static void on_message(siptls_engine *e, siptls_flow_id flow, const siptls_msg *
         return; /* a stateless responder ignores responses */
     }
     char out[8192];
-    size_t n = siptls_cli_build_response(m->data, m->header_len, s->reply_code, s->reply_reason, out,
-                                         sizeof(out));
+    size_t n = siptls_cli_build_response(m->data, m->header_len, s->reply_code, s->reply_reason,
+                                         out, sizeof(out));
     if (n == 0) {
         return;
     }
@@ -312,31 +313,34 @@ static void print_stats(siptls_engine *e, int worker)
     if (worker >= 0) {
         fprintf(stderr, "worker %d ", worker);
     }
-    fprintf(stderr,
-            "stats: flows open %llu (tls %llu, dtls %llu), accepted %llu, closed %llu; handshakes ok "
-            "%llu (resumed %llu) failed %llu [timeout %llu verify %llu name %llu no-cert %llu tls "
-            "%llu io %llu]; msgs in %llu out %llu; bytes in %llu out %llu; pings in %llu pongs out "
-            "%llu; drops: framing %llu chunks %llu too-big %llu queue-full %llu send-timeout %llu "
-            "idle %llu limit %llu io %llu resources %llu; dtls cookies %llu bad %llu rate-limited %llu stun %llu "
-            "junk %llu; reloads %llu\n",
-            (unsigned long long)s.flows_open, (unsigned long long)s.tls_flows_open,
-            (unsigned long long)s.dtls_flows_open, (unsigned long long)s.flows_accepted,
-            (unsigned long long)s.flows_closed, (unsigned long long)s.handshakes_ok,
-            (unsigned long long)s.handshakes_resumed, (unsigned long long)s.handshakes_failed,
-            (unsigned long long)s.hs_fail_timeout, (unsigned long long)s.hs_fail_verify,
-            (unsigned long long)s.hs_fail_name, (unsigned long long)s.hs_fail_no_cert,
-            (unsigned long long)s.hs_fail_tls, (unsigned long long)s.hs_fail_io,
-            (unsigned long long)s.msgs_in, (unsigned long long)s.msgs_out,
-            (unsigned long long)s.bytes_in, (unsigned long long)s.bytes_out,
-            (unsigned long long)s.pings_in, (unsigned long long)s.pongs_out,
-            (unsigned long long)s.drop_framing, (unsigned long long)s.drop_chunks,
-            (unsigned long long)s.drop_too_big, (unsigned long long)s.drop_queue_full,
-            (unsigned long long)s.drop_send_timeout, (unsigned long long)s.drop_idle,
-            (unsigned long long)s.drop_limit, (unsigned long long)s.drop_io,
-            (unsigned long long)s.drop_resources,
-            (unsigned long long)s.dtls_cookies_sent, (unsigned long long)s.dtls_cookie_bad,
-            (unsigned long long)s.dtls_rate_limited, (unsigned long long)s.dtls_stun,
-            (unsigned long long)s.dtls_junk, (unsigned long long)s.reloads);
+    fprintf(
+        stderr,
+        "stats: flows open %llu (tls %llu, dtls %llu), accepted %llu, closed %llu; handshakes ok "
+        "%llu (resumed %llu) failed %llu [timeout %llu verify %llu name %llu no-cert %llu tls "
+        "%llu io %llu]; msgs in %llu out %llu; bytes in %llu out %llu; pings in %llu pongs out "
+        "%llu; drops: framing %llu chunks %llu too-big %llu queue-full %llu send-timeout %llu "
+        "idle %llu keepalive %llu limit %llu io %llu resources %llu; dtls cookies %llu bad %llu "
+        "rate-limited %llu stun %llu junk %llu bad-records %llu reassembly-lost %llu; reloads "
+        "%llu\n",
+        (unsigned long long)s.flows_open, (unsigned long long)s.tls_flows_open,
+        (unsigned long long)s.dtls_flows_open, (unsigned long long)s.flows_accepted,
+        (unsigned long long)s.flows_closed, (unsigned long long)s.handshakes_ok,
+        (unsigned long long)s.handshakes_resumed, (unsigned long long)s.handshakes_failed,
+        (unsigned long long)s.hs_fail_timeout, (unsigned long long)s.hs_fail_verify,
+        (unsigned long long)s.hs_fail_name, (unsigned long long)s.hs_fail_no_cert,
+        (unsigned long long)s.hs_fail_tls, (unsigned long long)s.hs_fail_io,
+        (unsigned long long)s.msgs_in, (unsigned long long)s.msgs_out,
+        (unsigned long long)s.bytes_in, (unsigned long long)s.bytes_out,
+        (unsigned long long)s.pings_in, (unsigned long long)s.pongs_out,
+        (unsigned long long)s.drop_framing, (unsigned long long)s.drop_chunks,
+        (unsigned long long)s.drop_too_big, (unsigned long long)s.drop_queue_full,
+        (unsigned long long)s.drop_send_timeout, (unsigned long long)s.drop_idle,
+        (unsigned long long)s.drop_keepalive, (unsigned long long)s.drop_limit,
+        (unsigned long long)s.drop_io, (unsigned long long)s.drop_resources,
+        (unsigned long long)s.dtls_cookies_sent, (unsigned long long)s.dtls_cookie_bad,
+        (unsigned long long)s.dtls_rate_limited, (unsigned long long)s.dtls_stun,
+        (unsigned long long)s.dtls_junk, (unsigned long long)s.dtls_bad_records,
+        (unsigned long long)s.dtls_reasm_lost, (unsigned long long)s.reloads);
 }
 
 /* Runs on a worker's own thread: do what the main thread asked. */
@@ -412,41 +416,66 @@ static void *worker_main(void *arg)
 
 static void serve_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: siptls serve [options]\n"
-            "  -c, --config FILE        configuration file (key = value, or OpenSIPS modparam lines)\n"
-            "  -l, --listen URI         listen on URI (tls:ADDR[:PORT], dtls:ADDR[:PORT]); repeatable;\n"
-            "                           default tls:127.0.0.1:5061 when neither this nor the file gives one\n"
-            "      --cert FILE          server certificate chain (PEM); without it an in-memory\n"
-            "                           self-signed development certificate is generated\n"
-            "      --key FILE           private key of --cert (PEM); without it the key is read\n"
-            "                           from the --cert file (one PEM with chain and key)\n"
-            "      --ca FILE            CA list for client certificates\n"
-            "      --verify-cert        ask clients for a certificate\n"
-            "      --require-cert       refuse clients without a valid certificate\n"
-            "      --keylog FILE        write TLS secrets in NSS key log format (Wireshark)\n"
-            "      --reply CODE         final response to requests other than OPTIONS (default 501)\n"
-            "      --stats-interval S   print statistics every S seconds (also on SIGUSR1)\n"
-            "  -w, --workers N          N engines on N threads sharing the listen ports\n"
-            "                           (SO_REUSEPORT: the kernel spreads connections); default 1\n"
-            "  -v, --verbose            debug logging\n"
-            "  -q, --quiet              warnings and errors only (no per-flow lines)\n"
-            "  -h, --help               this text\n"
-            "signals: SIGHUP reloads certificates, SIGUSR1 prints statistics,\n"
-            "         SIGINT/SIGTERM close every flow with close_notify and exit\n");
+    fprintf(
+        out,
+        "usage: siptls serve [options]\n"
+        "  -c, --config FILE        configuration file (key = value, or OpenSIPS modparam lines)\n"
+        "  -l, --listen URI         listen on URI (tls:ADDR[:PORT], dtls:ADDR[:PORT]); "
+        "repeatable;\n"
+        "                           default tls:127.0.0.1:5061 when neither this nor the file "
+        "gives one\n"
+        "      --cert FILE          server certificate chain (PEM); without it an in-memory\n"
+        "                           self-signed development certificate is generated\n"
+        "      --key FILE           private key of --cert (PEM); without it the key is read\n"
+        "                           from the --cert file (one PEM with chain and key)\n"
+        "      --ca FILE            CA list for client certificates\n"
+        "      --verify-cert        ask clients for a certificate\n"
+        "      --require-cert       refuse clients without a valid certificate\n"
+        "      --keylog FILE        write TLS secrets in NSS key log format (Wireshark)\n"
+        "      --reply CODE         final response to requests other than OPTIONS (default 501)\n"
+        "      --stats-interval S   print statistics every S seconds (also on SIGUSR1)\n"
+        "  -w, --workers N          N engines on N threads sharing the listen ports\n"
+        "                           (SO_REUSEPORT: the kernel spreads connections); default 1\n"
+        "  -v, --verbose            debug logging\n"
+        "  -q, --quiet              warnings and errors only (no per-flow lines)\n"
+        "  -h, --help               this text\n"
+        "signals: SIGHUP reloads certificates, SIGUSR1 prints statistics,\n"
+        "         SIGINT/SIGTERM close every flow with close_notify and exit\n");
+}
+
+/* `text` is a whole decimal number in lo..hi (no sign, no trailing text). */
+static int whole_number(const char *text, unsigned long lo, unsigned long hi, unsigned long *out)
+{
+    if (text[0] < '0' || text[0] > '9') {
+        return -1;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (*end != '\0' || errno != 0 || v < lo || v > hi) {
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 int siptls_cli_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
-        {"cert", required_argument, NULL, 'C'},     {"key", required_argument, NULL, 'K'},
-        {"ca", required_argument, NULL, 'A'},       {"verify-cert", no_argument, NULL, 'V'},
-        {"require-cert", no_argument, NULL, 'R'},   {"keylog", required_argument, NULL, 'k'},
-        {"reply", required_argument, NULL, 'r'},    {"stats-interval", required_argument, NULL, 's'},
-        {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
-        {"workers", required_argument, NULL, 'w'},  {"quiet", no_argument, NULL, 'q'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"cert", required_argument, NULL, 'C'},
+                                         {"key", required_argument, NULL, 'K'},
+                                         {"ca", required_argument, NULL, 'A'},
+                                         {"verify-cert", no_argument, NULL, 'V'},
+                                         {"require-cert", no_argument, NULL, 'R'},
+                                         {"keylog", required_argument, NULL, 'k'},
+                                         {"reply", required_argument, NULL, 'r'},
+                                         {"stats-interval", required_argument, NULL, 's'},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"workers", required_argument, NULL, 'w'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {NULL, 0, NULL, 0}};
     siptls_config cfg;
     if (siptls_config_init(&cfg) != SIPTLS_OK) {
         return 1;
@@ -457,6 +486,7 @@ int siptls_cli_serve(int argc, char **argv)
     unsigned reply = 501;
     long workers = 1;
     double stats_interval = 0;
+    unsigned long num = 0;
     int c, rc = 1;
     /* Two passes: the file first, then the command line on top of it. */
     optind = 1;
@@ -485,9 +515,12 @@ int siptls_cli_serve(int argc, char **argv)
         int bad = 0;
         switch (c) {
         case 'l':
-            if (n_listens < 64) {
-                listens[n_listens++] = optarg;
+            if (n_listens == 64) {
+                fprintf(stderr, "siptls serve: at most 64 --listen options\n");
+                rc = 2;
+                goto out;
             }
+            listens[n_listens++] = optarg;
             break;
         case 'C':
             cert = optarg;
@@ -509,15 +542,31 @@ int siptls_cli_serve(int argc, char **argv)
             bad = cli_set(&cfg, "tls_keylog_file", optarg);
             break;
         case 'r':
-            reply = (unsigned)strtoul(optarg, NULL, 10);
-            if (reply < 300 || reply > 699) {
-                fprintf(stderr, "siptls: --reply wants a final error response code 300..699\n");
-                bad = 1;
+            if (whole_number(optarg, 300, 699, &num) != 0) {
+                fprintf(stderr,
+                        "siptls serve: --reply '%s': a final error response code "
+                        "300..699\n",
+                        optarg);
+                rc = 2;
+                goto out;
+            }
+            reply = (unsigned)num;
+            break;
+        case 's': {
+            char *end = NULL;
+            errno = 0;
+            stats_interval = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' || errno != 0 || !(stats_interval >= 0) ||
+                stats_interval > 86400 * 365) {
+                fprintf(stderr,
+                        "siptls serve: --stats-interval '%s': seconds, 0 or more "
+                        "(0 = never)\n",
+                        optarg);
+                rc = 2;
+                goto out;
             }
             break;
-        case 's':
-            stats_interval = strtod(optarg, NULL);
-            break;
+        }
         case 'v':
             verbose = 1;
             break;
@@ -525,11 +574,13 @@ int siptls_cli_serve(int argc, char **argv)
             verbose = -1;
             break;
         case 'w':
-            workers = strtol(optarg, NULL, 10);
-            if (workers < 1 || workers > 64) {
-                fprintf(stderr, "siptls serve: --workers wants 1..64\n");
-                bad = 1;
+            if (whole_number(optarg, 1, 64, &num) != 0) {
+                fprintf(stderr, "siptls serve: --workers '%s': a number of engines 1..64\n",
+                        optarg);
+                rc = 2;
+                goto out;
             }
+            workers = (long)num;
             break;
         default:
             break;

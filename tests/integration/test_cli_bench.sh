@@ -3,16 +3,19 @@
 # (and the request and handshake modes over dtls:) must report successes
 # and no errors; --json must parse; usage errors exit 2, a failing run 1.
 # Args: SOURCE_DIR BUILD_DIR. Every step is bounded by `timeout` and short
-# (--count or --duration 1); only the serve process started here is
-# stopped, by its pid.
+# (--count or --duration 1); a step that depends on a state waits for it
+# (serve's stats on SIGUSR1), never for a guessed time. Only the serve
+# process started here is stopped, by its pid. The JSON is read with jq
+# (scripts/test.sh installs it).
 set -u
-build=$2 # $1, the source folder, is not needed
+src=$1 build=$2
 bin=$build/siptls
 pki=$build/pki
-[ -x "$bin" ] || { echo "no siptls binary"; exit 77; }
-[ -f "$pki/ca.pem" ] || { echo "no test PKI in $pki"; exit 77; }
-# The system python3 starts faster than a pyenv shim; either will do.
-py=$(command -v /usr/bin/python3 || command -v python3) || { echo "no python3"; exit 77; }
+# shellcheck source=../support/shtest.sh
+. "$src/tests/support/shtest.sh"
+[ -x "$bin" ] || { echo "FAIL no siptls binary"; exit 1; }
+[ -f "$pki/ca.pem" ] || { echo "FAIL no test PKI in $pki"; exit 1; }
+need jq
 work=$(mktemp -d)
 serve_pid=
 cleanup() {
@@ -30,33 +33,54 @@ printf 'dtls_handshake_rate = 0\n' > "$work/serve.conf"
 "$bin" serve -c "$work/serve.conf" --listen tls:127.0.0.1:0 --listen dtls:127.0.0.1:0 \
     --cert "$pki/server.pem" --key "$pki/server.key" -q > "$work/serve.out" 2> "$work/serve.err" &
 serve_pid=$!
-tport='' dport=''
-for _ in $(seq 1 100); do
-    tport=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/serve.out" | head -n1)
-    dport=$(sed -n 's/.*ready on dtls:.* port \([0-9]*\).*/\1/p' "$work/serve.out" | head -n1)
-    [ -n "$tport" ] && [ -n "$dport" ] && break
-    sleep 0.05
-done
-[ -n "$tport" ] && [ -n "$dport" ] || { echo "serve did not start"; cat "$work/serve.err"; exit 1; }
+tport=$(serve_port "$work/serve.out" tls "$serve_pid") &&
+    dport=$(serve_port "$work/serve.out" dtls "$serve_pid") ||
+    { echo "serve did not start"; cat "$work/serve.err"; exit 1; }
+
+# srv_stats: ask serve for its statistics (SIGUSR1) and wait for the new
+# line (up to 20 s); it is printed ("" when none came).
+srv_stats() {
+    local n end=$((SECONDS + 20))
+    n=$(grep -c '^stats: ' "$work/serve.err")
+    kill -USR1 "$serve_pid" || return 1
+    while :; do
+        if [ "$(grep -c '^stats: ' "$work/serve.err")" -gt "$n" ]; then
+            grep '^stats: ' "$work/serve.err" | tail -n1
+            return 0
+        fi
+        ((SECONDS < end)) || return 1
+        sleep 0.05
+    done
+}
+# srv_stat NAME: one figure of serve's stats ("msgs in", "(tls": the TLS
+# flows open).
+srv_stat() {
+    srv_stats | sed -n "s/.*$1 \([0-9]*\).*/\1/p"
+}
+# srv_wait_tls_flows N: until serve has N TLS flows open (up to 20 s): the
+# connections of the runs before are gone (N = 0).
+srv_wait_tls_flows() {
+    local end=$((SECONDS + 20))
+    while :; do
+        open=$(srv_stat "(tls")
+        [ "$open" = "$1" ] && return 0
+        ((SECONDS < end)) || return 1
+        sleep 0.2
+    done
+}
 
 ops='' errs='' e_verify='' e_connect='' e_non2xx='' version='' resumed='' up='' rss='' cpu=''
-interrupted=''
-# fields FILE: check that FILE parses (python3 -m json.tool), then set shell
-# variables from it in one python start: ops errs e_verify e_connect
-# e_non2xx version resumed up rss cpu interrupted.
+rss0='' rss1='' interrupted=''
+# fields FILE: check that FILE is JSON (jq), then set shell variables from
+# it: ops errs e_verify e_connect e_non2xx version resumed up rss rss0 rss1
+# cpu interrupted (a JSON null is the word null).
 fields() {
-    "$py" -m json.tool "$1" > /dev/null 2>&1 || return 1
-    eval "$("$py" -c '
-import json, sys
-j = json.load(open(sys.argv[1]))
-e = j["errors"]
-for k, v in (("ops", j["ops"]), ("errs", e["total"]), ("e_verify", e["verify"]),
-             ("e_connect", e["connect"]), ("e_non2xx", e["non-2xx"]),
-             ("version", j["tls_version"]), ("resumed", j["resumed"]),
-             ("up", j["connections_up"]), ("rss", j["server"]["rss_per_conn_bytes"]),
-             ("cpu", j["server"]["cpu_us_per_op"]), ("interrupted", j["interrupted"])):
-    print("%s=%s" % (k, json.dumps(v).replace("\"", "")))
-' "$1")"
+    jq -e . "$1" > /dev/null 2>&1 || return 1
+    eval "$(jq -r '@sh "ops=\(.ops) errs=\(.errors.total) e_verify=\(.errors.verify)
+        e_connect=\(.errors.connect) e_non2xx=\(.errors["non-2xx"]) version=\(.tls_version)
+        resumed=\(.resumed) up=\(.connections_up) rss=\(.server.rss_per_conn_bytes)
+        rss0=\(.server.rss_before_kib) rss1=\(.server.rss_after_kib)
+        cpu=\(.server.cpu_us_per_op) interrupted=\(.interrupted)"' "$1")"
 }
 
 # run NAME EXPECTED-EXIT bench-args...: runs bench with --json and checks
@@ -102,9 +126,29 @@ for v in 1.2 1.3; do
     run "resume tls $v" 0 "$tls" "${ca[@]}" --mode resume -C 1 --tls $v --count 20
     [ "$resumed" -gt 0 ] && ok "resume tls $v: $resumed of 20 resumed" || bad "resume tls $v: nothing resumed"
 done
+# idle: the bench holds the connections --duration once all 20 are up
+# (the hold starts on that state, not after a guessed time). The server's
+# RSS is read when the bench starts and when the hold ends; the figure must
+# be what those two readings give: (after - before) KiB / connections up,
+# or null when the RSS fell meanwhile (an allocator may hand memory back:
+# ASan's, or glibc's trim). Whether the server's RSS grows is up to its
+# allocator, not to the bench; the bench must read and report it right.
+# The flows of the runs before are gone first (serve's stats), so the
+# "before" reading does not include them.
+srv_wait_tls_flows 0 || bad "serve still has $open TLS flows open before the idle run"
 run "idle tls" 0 "$tls" "${ca[@]}" --mode idle -C 20 --duration 0.5 --rss-pid "$serve_pid"
 [ "$up" = 20 ] && ok "idle: 20 connections up" || bad "idle: $up up"
-[ "$rss" != "null" ] && ok "idle: RSS per connection reported ($rss bytes)" || bad "idle: no RSS figure"
+if [ "$rss0" -gt 0 ] 2> /dev/null && [ "$rss1" -gt 0 ] 2> /dev/null; then
+    ok "idle: server RSS read before and after ($rss0 -> $rss1 KiB)"
+else
+    bad "idle: server RSS not read: before '$rss0' after '$rss1'"
+fi
+want=$(awk -v a="$rss0" -v b="$rss1" -v n="$up" \
+    'BEGIN { if (b < a || n <= 0) print "null"; else printf "%.0f\n", (b - a) * 1024 / n }')
+got=$rss
+[ "$rss" = null ] || got=$(awk -v r="$rss" 'BEGIN { printf "%.0f\n", r }')
+[ "$got" = "$want" ] && ok "idle: RSS per connection as the readings give ($rss bytes)" ||
+    bad "idle: RSS per connection $rss, the readings give $want: $(cat "$work/out.json")"
 run "idle dtls" 0 "$dtls" "${ca[@]}" --mode idle -C 20 --duration 0.5
 
 # A message file with sipp-style placeholders and LF line ends.
@@ -135,12 +179,23 @@ for args in "" "udp:127.0.0.1:5060" "$tls --mode nope" "$tls --window 0" "$dtls 
     [ $rc = 2 ] && ok "usage error exits 2: '$args'" || bad "usage error '$args' exited $rc"
 done
 
-# SIGINT ends a long run early with the summary so far.
+# SIGINT ends a long run early with the summary so far. The signal is sent
+# once the bench is sending (serve's "msgs in" has grown), so its handler
+# is in place.
 # Not under `timeout`: the signal must reach the bench itself (timeout would
 # take it and exit 130); --duration bounds the run anyway.
+msgs0=$(srv_stat "msgs in")
 "$bin" bench "$tls" "${ca[@]}" --duration 25 --json > "$work/int.json" 2>&1 &
 bpid=$!
-sleep 1
+sending=0
+end=$((SECONDS + 20))
+while ((SECONDS < end)); do
+    alive "$bpid" || break
+    m=$(srv_stat "msgs in")
+    [ -n "$m" ] && [ -n "$msgs0" ] && [ "$m" -gt "$msgs0" ] && { sending=1; break; }
+    sleep 0.2
+done
+[ $sending = 1 ] || bad "SIGINT: the bench never sent (serve msgs in ${msgs0:-?} -> ${m:-?})"
 kill -INT $bpid
 wait $bpid
 rc=$?

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # End to end: `siptls serve` and `siptls ping` over TLS on loopback, with the
 # test PKI. Args: SOURCE_DIR BUILD_DIR. Every step is bounded by `timeout`;
-# only the serve process started here is stopped, by its pid.
+# each waits for the state it checks (a port in serve's banner, a log line,
+# an answer), never for a guessed time. Only the serve process started here
+# is stopped, by its pid.
 set -u
 src=$1 build=$2
 bin=$build/siptls
 pki=$build/pki
-[ -x "$bin" ] || { echo "no siptls binary"; exit 77; }
+# shellcheck source=../support/shtest.sh
+. "$src/tests/support/shtest.sh"
+[ -x "$bin" ] || { echo "FAIL no siptls binary"; exit 1; }
+need openssl
 work=$(mktemp -d)
 serve_pid=
 cleanup() {
@@ -20,15 +25,18 @@ check() { # name expected-exit actual-exit
     else fails=$((fails + 1)); echo "FAIL $1 (exit $3, want $2)"; fi
 }
 
+# serve_up FILE: the port of the serve just started ($serve_pid) from its
+# banner in FILE, once it listens; a failure when it does not.
+serve_up() {
+    port=$(serve_port "$1" tls "$serve_pid") && return 0
+    fails=$((fails + 1)); echo "FAIL serve did not start: $(cat "${1%.out}.err")"; port=0
+}
+
 start_serve() { # extra args...
     "$bin" serve --listen tls:127.0.0.1:0 --cert "$pki/server.pem" --key "$pki/server.key" \
         "$@" > "$work/serve.out" 2> "$work/serve.err" &
     serve_pid=$!
-    for _ in $(seq 1 100); do
-        port=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/serve.out" | head -n1)
-        [ -n "$port" ] && return 0
-        sleep 0.05
-    done
+    port=$(serve_port "$work/serve.out" tls "$serve_pid") && return 0
     echo "serve did not start"; cat "$work/serve.err"; exit 1
 }
 
@@ -59,9 +67,8 @@ check "ping a closed port fails" 4 $?
 timeout 10 "$bin" ping "udp:127.0.0.1:5060" > /dev/null 2>&1
 check "ping a bad URI is a usage error" 2 $?
 
-wait_for() { # pattern file: up to 10 s (sanitizer builds are slow)
-    for _ in $(seq 1 200); do grep -q "$1" "$2" && return 0; sleep 0.05; done
-    return 1
+wait_for() { # pattern file: until the line is in (up to 20 s: sanitizer builds are slow)
+    wait_match "$1" "$2" 20 "$serve_pid"
 }
 # the bench's text report against this server, with its CPU and memory read from /proc
 out=$(timeout 30 "$bin" bench "tls:127.0.0.1:$port" --ca "$pki/ca.pem" -C 2 -w 2 --count 200 --server-pid "$serve_pid" --rss-pid "$serve_pid" 2>&1); rc=$?
@@ -95,10 +102,7 @@ kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
 # development certificate when none is given
 "$bin" serve --listen tls:127.0.0.1:0 > "$work/dev.out" 2> "$work/dev.err" &
 serve_pid=$!
-for _ in $(seq 1 100); do
-    port=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/dev.out" | head -n1)
-    [ -n "$port" ] && break; sleep 0.05
-done
+serve_up "$work/dev.out"
 grep -q "SELF-SIGNED development" "$work/dev.err" || { fails=$((fails + 1)); echo "FAIL dev cert not announced"; }
 timeout 20 "$bin" ping "tls:127.0.0.1:$port" --insecure > /dev/null 2>&1
 check "serve with the development certificate" 0 $?
@@ -110,10 +114,7 @@ kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
 for c in wrongname expired; do
     "$bin" serve --listen tls:127.0.0.1:0 --cert "$pki/$c.pem" --key "$pki/$c.key" > "$work/$c.out" 2> "$work/$c.err" &
     serve_pid=$!
-    for _ in $(seq 1 100); do
-        port=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/$c.out" | head -n1)
-        [ -n "$port" ] && break; sleep 0.05
-    done
+    serve_up "$work/$c.out"
     out=$(timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" 2>&1); rc=$?
     check "ping refuses a server certificate: $c" 4 $rc
     case $c in
@@ -137,11 +138,7 @@ CONF
 "$bin" serve --config "$work/siptls.conf" --cert "$pki/server.pem" --key "$pki/server.key" --ca "$pki/ca.pem" \
     --verify-cert --reply 486 --keylog "$work/keys.log" --verbose > "$work/cfg.out" 2> "$work/cfg.err" &
 serve_pid=$!
-port=
-for _ in $(seq 1 100); do
-    port=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/cfg.out" | head -n1)
-    [ -n "$port" ] && break; sleep 0.05
-done
+serve_up "$work/cfg.out"
 subj=$(timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername alt.example.test -tls1_2 < /dev/null 2>/dev/null | grep -m1 "^subject=")
 case $subj in *alt.example.test*) passes=$((passes + 1)); echo "ok   SNI alt.example.test -> alt certificate" ;; *) fails=$((fails + 1)); echo "FAIL SNI: $subj" ;; esac
 subj=$(timeout 10 openssl s_client -connect "127.0.0.1:$port" -tls1_2 < /dev/null 2>/dev/null | grep -m1 "^subject=")
@@ -152,39 +149,54 @@ wait_for "TRUSTED domain client.example.test" "$work/cfg.err" || { fails=$((fail
 invite=$'INVITE sip:bob@localhost SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1;branch=z9hG4bKinv1\r\nv: SIP/2.0/TLS 10.0.0.1;branch=z9hG4bKinv0\r\nMax-Forwards: 70\r\nf: <sip:a@localhost>;tag=9\r\nt: <sip:bob@localhost>\r\ni: inv1@test\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n'
 ack=$'ACK sip:bob@localhost SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1;branch=z9hG4bKinv1\r\nFrom: <sip:a@localhost>;tag=9\r\nTo: <sip:bob@localhost>;tag=x\r\nCall-ID: inv1@test\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n'
 resp=$'SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS 127.0.0.1;branch=z9hG4bKx\r\nFrom: <sip:a@localhost>;tag=9\r\nTo: <sip:bob@localhost>;tag=x\r\nCall-ID: r@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n'
-out=$( (printf '%s%s%s' "$invite" "$ack" "$resp"; sleep 1) | timeout 10 openssl s_client -connect "127.0.0.1:$port" -quiet -no_ign_eof 2>/dev/null)
+# An OPTIONS after them is answered after whatever they would provoke (one
+# connection, in order): its answer bounds the wait for answers that must
+# not come.
+last=$'OPTIONS sip:localhost SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1;branch=z9hG4bKlast\r\nMax-Forwards: 70\r\nFrom: <sip:a@localhost>;tag=9\r\nTo: <sip:localhost>\r\nCall-ID: last@test\r\nCSeq: 2 OPTIONS\r\nContent-Length: 0\r\n\r\n'
+converse "$work/inv.out" "$invite$ack$resp$last" "^Call-ID: last@test" \
+    timeout 20 openssl s_client -connect "127.0.0.1:$port" -quiet -no_ign_eof
+# every answer before the last one's Call-ID, and the first answer alone
+all=$(sed -n '/^Call-ID: last@test/q;p' "$work/inv.out")
+out=$(awk '/^SIP\/2\.0 / {n++} n == 1' "$work/inv.out")
+grep -q "^Call-ID: last@test" "$work/inv.out" && { passes=$((passes + 1)); echo "ok   the OPTIONS after them is answered"; } || { fails=$((fails + 1)); echo "FAIL no answer to the last OPTIONS: $(cat "$work/inv.out")"; }
 echo "$out" | grep -q "SIP/2.0 486 Busy Here" && { passes=$((passes + 1)); echo "ok   --reply 486 for INVITE"; } || { fails=$((fails + 1)); echo "FAIL INVITE reply: $out"; }
-[ "$(echo "$out" | grep -c '^SIP/2.0')" = 1 ] && { passes=$((passes + 1)); echo "ok   ACK and responses are not answered"; } || { fails=$((fails + 1)); echo "FAIL extra answers: $out"; }
+[ "$(echo "$all" | grep -c '^SIP/2.0')" = 2 ] && { passes=$((passes + 1)); echo "ok   ACK and responses are not answered"; } || { fails=$((fails + 1)); echo "FAIL extra answers: $all"; }
 echo "$out" | grep -q "^To: <sip:bob@localhost>;tag=" && { passes=$((passes + 1)); echo "ok   To-tag added"; } || { fails=$((fails + 1)); echo "FAIL no To-tag: $out"; }
 [ "$(echo "$out" | grep -c '^Via: ')" = 2 ] && { passes=$((passes + 1)); echo "ok   both Vias copied"; } || { fails=$((fails + 1)); echo "FAIL Vias: $out"; }
 kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
 grep -q "^CLIENT_RANDOM [0-9a-f]* [0-9a-f]*$" "$work/keys.log" && { passes=$((passes + 1)); echo "ok   key log written (TLS 1.2)"; } || { fails=$((fails + 1)); echo "FAIL key log: $(cat "$work/keys.log" 2>&1)"; }
 "$bin" serve --config /nonexistent.conf > /dev/null 2>&1; check "serve with a missing config file" 1 $?
 "$bin" serve --cert "$pki/server.pem" > /dev/null 2>&1; check "serve --cert without --key, no key in the file" 1 $?
-"$bin" serve --reply 99 > /dev/null 2>&1; check "serve --reply out of range" 1 $?
+"$bin" serve --reply 99 > /dev/null 2>&1; check "serve --reply out of range" 2 $?
+"$bin" serve --reply 486x > /dev/null 2>&1; check "serve --reply with trailing text" 2 $?
+"$bin" serve --stats-interval abc > /dev/null 2>&1; check "serve --stats-interval not a number" 2 $?
+"$bin" serve --stats-interval -1 > /dev/null 2>&1; check "serve --stats-interval negative" 2 $?
+"$bin" serve --workers 2x > /dev/null 2>&1; check "serve --workers with trailing text" 2 $?
 
-# --workers: several engines share the port (SO_REUSEPORT)
-"$bin" serve --workers 2 --listen tls:127.0.0.1:0 --cert "$pki/server.pem" --key "$pki/server.key" > "$work/w.out" 2> "$work/w.err" &
+# --workers: several engines share the port (SO_REUSEPORT), over TLS and DTLS
+"$bin" serve --workers 2 --listen tls:127.0.0.1:0 --listen dtls:127.0.0.1:0 --cert "$pki/server.pem" --key "$pki/server.key" > "$work/w.out" 2> "$work/w.err" &
 serve_pid=$!
-port=
-for _ in $(seq 1 100); do
-    port=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/w.out" | head -n1)
-    [ -n "$port" ] && break; sleep 0.05
-done
-okp=0
+serve_up "$work/w.out"
+dport=$(serve_port "$work/w.out" dtls "$serve_pid") || dport=0
+okp=0 okd=0
 for _ in $(seq 1 10); do
     timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" > /dev/null 2>&1 && okp=$((okp + 1))
+    timeout 20 "$bin" ping "dtls:127.0.0.1:$dport" --ca "$pki/ca.pem" > /dev/null 2>&1 && okd=$((okd + 1))
 done
 check "10 pings to 2 workers" 10 $okp
+# each ping comes from a new port: the kernel spreads them over both workers
+check "10 DTLS pings to 2 workers" 10 $okd
 kill -TERM "$serve_pid"; wait "$serve_pid"; rc=$?; serve_pid=
 check "serve --workers 2 exits 0 on SIGTERM" 0 $rc
 [ "$(grep -c '^worker [01] stats' "$work/w.err")" = 2 ] && { passes=$((passes + 1)); echo "ok   one stats line per worker"; } || { fails=$((fails + 1)); echo "FAIL worker stats: $(cat "$work/w.err")"; }
 accepted=$(sed -n 's/^worker [01] stats: .* accepted \([0-9]*\),.*/\1/p' "$work/w.err" | awk "{s+=\$1} END {print s}")
-check "the workers accepted every connection between them" 10 "$accepted"
-"$bin" serve --workers 0 > /dev/null 2>&1; check "serve --workers 0 is refused" 1 $?
+check "the workers accepted every connection between them" 20 "$accepted"
+cookies=$(sed -n 's/^worker [01] stats: .* dtls cookies \([0-9]*\) .*/\1/p' "$work/w.err" | awk "{s+=\$1} END {print s}")
+check "a DTLS cookie exchange (HelloVerifyRequest) for every DTLS ping" 1 "$((cookies >= 10))"
+"$bin" serve --workers 0 > /dev/null 2>&1; check "serve --workers 0 is refused" 2 $?
 "$bin" serve --quiet --listen tls:127.0.0.1:0 > "$work/q.out" 2> "$work/q.err" &
 serve_pid=$!
-for _ in $(seq 1 100); do port=$(sed -n 's/.*ready on tls:.* port \([0-9]*\).*/\1/p' "$work/q.out" | head -n1); [ -n "$port" ] && break; sleep 0.05; done
+serve_up "$work/q.out"
 timeout 20 "$bin" ping "tls:127.0.0.1:$port" --insecure > /dev/null 2>&1; check "ping serve --quiet" 0 $?
 kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=
 ! grep -q "flow .* up" "$work/q.err"; check "--quiet logs no flow lines" 0 $?

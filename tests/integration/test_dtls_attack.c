@@ -23,94 +23,62 @@
 
 #include <wolfssl/ssl.h>
 
-#include "testutil.h"
+#include "pair.h"
 
 #include "../../dtls/dtls_internal.h"
 
-typedef struct env {
-    struct ev_loop *loop;
-    siptls_config scfg;
-    tu_rec srec;
-    siptls_engine *server;
-    int fds_before;
-    struct sockaddr_storage srv;
-    socklen_t srv_len;
-} env;
+static tu_pair *E;
+static struct sockaddr_storage g_srv; /* the listener's address */
+static socklen_t g_srv_len;
 
-static env *E;
-
-static int setup_with(const char *listen)
+/* A filter's state lives in the test: gone once the test ends. */
+static void remove_filter(tu_pair *p)
 {
-    E = calloc(1, sizeof(*E));
-    E->fds_before = tu_fd_count();
-    E->loop = ev_loop_new(EVFLAG_AUTO);
-    tu_config(&E->scfg, "server");
-    tu_set(&E->scfg, "listen", listen);
+    if (p->server != NULL) {
+        siptls__dtls_test_set_filter(p->server, NULL, NULL);
+    }
+}
+
+static int setup_with(void **state, const char *listen)
+{
+    E = tu_pair_new(state, listen);
+    E->on_teardown = remove_filter;
     return 0;
 }
 
 static int setup(void **state)
 {
-    (void)state;
-    return setup_with("dtls:127.0.0.1:0");
+    return setup_with(state, "dtls:127.0.0.1:0");
 }
 
 static int setup6(void **state)
 {
-    (void)state;
-    return setup_with("dtls:[::1]:0");
+    return setup_with(state, "dtls:[::1]:0");
 }
 
 static void start(void)
 {
-    assert_int_equal(siptls_engine_new(&E->server, E->loop, &E->scfg, &tu_callbacks, &E->srec),
-                     SIPTLS_OK);
-    E->srec.engine = E->server;
+    tu_pair_start_server(E);
     unsigned port = siptls_listener_port(E->server, 0);
-    memset(&E->srv, 0, sizeof(E->srv));
+    memset(&g_srv, 0, sizeof(g_srv));
     if (strstr(E->scfg.listen[0], "[::1]") != NULL) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&E->srv;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&g_srv;
         in6->sin6_family = AF_INET6;
         in6->sin6_port = htons((uint16_t)port);
         in6->sin6_addr = in6addr_loopback;
-        E->srv_len = sizeof(*in6);
+        g_srv_len = sizeof(*in6);
     } else {
-        struct sockaddr_in *in = (struct sockaddr_in *)&E->srv;
+        struct sockaddr_in *in = (struct sockaddr_in *)&g_srv;
         in->sin_family = AF_INET;
         in->sin_port = htons((uint16_t)port);
         in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        E->srv_len = sizeof(*in);
+        g_srv_len = sizeof(*in);
     }
 }
 
 static siptls_stats stats(void)
 {
-    siptls_stats st;
-    siptls_engine_stats(E->server, &st);
-    return st;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    siptls__dtls_test_set_filter(NULL, NULL);
-    if (E->server) {
-        for (unsigned i = 0; i < E->srec.ups && i < TU_MAX_FLOWS; i++) {
-            siptls_close(E->server, E->srec.up_ids[i]);
-        }
-        tu_run_for(E->loop, 0.05);
-        assert_int_equal(stats().flows_open, 0);
-        siptls_engine_free(E->server);
-    }
-    ev_loop_destroy(E->loop);
-    siptls_config_cleanup(&E->scfg);
-    tu_rec_reset(&E->srec);
-    int fds_after = tu_fd_count();
-    int before = E->fds_before;
-    free(E);
-    E = NULL;
-    assert_int_equal(fds_after, before);
-    return 0;
+    return tu_stats(E->server);
 }
 
 static void pump(double seconds)
@@ -124,7 +92,7 @@ static void pump(double seconds)
  * `port` (0: any), connected to the server. */
 static int udp_peer(const char *ip, unsigned port)
 {
-    int fam = E->srv.ss_family;
+    int fam = g_srv.ss_family;
     int fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     assert_true(fd >= 0);
     int one = 1;
@@ -146,7 +114,7 @@ static int udp_peer(const char *ip, unsigned port)
         al = sizeof(*in6);
     }
     assert_int_equal(bind(fd, (struct sockaddr *)&a, al), 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&E->srv, E->srv_len), 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&g_srv, g_srv_len), 0);
     return fd;
 }
 
@@ -419,6 +387,14 @@ static int none_open(void *arg)
     return stats().flows_open == 0;
 }
 
+/* arg: {junk, bad records}: the server counted at least that many */
+static int junk_bad_at_least(void *arg)
+{
+    const unsigned *want = arg;
+    siptls_stats st = stats();
+    return st.dtls_junk >= want[0] && st.dtls_bad_records >= want[1];
+}
+
 static void test_garbage_and_forgery(void **state)
 {
     (void)state;
@@ -434,7 +410,8 @@ static void test_garbage_and_forgery(void **state)
     uint8_t app[40] = {23, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 7, 0, 27};
     assert_int_equal(send(fd, app, sizeof(app), 0), 40); /* a record for no session */
     assert_int_equal(send(fd, "", 0, 0), 0);
-    pump(0.1);
+    unsigned counts[2] = {2, 2};
+    tu_run_pred(E->loop, junk_bad_at_least, counts, 5, "the four datagrams read");
     siptls_stats st = stats();
     assert_int_equal(st.dtls_junk, 2);
     assert_int_equal(st.dtls_bad_records, 2);
@@ -443,13 +420,7 @@ static void test_garbage_and_forgery(void **state)
     close(fd);
 
     /* a session, then forged and replayed records inside it */
-    siptls_config ccfg;
-    tu_config(&ccfg, "server");
-    siptls_engine *client;
-    tu_rec crec;
-    memset(&crec, 0, sizeof(crec));
-    assert_int_equal(siptls_engine_new(&client, E->loop, &ccfg, &tu_callbacks, &crec), SIPTLS_OK);
-    crec.engine = client;
+    siptls_engine *client = tu_pair_engine(E, &E->ccfg, NULL, NULL);
     siptls_flow_id f = 0;
     char uri[64];
     snprintf(uri, sizeof(uri), "dtls:127.0.0.1:%u", siptls_listener_port(E->server, 0));
@@ -458,12 +429,14 @@ static void test_garbage_and_forgery(void **state)
     unsigned want = 1;
     tu_run_pred(E->loop, srv_msgs, &want, 5, "first message");
     forge fg = {1, 0};
-    siptls__dtls_test_set_filter(forging_filter, &fg);
+    assert_int_equal(siptls__dtls_test_set_filter(E->server, forging_filter, &fg), SIPTLS_OK);
     assert_int_equal(siptls_send(client, f, m, 500), SIPTLS_OK);
     want = 2;
     tu_run_pred(E->loop, srv_msgs, &want, 5, "second message through the forgeries");
-    pump(0.05);
-    siptls__dtls_test_set_filter(NULL, NULL);
+    counts[0] = 2 + 2;
+    counts[1] = 2 + 3;
+    tu_run_pred(E->loop, junk_bad_at_least, counts, 5, "the forgeries read");
+    siptls__dtls_test_set_filter(E->server, NULL, NULL);
     fg.armed = 0;
     assert_int_equal(fg.injected, 1);
     assert_int_equal(E->srec.n_msgs, 2);
@@ -480,12 +453,9 @@ static void test_garbage_and_forgery(void **state)
     tu_run_pred(E->loop, srv_msgs, &want, 5, "third message");
     free(m);
     siptls_close(client, f);
-    pump(0.1);
-    siptls_engine_free(client);
-    siptls_config_cleanup(&ccfg);
-    tu_rec_reset(&crec);
-    tu_run_for(E->loop, 0.05);
+    tu_run_pred(E->loop, tu_pair_all_closed, E, 5, "both sides closed");
     assert_int_equal(stats().flows_open, 0);
+    tu_pair_engine_free(E, client);
 }
 
 static void stun_roundtrip(void)
@@ -521,8 +491,11 @@ static void stun_roundtrip(void)
     /* a malformed one is dropped, not answered */
     uint8_t bad[20] = {0, 1, 0, 0, 0x21, 0x12, 0xA4, 0x43};
     assert_int_equal(send(fd, bad, sizeof(bad), 0), 20);
+    unsigned counts[2] = {1, 0};
+    tu_run_pred(E->loop, junk_bad_at_least, counts, 5, "the malformed request read");
+    /* an answer would be on our socket by now (loopback delivers at send) */
     uint8_t resp[256];
-    assert_true(udp_recv(fd, resp, sizeof(resp), 0.2) < 0);
+    assert_true(recv(fd, resp, sizeof(resp), MSG_DONTWAIT) < 0);
     close(fd);
     siptls_stats st = stats();
     assert_int_equal(st.dtls_stun, 2);
@@ -688,6 +661,102 @@ static void test_rate_limit(void **state)
     tu_run_pred(E->loop, none_open, NULL, 3, "half-open sessions timed out");
 }
 
+/* Issue 8 §4c: under mixed load, DTLS handshakes from a busy host timed
+ * out. A hello refused by the rate limit got no answer; the client
+ * retransmitted it after 1, 2, 4 s, and each time other handshakes from
+ * the same host (arriving at random, while the CPU was busy with TLS) had
+ * taken the tokens first: four refusals in a row outlast a 10 s handshake
+ * timeout. Here the other handshakes are made to win every time: each of
+ * the victim's hellos is preceded, in the same wakeup, by a fresh
+ * competitor's hello from the same host that takes the token. The victim's
+ * first hello is refused; its retransmission must be served. */
+typedef struct contend {
+    int n, next;
+    uint8_t ch2[4][2048];
+    size_t len[4];
+    struct sockaddr_storage from[4];
+    socklen_t from_len[4];
+    unsigned victim_hellos;
+} contend;
+
+static void contend_filter(void *user, int fd, const uint8_t *dg, size_t len,
+                           const struct sockaddr *from, socklen_t from_len,
+                           siptls__dtls_test_emit emit, void *emit_ctx)
+{
+    (void)fd;
+    contend *c = user;
+    siptls__dtls_scan s;
+    siptls__dtls_hello h;
+    if (siptls__dtls_scan_datagram(dg, len, &s) == 0 && siptls__dtls_is_client_hello(&s, &h) &&
+        h.cookie_known && h.cookie_len > 0) {
+        c->victim_hellos++;
+        if (c->next < c->n) {
+            emit(emit_ctx, c->ch2[c->next], c->len[c->next], (struct sockaddr *)&c->from[c->next],
+                 c->from_len[c->next]);
+            c->next++;
+        }
+    }
+    emit(emit_ctx, dg, len, from, from_len);
+}
+
+static int rec_up(void *arg)
+{
+    return ((tu_rec *)arg)->ups >= 1;
+}
+
+static int rec_closed(void *arg)
+{
+    return ((tu_rec *)arg)->closes >= 1;
+}
+
+static void test_rate_limit_serves_retransmission(void **state)
+{
+    (void)state;
+    E->scfg.dtls_handshake_rate = 1;       /* a burst of one: a competitor empties it */
+    E->scfg.dtls_handshake_timeout = 1500; /* the competitors' half-open sessions */
+    start();
+    contend c;
+    memset(&c, 0, sizeof(c));
+    int cfd[4];
+    rawc *cr[4];
+    for (int i = 0; i < 4; i++) {
+        cfd[i] = udp_peer("127.0.0.1", 0);
+        cr[i] = rawc_new(-1);
+        c.len[i] = hello_with_cookie(cr[i], cfd[i], c.ch2[i]);
+        c.from_len[i] = sizeof(c.from[i]);
+        assert_int_equal(getsockname(cfd[i], (struct sockaddr *)&c.from[i], &c.from_len[i]), 0);
+    }
+    c.n = 4;
+    assert_int_equal(siptls__dtls_test_set_filter(E->server, contend_filter, &c), SIPTLS_OK);
+
+    E->ccfg.dtls_handshake_timeout = 6000;
+    tu_rec *crec;
+    siptls_engine *client = tu_pair_engine(E, &E->ccfg, NULL, &crec);
+    char uri[64];
+    snprintf(uri, sizeof(uri), "dtls:127.0.0.1:%u", siptls_listener_port(E->server, 0));
+    siptls_flow_id f = 0;
+    assert_int_equal(siptls_connect(client, uri, &f), SIPTLS_OK);
+    /* Refused at once (the competitor took the only token), served at
+     * the first retransmission (1 s). Before the fix it was refused again
+     * at 1 s and 3 s, and the next try (7 s) came after this watchdog. */
+    unsigned want = 1;
+    tu_run_pred(E->loop, srv_ups, &want, 5, "the refused handshake served at its retransmission");
+    tu_run_pred(E->loop, rec_up, crec, 1, "client side up");
+    assert_int_equal(crec->closes, 0);
+    assert_true(stats().dtls_rate_limited >= 1);
+    assert_true(c.victim_hellos >= 2);
+    siptls__dtls_test_set_filter(E->server, NULL, NULL);
+
+    siptls_close(client, f);
+    tu_run_pred(E->loop, rec_closed, crec, 5, "client flow closed");
+    tu_pair_engine_free(E, client);
+    for (int i = 0; i < 4; i++) {
+        rawc_free(cr[i]);
+        close(cfd[i]);
+    }
+    tu_run_pred(E->loop, none_open, NULL, 5, "competitors' half-open sessions timed out");
+}
+
 static void test_fragmented_hello(void **state)
 {
     (void)state;
@@ -709,6 +778,22 @@ static void test_fragmented_hello(void **state)
     tu_run_pred(E->loop, none_open, NULL, 3, "closed by close_notify");
     assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_PEER_CLOSED);
     rawc_free(r);
+}
+
+typedef struct raw_reader {
+    rawc *r;
+    uint8_t buf[2048];
+    int got;
+} raw_reader;
+
+/* Predicate: the raw client read something. */
+static int raw_read_some(void *arg)
+{
+    raw_reader *rd = arg;
+    if (rd->got <= 0) {
+        rd->got = wolfSSL_read(rd->r->ssl, rd->buf, sizeof(rd->buf));
+    }
+    return rd->got > 0;
 }
 
 static void test_peer_restart(void **state)
@@ -733,7 +818,8 @@ static void test_peer_restart(void **state)
     siptls_stats before = stats();
     assert_int_equal(send(fd, a->out[0], a->out_len[0], 0), (ssize_t)a->out_len[0]);
     assert_int_equal(send(fd, a->out[1], a->out_len[1], 0), (ssize_t)a->out_len[1]);
-    pump(0.1);
+    unsigned counts[2] = {0, (unsigned)before.dtls_bad_records + 2};
+    tu_run_pred(E->loop, junk_bad_at_least, counts, 5, "the late hellos read");
     siptls_stats after = stats();
     assert_int_equal(after.dtls_bad_records, before.dtls_bad_records + 2);
     assert_int_equal(after.dtls_cookies_sent, before.dtls_cookies_sent);
@@ -757,19 +843,20 @@ static void test_peer_restart(void **state)
     assert_int_equal(E->srec.msgs[1].flow, E->srec.up_ids[1]);
     /* the server answers on the new session */
     assert_int_equal(siptls_send(E->server, E->srec.up_ids[1], m, 500), SIPTLS_OK);
-    uint8_t buf[2048];
-    int got = -1;
-    for (int i = 0; i < 200 && got <= 0; i++) {
-        ev_run(E->loop, EVRUN_NOWAIT);
-        got = wolfSSL_read(b->ssl, buf, sizeof(buf));
-        usleep(1000);
-    }
-    assert_int_equal(got, 500);
-    assert_memory_equal(buf, m, 500);
+    raw_reader rd = {b, {0}, -1};
+    tu_run_pred(E->loop, raw_read_some, &rd, 5, "the answer read by the new session");
+    assert_int_equal(rd.got, 500);
+    assert_memory_equal(rd.buf, m, 500);
     free(m);
     wolfSSL_shutdown(b->ssl);
     tu_run_pred(E->loop, none_open, NULL, 3, "closed by close_notify");
     rawc_free(b);
+}
+
+static int hs_timed_out(void *arg)
+{
+    (void)arg;
+    return stats().hs_fail_timeout >= 1;
 }
 
 /* A new handshake from the address of a live session that never
@@ -803,7 +890,7 @@ static void test_restart_abandoned(void **state)
     assert_int_equal(E->srec.msgs[1].flow, E->srec.up_ids[0]);
 
     /* the abandoned handshake is dropped, the session stays */
-    pump(1.5);
+    tu_run_pred(E->loop, hs_timed_out, NULL, 3, "the abandoned handshake dropped");
     siptls_stats st = stats();
     assert_int_equal(st.hs_fail_timeout, 1);
     assert_int_equal(st.dtls_flows_open, 1);
@@ -849,16 +936,20 @@ static void test_stun_keeps_session(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cookieless_flood, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_and_forgery, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stun_v4, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stun_v6, setup6, teardown),
-        cmocka_unit_test_setup_teardown(test_cookie_binding_and_rotation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fragmented_hello, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_peer_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restart_abandoned, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stun_keeps_session, setup, teardown),
+        TU_PAIR_TEST(test_cookieless_flood, setup),
+        TU_PAIR_TEST(test_garbage_and_forgery, setup),
+        TU_PAIR_TEST(test_stun_v4, setup),
+        TU_PAIR_TEST(test_stun_v6, setup6),
+        TU_PAIR_TEST(test_cookie_binding_and_rotation, setup),
+        TU_PAIR_TEST(test_rate_limit, setup),
+        TU_PAIR_TEST(test_rate_limit_serves_retransmission, setup),
+        TU_PAIR_TEST(test_fragmented_hello, setup),
+        TU_PAIR_TEST(test_peer_restart, setup),
+        TU_PAIR_TEST(test_restart_abandoned, setup),
+        TU_PAIR_TEST(test_stun_keeps_session, setup),
     };
+    if (getenv("SIPTLS_TEST_FILTER") != NULL) {
+        cmocka_set_test_filter(getenv("SIPTLS_TEST_FILTER"));
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,50 +13,18 @@
 
 #include <wolfssl/version.h>
 
-#include "testutil.h"
+#include "pair.h"
 
-typedef struct env {
-    struct ev_loop *loop;
-    siptls_config scfg, ccfg;
-    tu_rec srec, crec;
-    siptls_engine *server, *client;
-    int fds_before;
-} env;
-
-static env *E;
+static tu_pair *E;
 
 static int setup(void **state)
 {
-    E = calloc(1, sizeof(*E));
-    E->fds_before = tu_fd_count();
-    E->loop = ev_loop_new(EVFLAG_AUTO);
-    tu_config(&E->scfg, "server");
-    tu_set(&E->scfg, "listen", "tls:127.0.0.1:0");
+    E = tu_pair_new(state, "tls:127.0.0.1:0");
     char v[600];
     snprintf(v, sizeof(v), "[server:default]%s", tu_pki("ca.pem"));
     tu_set(&E->scfg, "ca_list", v);
     tu_set(&E->scfg, "verify_cert", "[server:default]1");
     tu_set(&E->scfg, "require_cert", "[server:default]1");
-    tu_config(&E->ccfg, "server");
-    *state = E;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    siptls_engine_free(E->client);
-    siptls_engine_free(E->server);
-    ev_loop_destroy(E->loop);
-    siptls_config_cleanup(&E->scfg);
-    siptls_config_cleanup(&E->ccfg);
-    tu_rec_reset(&E->srec);
-    tu_rec_reset(&E->crec);
-    int fds_after = tu_fd_count();
-    int before = E->fds_before;
-    free(E);
-    E = NULL;
-    assert_int_equal(fds_after, before);
     return 0;
 }
 
@@ -78,12 +46,7 @@ static int client_closed(void *arg)
 /* Send one request to the server; return the reason its flow closed with. */
 static int refused_reason(void)
 {
-    assert_int_equal(siptls_engine_new(&E->server, E->loop, &E->scfg, &tu_callbacks, &E->srec),
-                     SIPTLS_OK);
-    E->srec.engine = E->server;
-    assert_int_equal(siptls_engine_new(&E->client, E->loop, &E->ccfg, &tu_callbacks, &E->crec),
-                     SIPTLS_OK);
-    E->crec.engine = E->client;
+    tu_pair_start(E);
     uint8_t *req = tu_make_request(400, 1, "TLS");
     siptls_flow_id flow = 0;
     assert_int_equal(
@@ -162,12 +125,7 @@ static void test_good_client_cert_served(void **state)
     (void)state;
     /* the control: the same server serves a client with a good certificate */
     client_cert("client");
-    assert_int_equal(siptls_engine_new(&E->server, E->loop, &E->scfg, &tu_callbacks, &E->srec),
-                     SIPTLS_OK);
-    E->srec.engine = E->server;
-    assert_int_equal(siptls_engine_new(&E->client, E->loop, &E->ccfg, &tu_callbacks, &E->crec),
-                     SIPTLS_OK);
-    E->crec.engine = E->client;
+    tu_pair_start(E);
     uint8_t *req = tu_make_request(400, 1, "TLS");
     assert_int_equal(
         siptls_send_to(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), req, 400, NULL),
@@ -181,10 +139,13 @@ static void test_good_client_cert_served(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_tls13_no_cert_certificate_required, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tls12_no_cert_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_untrusted_client_cert_alert, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_good_client_cert_served, setup, teardown),
+        TU_PAIR_TEST(test_tls13_no_cert_certificate_required, setup),
+        TU_PAIR_TEST(test_tls12_no_cert_refused, setup),
+        TU_PAIR_TEST(test_untrusted_client_cert_alert, setup),
+        TU_PAIR_TEST(test_good_client_cert_served, setup),
     };
+    if (getenv("SIPTLS_TEST_FILTER") != NULL) {
+        cmocka_set_test_filter(getenv("SIPTLS_TEST_FILTER"));
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,13 +1,17 @@
 /* Integration: the engine with the TLS transport, library client <-> library
- * server over loopback, real wolfSSL handshakes, a real libev loop. Every
- * test has a watchdog and ends asserting no flow is left open and no fd is
- * leaked. */
+ * server over loopback, real wolfSSL handshakes, a real libev loop: bulk
+ * transfer, framing limits, misbehaving raw peers, send queues and
+ * timeouts, the API's edges, certificate reload, connection limits. What
+ * every transport does (round trip, sizes, keepalive, idle lifetime,
+ * resumption, verification) is in test_flow_common.c. Every test runs on
+ * the pair fixture (tests/support/pair.h: a watchdog, and a teardown that
+ * finds leaked flows, watchers and fds). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,77 +21,30 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
-#include "testutil.h"
+#include "pair.h"
 
-typedef struct env {
-    struct ev_loop *loop;
-    siptls_config scfg, ccfg;
-    tu_rec srec, crec;
-    siptls_engine *server, *client;
-    int fds_before;
-} env;
-
-static env *E;
+static tu_pair *E;
 
 static int setup(void **state)
 {
-    E = calloc(1, sizeof(*E));
-    E->fds_before = tu_fd_count();
-    E->loop = ev_loop_new(EVFLAG_AUTO);
-    tu_config(&E->scfg, "server");
-    tu_set(&E->scfg, "listen", "tls:127.0.0.1:0");
-    tu_config(&E->ccfg, "server");
-    *state = E;
+    E = tu_pair_new(state, "tls:127.0.0.1:0");
     return 0;
 }
 
 static void start(void)
 {
-    assert_int_equal(siptls_engine_new(&E->server, E->loop, &E->scfg, &tu_callbacks, &E->srec), SIPTLS_OK);
-    E->srec.engine = E->server;
-    assert_int_equal(siptls_engine_new(&E->client, E->loop, &E->ccfg, &tu_callbacks, &E->crec), SIPTLS_OK);
-    E->crec.engine = E->client;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    siptls_stats st;
-    if (E->client) {
-        siptls_engine_free(E->client);
-    }
-    if (E->server) {
-        siptls_engine_stats(E->server, &st);
-        siptls_engine_free(E->server);
-    }
-    ev_loop_destroy(E->loop);
-    siptls_config_cleanup(&E->scfg);
-    siptls_config_cleanup(&E->ccfg);
-    tu_rec_reset(&E->srec);
-    tu_rec_reset(&E->crec);
-    int fds_after = tu_fd_count();
-    int before = E->fds_before;
-    free(E);
-    E = NULL;
-    assert_int_equal(fds_after, before);
-    return 0;
+    tu_pair_start(E);
 }
 
 static int all_closed(void *arg)
 {
     (void)arg;
-    siptls_stats a, b;
-    siptls_engine_stats(E->server, &a);
-    siptls_engine_stats(E->client, &b);
-    return a.flows_open == 0 && b.flows_open == 0;
+    return tu_pair_all_closed(E);
 }
 
 static void close_everything(void)
 {
-    for (unsigned i = 0; i < E->crec.ups && i < TU_MAX_FLOWS; i++) {
-        siptls_close(E->client, E->crec.up_ids[i]);
-    }
-    tu_run_pred(E->loop, all_closed, NULL, 5, "every flow closed");
+    tu_pair_close_client(E, 5);
 }
 
 /* Server hook: answer every request with a 200 that echoes its CSeq. */
@@ -99,7 +56,8 @@ static void echo_reply(tu_rec *r, siptls_flow_id flow, const siptls_msg *m)
     static const char resp[] = "SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS x;branch=z9hG4bK1\r\n"
                                "From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: 1\r\n"
                                "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-    assert_int_equal(siptls_send(r->engine, flow, (const uint8_t *)resp, sizeof(resp) - 1), SIPTLS_OK);
+    assert_int_equal(siptls_send(r->engine, flow, (const uint8_t *)resp, sizeof(resp) - 1),
+                     SIPTLS_OK);
 }
 
 static int got_msgs(void *arg)
@@ -108,61 +66,9 @@ static int got_msgs(void *arg)
     return E->crec.n_msgs >= want[0] && E->srec.n_msgs >= want[1];
 }
 
-static void test_options_roundtrip(void **state)
+static int srv_up_n(void *arg)
 {
-    (void)state;
-    start();
-    E->srec.on_msg = echo_reply;
-    uint8_t *req = tu_make_request(400, 1, "TLS");
-    siptls_flow_id flow = 0;
-    const char *uri = tu_uri(E->server, 0, "tls", "127.0.0.1");
-    assert_int_equal(siptls_send_to(E->client, uri, req, 400, &flow), SIPTLS_OK);
-    assert_true(flow != 0);
-    unsigned want[2] = {1, 1};
-    tu_run_pred(E->loop, got_msgs, want, 10, "OPTIONS answered");
-    assert_int_equal(E->srec.msgs[0].len, 400);
-    assert_int_equal(E->srec.msgs[0].crc, tu_crc32(req, 400));
-    assert_true(siptls_sipmsg_is_request(req, 400));
-
-    siptls_flow_info info;
-    assert_int_equal(siptls_flow_get_info(E->client, flow, &info), SIPTLS_OK);
-    assert_true(info.up);
-    assert_true(info.outbound);
-    assert_true(info.peer_verified);
-    assert_true(strncmp(info.tls_version, "TLSv1.", 6) == 0);
-    assert_true(info.cipher[0] != '\0');
-    assert_string_equal(info.remote_text, uri + 4);
-
-    /* a second send_to reuses the flow */
-    siptls_flow_id again = 0;
-    assert_int_equal(siptls_send_to(E->client, uri, req, 400, &again), SIPTLS_OK);
-    assert_int_equal(again, flow);
-    want[0] = 2;
-    want[1] = 2;
-    tu_run_pred(E->loop, got_msgs, want, 10, "second OPTIONS answered");
-
-    /* lookup by address finds the server's side of the flow */
-    siptls_flow_id sflow = 0;
-    assert_int_equal(siptls_flow_lookup(E->server, SIPTLS_TRANSPORT_TLS, (struct sockaddr *)&info.local,
-                                        sizeof(info.local), &sflow),
-                     SIPTLS_OK);
-    assert_int_equal(sflow, E->srec.up_ids[0]);
-    free(req);
-
-    siptls_stats st;
-    siptls_engine_stats(E->server, &st);
-    assert_int_equal(st.msgs_in, 2);
-    assert_int_equal(st.msgs_out, 2);
-    assert_int_equal(st.handshakes_ok, 1);
-    close_everything();
-    /* a closed id is gone and stays gone */
-    assert_int_equal(siptls_send(E->client, flow, (const uint8_t *)"x", 1), SIPTLS_ERR_GONE);
-    assert_int_equal(siptls_flow_get_info(E->client, flow, &info), SIPTLS_ERR_GONE);
-    assert_int_equal(E->crec.closes, 1);
-    assert_int_equal(E->crec.close_reasons[0], SIPTLS_ERR_CLOSED_LOCAL);
-    /* the server saw close_notify */
-    assert_int_equal(E->srec.closes, 1);
-    assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_PEER_CLOSED);
+    return E->srec.ups >= *(unsigned *)arg;
 }
 
 /* 10,000 messages of varied sizes (up to 60 KiB) over `nflows` flows:
@@ -170,6 +76,8 @@ static void test_options_roundtrip(void **state)
 static void bulk(unsigned nflows)
 {
     const unsigned total = 10000;
+    /* its waits alone may take 125 s */
+    tu_pair_watchdog(E, 240);
     E->scfg.tls_async_max_postponed_chunks = 100000;
     E->scfg.tls_async_max_queued_bytes = 1u << 30;
     E->ccfg.tls_async_max_postponed_chunks = 100000;
@@ -179,12 +87,9 @@ static void bulk(unsigned nflows)
     E->srec.keep_copies = 0;
     siptls_engine *clients[64];
     siptls_flow_id flows[64];
-    tu_rec crecs[1];
-    (void)crecs;
     clients[0] = E->client;
     for (unsigned c = 1; c < nflows; c++) {
-        assert_int_equal(siptls_engine_new(&clients[c], E->loop, &E->ccfg, &tu_callbacks, &E->crec),
-                         SIPTLS_OK);
+        clients[c] = tu_pair_engine(E, &E->ccfg, &E->crec, NULL);
     }
     const char *uri = tu_uri(E->server, 0, "tls", "127.0.0.1");
     uint32_t *crc = calloc(total, sizeof(*crc));
@@ -212,9 +117,12 @@ static void bulk(unsigned nflows)
             siptls_stats a, b;
             siptls_engine_stats(E->server, &a);
             siptls_engine_stats(clients[0], &b);
-            fprintf(stderr, "server msgs %u open %llu closed %llu bytes_in %llu; client out %llu bytes %llu open %llu\n",
-                    E->srec.n_msgs, (unsigned long long)a.flows_open, (unsigned long long)a.flows_closed,
-                    (unsigned long long)a.bytes_in, (unsigned long long)b.msgs_out, (unsigned long long)b.bytes_out,
+            fprintf(stderr,
+                    "server msgs %u open %llu closed %llu bytes_in %llu; client out %llu bytes "
+                    "%llu open %llu\n",
+                    E->srec.n_msgs, (unsigned long long)a.flows_open,
+                    (unsigned long long)a.flows_closed, (unsigned long long)a.bytes_in,
+                    (unsigned long long)b.msgs_out, (unsigned long long)b.bytes_out,
                     (unsigned long long)b.flows_open);
         }
     }
@@ -258,16 +166,11 @@ static void bulk(unsigned nflows)
         siptls_close(clients[c], flows[c]);
     }
     siptls_close(E->client, flows[0]);
-    int dummy = 0;
-    (void)dummy;
-    tu_run_for(E->loop, 0.2);
-    for (unsigned c = 1; c < nflows; c++) {
-        siptls_stats s;
-        siptls_engine_stats(clients[c], &s);
-        assert_int_equal(s.flows_open, 0);
-        siptls_engine_free(clients[c]);
-    }
     tu_run_pred(E->loop, all_closed, NULL, 5, "every flow closed");
+    for (unsigned c = 1; c < nflows; c++) {
+        assert_int_equal(tu_stats(clients[c]).flows_open, 0);
+        tu_pair_engine_free(E, clients[c]);
+    }
 }
 
 static void test_bulk_one_flow(void **state)
@@ -306,14 +209,15 @@ typedef struct raw_tls {
  * thread's loop). */
 typedef struct raw_job {
     unsigned port;
-    int parts;          /* send the message in this many writes */
-    double pause_s;     /* between writes */
+    int parts;      /* send the message in this many writes */
+    double pause_s; /* between writes */
     size_t msg_len;
-    int stop_reading;   /* handshake then sleep without reading */
-    int reset_mid;      /* send half a message then RST */
+    int stop_reading; /* handshake then sleep without reading */
+    int reset_mid;    /* once `go` is set: send half a message then RST */
+    int go;           /* set by the test when the server's side is up */
     double hold_s;
     int handshake_ok;
-    int result;         /* bytes read back before EOF, or -errno */
+    int result; /* bytes read back before EOF, or -errno */
     int done;
 } raw_job;
 
@@ -327,7 +231,10 @@ static void *raw_thread(void *arg)
     wolfSSL_set_fd(ssl, fd);
     j->handshake_ok = wolfSSL_connect(ssl) == WOLFSSL_SUCCESS;
     if (j->reset_mid) {
-        usleep(200000); /* let the server finish its side (TLS 1.3 tickets) */
+        /* the server's side must be up (else there is no flow to close) */
+        for (int i = 0; i < 10000 && !__atomic_load_n(&j->go, __ATOMIC_SEQ_CST); i++) {
+            usleep(1000);
+        }
     }
     if (j->handshake_ok && j->msg_len > 0) {
         uint8_t *m = tu_make_request(j->msg_len, 7, "TLS");
@@ -422,8 +329,9 @@ static void test_chunk_limit(void **state)
     /* and the server goes on serving */
     E->srec.on_msg = echo_reply;
     uint8_t *req = tu_make_request(500, 2, "TLS");
-    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), req, 500, NULL),
-                     SIPTLS_OK);
+    assert_int_equal(
+        siptls_send_to(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), req, 500, NULL),
+        SIPTLS_OK);
     free(req);
     want[0] = 1;
     want[1] = 2;
@@ -456,6 +364,12 @@ static void test_too_big(void **state)
     free(big);
 }
 
+static int fd_readable(void *arg)
+{
+    struct pollfd pfd = {*(const int *)arg, POLLIN, 0};
+    return poll(&pfd, 1, 0) == 1;
+}
+
 static void test_silent_client(void **state)
 {
     (void)state;
@@ -464,15 +378,8 @@ static void test_silent_client(void **state)
     int fd = raw_connect(siptls_listener_port(E->server, 0));
     siptls_stats st;
     /* the server must close it by itself */
+    tu_run_pred(E->loop, fd_readable, &fd, 3, "the server closed the silent connection");
     struct pollfd pfd = {fd, POLLIN, 0};
-    double waited = 0;
-    while (waited < 3.0) {
-        tu_run_for(E->loop, 0.05);
-        waited += 0.05;
-        if (poll(&pfd, 1, 0) == 1) {
-            break;
-        }
-    }
     char c;
     assert_int_equal(poll(&pfd, 1, 0), 1);
     assert_true(read(fd, &c, 1) <= 0);
@@ -501,11 +408,8 @@ static void test_peer_stops_reading(void **state)
     raw_job j = {.port = siptls_listener_port(E->server, 0), .stop_reading = 1, .hold_s = 1.0};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, raw_thread, &j), 0);
-    int up = 0;
-    while (!up) {
-        tu_run_for(E->loop, 0.02);
-        up = E->srec.ups > 0;
-    }
+    unsigned one = 1;
+    tu_run_pred(E->loop, srv_up_n, &one, 5, "server flow up");
     siptls_flow_id f = E->srec.up_ids[0];
     uint8_t *m = tu_make_request(60000, 3, "TLS");
     int st = SIPTLS_OK;
@@ -530,8 +434,15 @@ static void test_reset_mid_message(void **state)
 {
     (void)state;
     start();
-    raw_job j = {.port = siptls_listener_port(E->server, 0), .parts = 1, .msg_len = 3000, .reset_mid = 1};
-    run_job(&j, 10);
+    raw_job j = {
+        .port = siptls_listener_port(E->server, 0), .parts = 1, .msg_len = 3000, .reset_mid = 1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, raw_thread, &j), 0);
+    unsigned one = 1;
+    tu_run_pred(E->loop, srv_up_n, &one, 10, "server flow up");
+    __atomic_store_n(&j.go, 1, __ATOMIC_SEQ_CST);
+    tu_run_pred(E->loop, job_done, &j, 10, "raw client finished");
+    pthread_join(th, NULL);
     tu_run_pred(E->loop, all_closed, NULL, 5, "reset flow closed");
     assert_int_equal(E->srec.n_msgs, 0);
     assert_int_equal(E->srec.closes, 1);
@@ -540,68 +451,13 @@ static void test_reset_mid_message(void **state)
     /* still serving */
     E->srec.on_msg = echo_reply;
     uint8_t *req = tu_make_request(500, 2, "TLS");
-    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), req, 500, NULL),
-                     SIPTLS_OK);
+    assert_int_equal(
+        siptls_send_to(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), req, 500, NULL),
+        SIPTLS_OK);
     free(req);
     unsigned want[2] = {1, 1};
     tu_run_pred(E->loop, got_msgs, want, 10, "next client served");
     close_everything();
-}
-
-static int got_pongs(void *arg)
-{
-    return E->crec.pongs >= *(unsigned *)arg;
-}
-
-static void test_keepalive(void **state)
-{
-    (void)state;
-    start();
-    siptls_flow_id f = 0;
-    const char *uri = tu_uri(E->server, 0, "tls", "127.0.0.1");
-    assert_int_equal(siptls_connect(E->client, uri, &f), SIPTLS_OK);
-    assert_int_equal(siptls_send(E->client, f, (const uint8_t *)"\r\n\r\n", 4), SIPTLS_OK);
-    unsigned want = 1;
-    tu_run_pred(E->loop, got_pongs, &want, 5, "pong for our ping");
-    assert_int_equal(E->srec.pings, 1);
-    assert_int_equal(E->srec.n_msgs, 0);
-    /* periodic pings from the engine (RFC 5626 §4.4.1) */
-    assert_int_equal(siptls_flow_keepalive(E->client, f, 1), SIPTLS_OK);
-    want = 3;
-    tu_run_pred(E->loop, got_pongs, &want, 6, "two periodic pongs");
-    siptls_stats s;
-    siptls_engine_stats(E->client, &s);
-    assert_true(s.pings_out >= 2);
-    assert_int_equal(siptls_flow_keepalive(E->client, 999999, 1), SIPTLS_ERR_GONE);
-    close_everything();
-}
-
-static void test_keepalive_timeout(void **state)
-{
-    (void)state;
-    E->scfg.tls_crlf_pingpong = 0; /* the server never answers */
-    E->ccfg.keepalive_timeout = 1;
-    start();
-    siptls_flow_id f = 0;
-    assert_int_equal(siptls_connect(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), &f), SIPTLS_OK);
-    assert_int_equal(siptls_flow_keepalive(E->client, f, 1), SIPTLS_OK);
-    tu_run_pred(E->loop, all_closed, NULL, 6, "keepalive timeout");
-    assert_int_equal(E->crec.closes, 1);
-    assert_int_equal(E->crec.close_reasons[0], SIPTLS_ERR_KEEPALIVE_TIMEOUT);
-}
-
-static void test_idle_lifetime(void **state)
-{
-    (void)state;
-    E->scfg.tls_connection_lifetime = 1;
-    start();
-    siptls_flow_id f = 0;
-    assert_int_equal(siptls_connect(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), &f), SIPTLS_OK);
-    tu_run_pred(E->loop, all_closed, NULL, 5, "idle flow closed");
-    assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_IDLE);
-    siptls_stats s;
-    siptls_engine_stats(E->server, &s);
-    assert_int_equal(s.drop_idle, 1);
 }
 
 static void close_in_callback(tu_rec *r, siptls_flow_id flow, const siptls_msg *m)
@@ -627,7 +483,7 @@ static void test_close_inside_callback(void **state)
     tu_run_pred(E->loop, all_closed, NULL, 5, "closed from inside the callback");
     assert_int_equal(E->srec.n_msgs, 1); /* the second message came after close */
     assert_int_equal(E->srec.close_reasons[0], SIPTLS_ERR_CLOSED_LOCAL);
-    assert_int_equal(E->crec.pings, 1);  /* the ping queued before close went out */
+    assert_int_equal(E->crec.pings, 1); /* the ping queued before close went out */
 }
 
 static void test_bad_uris_and_args(void **state)
@@ -637,7 +493,8 @@ static void test_bad_uris_and_args(void **state)
     siptls_flow_id f;
     assert_int_equal(siptls_send_to(E->client, "udp:127.0.0.1:5060", (const uint8_t *)"x", 1, &f),
                      SIPTLS_ERR_URI_SCHEME);
-    assert_int_equal(siptls_send_to(E->client, "tls:*:5061", (const uint8_t *)"x", 1, &f), SIPTLS_ERR_URI_ADDR);
+    assert_int_equal(siptls_send_to(E->client, "tls:*:5061", (const uint8_t *)"x", 1, &f),
+                     SIPTLS_ERR_URI_ADDR);
     assert_int_equal(siptls_send(E->client, 12345, (const uint8_t *)"x", 1), SIPTLS_ERR_GONE);
     assert_int_equal(siptls_listen(E->server, "tls:127.0.0.1:99999"), SIPTLS_ERR_URI_PORT);
     /* the port is taken: bind fails with a clear status */
@@ -669,34 +526,6 @@ static int flow_up_n(void *arg)
     return E->crec.ups >= *(unsigned *)arg;
 }
 
-static void test_resumption(void **state)
-{
-    (void)state;
-    start();
-    const char *uri = tu_uri(E->server, 0, "tls", "127.0.0.1");
-    for (unsigned round = 1; round <= 2; round++) {
-        siptls_flow_id f = 0;
-        assert_int_equal(siptls_connect(E->client, uri, &f), SIPTLS_OK);
-        tu_run_pred(E->loop, flow_up_n, &round, 5, "flow up");
-        /* let the TLS 1.3 ticket arrive */
-        tu_run_for(E->loop, 0.1);
-        siptls_flow_info info;
-        assert_int_equal(siptls_flow_get_info(E->client, f, &info), SIPTLS_OK);
-        assert_int_equal(info.resumed, round == 2);
-        assert_int_equal(siptls_close(E->client, f), SIPTLS_OK);
-        tu_run_pred(E->loop, all_closed, NULL, 5, "closed");
-    }
-    siptls_stats s;
-    siptls_engine_stats(E->server, &s);
-    assert_int_equal(s.handshakes_ok, 2);
-    assert_int_equal(s.handshakes_resumed, 1);
-}
-
-static int srv_up_n(void *arg)
-{
-    return E->srec.ups >= *(unsigned *)arg;
-}
-
 static int close_n_client(void *arg)
 {
     (void)arg;
@@ -723,7 +552,8 @@ static void test_api_edges(void **state)
     E->srec.on_msg = echo_reply;
     uint8_t *req = tu_make_request(400, 1, "TLS");
     siptls_flow_id f = 0;
-    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 1, "tls", "[::1]"), req, 400, &f), SIPTLS_OK);
+    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 1, "tls", "[::1]"), req, 400, &f),
+                     SIPTLS_OK);
     unsigned want[2] = {1, 1};
     tu_run_pred(E->loop, got_msgs, want, 10, "IPv6 OPTIONS answered");
     siptls_flow_info info;
@@ -731,7 +561,9 @@ static void test_api_edges(void **state)
     assert_int_equal(info.remote.ss_family, AF_INET6);
     assert_true(strncmp(info.remote_text, "[::1]:", 6) == 0);
     /* the wildcard listener takes IPv4 too */
-    assert_int_equal(siptls_send_to(E->client, tu_uri(E->server, 3, "tls", "127.0.0.1"), req, 400, NULL), SIPTLS_OK);
+    assert_int_equal(
+        siptls_send_to(E->client, tu_uri(E->server, 3, "tls", "127.0.0.1"), req, 400, NULL),
+        SIPTLS_OK);
     want[0] = 2;
     want[1] = 2;
     tu_run_pred(E->loop, got_msgs, want, 10, "wildcard listener answered");
@@ -740,20 +572,23 @@ static void test_api_edges(void **state)
     assert_int_equal(siptls_send(NULL, 1, (const uint8_t *)"x", 1), SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_send(E->client, f, NULL, 1), SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_send(E->client, f, (const uint8_t *)"x", 0), SIPTLS_ERR_INVAL);
-    assert_int_equal(siptls_send_to(E->client, NULL, (const uint8_t *)"x", 1, NULL), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_send_to(E->client, NULL, (const uint8_t *)"x", 1, NULL),
+                     SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_connect(NULL, "tls:127.0.0.1", NULL), SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_open(E->client, NULL, NULL), SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_close(NULL, f), SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_flow_get_info(E->client, f, NULL), SIPTLS_ERR_INVAL);
-    assert_int_equal(siptls_flow_lookup(E->client, SIPTLS_TRANSPORT_TLS, NULL, 0, NULL), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_flow_lookup(E->client, SIPTLS_TRANSPORT_TLS, NULL, 0, NULL),
+                     SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_flow_keepalive(NULL, f, 1), SIPTLS_ERR_INVAL);
     assert_int_equal(siptls_listen(NULL, "tls:127.0.0.1:0"), SIPTLS_ERR_INVAL);
     struct sockaddr_in nowhere = {.sin_family = AF_INET, .sin_port = htons(9)};
-    assert_int_equal(siptls_flow_lookup(E->client, SIPTLS_TRANSPORT_TLS, (struct sockaddr *)&nowhere,
-                                        sizeof(nowhere), NULL),
+    assert_int_equal(siptls_flow_lookup(E->client, SIPTLS_TRANSPORT_TLS,
+                                        (struct sockaddr *)&nowhere, sizeof(nowhere), NULL),
                      SIPTLS_ERR_GONE);
     siptls_engine *bad = NULL;
-    assert_int_equal(siptls_engine_new(&bad, NULL, &E->scfg, &tu_callbacks, NULL), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_engine_new(&bad, NULL, &E->scfg, &tu_callbacks, NULL),
+                     SIPTLS_ERR_INVAL);
     /* an engine whose config names a bad listener does not start */
     siptls_config c2;
     tu_config(&c2, "server");
@@ -813,10 +648,12 @@ static void test_table_growth(void **state)
         assert_int_equal(siptls_flow_get_info(E->client, ids[i], &info), SIPTLS_OK);
         siptls_flow_id back = 0;
         assert_int_equal(siptls_flow_lookup(E->client, SIPTLS_TRANSPORT_TLS,
-                                            (struct sockaddr *)&info.remote, sizeof(info.remote), &back),
+                                            (struct sockaddr *)&info.remote, sizeof(info.remote),
+                                            &back),
                          SIPTLS_OK);
         assert_int_equal(siptls_flow_lookup(E->server, SIPTLS_TRANSPORT_TLS,
-                                            (struct sockaddr *)&info.local, sizeof(info.local), &back),
+                                            (struct sockaddr *)&info.local, sizeof(info.local),
+                                            &back),
                          SIPTLS_OK);
         assert_int_equal(siptls_close(E->client, ids[i]), SIPTLS_OK);
     }
@@ -830,7 +667,8 @@ static void test_msg_time_limit(void **state)
     (void)state;
     E->scfg.tls_max_msg_time = 1;
     start();
-    raw_job j = {.port = siptls_listener_port(E->server, 0), .parts = 2, .pause_s = 2.5, .msg_len = 1000};
+    raw_job j = {
+        .port = siptls_listener_port(E->server, 0), .parts = 2, .pause_s = 2.5, .msg_len = 1000};
     run_job(&j, 10);
     tu_run_pred(E->loop, all_closed, NULL, 5, "stalled message closed");
     assert_int_equal(E->srec.closes, 1);
@@ -931,26 +769,21 @@ static void test_reload(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_options_roundtrip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bulk_one_flow, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bulk_50_flows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chunk_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_too_big, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_silent_client, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_peer_stops_reading, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reset_mid_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keepalive_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idle_lifetime, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_inside_callback, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_uris_and_args, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_resumption, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_api_edges, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_table_growth, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_msg_time_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_while_blocked, setup, teardown),
+        TU_PAIR_TEST(test_bulk_one_flow, setup),
+        TU_PAIR_TEST(test_bulk_50_flows, setup),
+        TU_PAIR_TEST(test_chunk_limit, setup),
+        TU_PAIR_TEST(test_too_big, setup),
+        TU_PAIR_TEST(test_silent_client, setup),
+        TU_PAIR_TEST(test_peer_stops_reading, setup),
+        TU_PAIR_TEST(test_reset_mid_message, setup),
+        TU_PAIR_TEST(test_close_inside_callback, setup),
+        TU_PAIR_TEST(test_bad_uris_and_args, setup),
+        TU_PAIR_TEST(test_api_edges, setup),
+        TU_PAIR_TEST(test_reload, setup),
+        TU_PAIR_TEST(test_max_connections, setup),
+        TU_PAIR_TEST(test_table_growth, setup),
+        TU_PAIR_TEST(test_msg_time_limit, setup),
+        TU_PAIR_TEST(test_close_while_blocked, setup),
     };
     signal(SIGPIPE, SIG_IGN);
     if (getenv("SIPTLS_TEST_FILTER") != NULL) {

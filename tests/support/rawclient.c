@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <wolfssl/options.h>
@@ -19,12 +20,22 @@
 
 static void append(tu_raw *r, const uint8_t *p, size_t n)
 {
-    uint8_t *g = realloc(r->got, r->got_len + n);
-    if (g == NULL) {
-        return;
+    if (r->got_len + n > r->got_cap) {
+        /* doubling: a realloc per read copies megabytes per read (under
+         * ASan, which never grows in place, long enough to stall the
+         * reader past a server's tls_send_timeout) */
+        size_t cap = r->got_cap != 0 ? r->got_cap : 65536;
+        while (cap < r->got_len + n) {
+            cap *= 2;
+        }
+        uint8_t *g = realloc(r->got, cap);
+        if (g == NULL) {
+            return;
+        }
+        r->got = g;
+        r->got_cap = cap;
     }
-    memcpy(g + r->got_len, p, n);
-    r->got = g;
+    memcpy(r->got + r->got_len, p, n);
     r->got_len += n;
 }
 
@@ -42,6 +53,9 @@ static void *raw_main(void *arg)
     WOLFSSL_CTX *ctx = wolfSSL_CTX_new(m);
     wolfSSL_CTX_load_verify_locations(ctx, tu_pki("ca.pem"), NULL);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0 && r->rcvbuf > 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &r->rcvbuf, sizeof(r->rcvbuf));
+    }
     struct sockaddr_in a;
     memset(&a, 0, sizeof(a));
     a.sin_family = AF_INET;
@@ -51,6 +65,7 @@ static void *raw_main(void *arg)
     if (ctx == NULL || fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
         goto out;
     }
+    __atomic_store_n(&r->sock, fd + 1, __ATOMIC_SEQ_CST);
     ssl = wolfSSL_new(ctx);
     wolfSSL_set_fd(ssl, fd);
     r->handshake_ok = wolfSSL_connect(ssl) == WOLFSSL_SUCCESS;
@@ -95,11 +110,21 @@ static void *raw_main(void *arg)
         cork(fd, 0);
     }
     uint8_t buf[16384];
+    double last = -1;
     for (;;) {
         int n = wolfSSL_read(ssl, buf, sizeof(buf));
         if (n <= 0) {
             break;
         }
+        /* the longest time this reader went without reading (after the
+         * first read): a starved test thread is not a steady reader */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        if (last >= 0 && now - last > r->max_gap_s) {
+            r->max_gap_s = now - last;
+        }
+        last = now;
         append(r, buf, (size_t)n);
         if (r->read_pause_s > 0) {
             usleep((useconds_t)(r->read_pause_s * 1e6));
@@ -115,6 +140,7 @@ out:
         wolfSSL_free(ssl);
     }
     if (fd >= 0) {
+        __atomic_store_n(&r->sock, 0, __ATOMIC_SEQ_CST);
         close(fd);
     }
     wolfSSL_CTX_free(ctx);
@@ -135,7 +161,14 @@ void tu_raw_start(tu_raw *r)
 
 void tu_raw_wait(struct ev_loop *loop, tu_raw *r, double timeout_s)
 {
-    tu_run_pred(loop, raw_done, r, timeout_s, "raw TLS client finished");
+    if (!tu_run_wait(loop, raw_done, r, timeout_s)) {
+        int sock = __atomic_load_n(&r->sock, __ATOMIC_SEQ_CST);
+        if (sock > 0) {
+            shutdown(sock - 1, SHUT_RDWR);
+        }
+        pthread_join(r->thread, NULL);
+        fail_msg("watchdog: raw TLS client not finished within %.1f s", timeout_s);
+    }
     pthread_join(r->thread, NULL);
 }
 
@@ -150,6 +183,7 @@ void tu_raw_free(tu_raw *r)
     free(r->got);
     r->got = NULL;
     r->got_len = 0;
+    r->got_cap = 0;
 }
 
 unsigned tu_raw_count_responses(const tu_raw *r, unsigned *pongs)

@@ -41,22 +41,30 @@ typedef struct tu_raw {
                                0: read to EOF */
     size_t expect_bytes;  /**< with END_READ: stop reading after this many bytes */
     double read_pause_s;  /**< sleep this long after each read (a slow reader) */
+    int rcvbuf;           /**< SO_RCVBUF before connecting (0: the default): a small one
+                               closes the TCP window soon, as a peer that does not read */
     double hold_s;        /**< sleep this long after the handshake before writing
                                (and not reading) */
     /* what happened */
     int handshake_ok;
+    double max_gap_s; /**< the longest wait between two reads of the reply */
     int wire_ok;
     uint8_t *got; /**< everything read back (malloc'd; tu_raw_free) */
     size_t got_len;
+    size_t got_cap; /**< allocated for `got` */
     int done;
     pthread_t thread;
+    int sock; /**< the client's socket + 1 while it runs, 0 otherwise (tu_raw_wait
+                   shuts it down when the client overstays) */
 } tu_raw;
 
 /** Start the client on a thread of its own. */
 void tu_raw_start(tu_raw *r);
 
-/** Run `loop` until the started client has finished (fails the test after
- *  `timeout_s`), then join its thread. */
+/** Run `loop` until the started client has finished, then join its
+ *  thread. After `timeout_s` shuts the client's socket down, joins the
+ *  thread (so that it cannot write into a test that has ended) and fails
+ *  the test. */
 void tu_raw_wait(struct ev_loop *loop, tu_raw *r, double timeout_s);
 
 /** tu_raw_start() then tu_raw_wait(). */

@@ -135,8 +135,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
 }
 
-void tu_run_pred(struct ev_loop *loop, int (*pred)(void *), void *arg, double timeout_s,
-                 const char *what)
+int tu_run_wait(struct ev_loop *loop, int (*pred)(void *), void *arg, double timeout_s)
 {
     int expired = 0;
     ev_timer wd, tick;
@@ -152,7 +151,13 @@ void tu_run_pred(struct ev_loop *loop, int (*pred)(void *), void *arg, double ti
     }
     ev_timer_stop(loop, &wd);
     ev_timer_stop(loop, &tick);
-    if (!pred(arg)) {
+    return pred(arg);
+}
+
+void tu_run_pred(struct ev_loop *loop, int (*pred)(void *), void *arg, double timeout_s,
+                 const char *what)
+{
+    if (!tu_run_wait(loop, pred, arg, timeout_s)) {
         fail_msg("watchdog: %s did not happen within %.1f s", what, timeout_s);
     }
 }

@@ -63,9 +63,16 @@ void tu_run_until(struct ev_loop *loop, const int *done, double timeout_s, const
 /** Run the loop for `seconds` (no condition). */
 void tu_run_for(struct ev_loop *loop, double seconds);
 
-/** Run until a predicate holds. */
+/** Run until a predicate holds; fails the test with `what` after
+ *  `timeout_s`. */
 void tu_run_pred(struct ev_loop *loop, int (*pred)(void *), void *arg, double timeout_s,
                  const char *what);
+
+/** Run until a predicate holds or `timeout_s` passes, without failing:
+ *  returns the predicate's last value (for teardowns, which must not
+ *  jump out half way). The predicate is looked at before each loop
+ *  iteration and once more at the end: once true it must stay true. */
+int tu_run_wait(struct ev_loop *loop, int (*pred)(void *), void *arg, double timeout_s);
 
 /** Number of open fds of this process. */
 int tu_fd_count(void);

@@ -1,4 +1,5 @@
-/* Helpers shared by the sipmsg unit tests (included, not compiled alone):
+/* Helpers shared by the sipmsg unit tests (included, not compiled alone;
+ * static inline, so a test may use only some of them):
  * loading framing vectors from tests/vectors and comparing event lists.
  *
  * A vector is NAME.sip (raw bytes) with NAME.expect beside it, one event a
@@ -30,7 +31,7 @@ typedef struct tv_events {
     size_t cap;
 } tv_events;
 
-static void tv_push(tv_events *e, tv_event x)
+static inline void tv_push(tv_events *e, tv_event x)
 {
     if (e->n == e->cap) {
         e->cap = e->cap ? e->cap * 2 : 16;
@@ -42,14 +43,14 @@ static void tv_push(tv_events *e, tv_event x)
     e->v[e->n++] = x;
 }
 
-static void tv_free(tv_events *e)
+static inline void tv_free(tv_events *e)
 {
     free(e->v);
     e->v = NULL;
     e->n = e->cap = 0;
 }
 
-static tv_event tv_from_frame(const siptls_frame_event *ev)
+static inline tv_event tv_from_frame(const siptls_frame_event *ev)
 {
     tv_event x = {0};
     switch (ev->kind) {
@@ -71,7 +72,7 @@ static tv_event tv_from_frame(const siptls_frame_event *ev)
     return x;
 }
 
-static tv_event tv_error(int status)
+static inline tv_event tv_error(int status)
 {
     tv_event x = {0};
     x.kind = 'E';
@@ -79,7 +80,7 @@ static tv_event tv_error(int status)
     return x;
 }
 
-static int tv_status_by_name(const char *name)
+static inline int tv_status_by_name(const char *name)
 {
     for (int s = 0; s >= -100; s--) {
         if (strcmp(siptls_status_name(s), name) == 0) {
@@ -90,7 +91,7 @@ static int tv_status_by_name(const char *name)
 }
 
 /* Read a whole file; returns NULL when absent. *len set. */
-static uint8_t *tv_read_file(const char *path, size_t *len)
+static inline uint8_t *tv_read_file(const char *path, size_t *len)
 {
     FILE *fp = fopen(path, "rb");
     if (fp == NULL) {
@@ -115,7 +116,7 @@ static uint8_t *tv_read_file(const char *path, size_t *len)
 }
 
 /* Parse an .expect file. Returns 0 on success. */
-static int tv_load_expect(const char *path, tv_events *out)
+static inline int tv_load_expect(const char *path, tv_events *out)
 {
     size_t len = 0;
     uint8_t *raw = tv_read_file(path, &len);
@@ -170,7 +171,7 @@ static int tv_load_expect(const char *path, tv_events *out)
     return 0;
 }
 
-static int tv_events_equal(const tv_events *a, const tv_events *b, char *why, size_t why_len)
+static inline int tv_events_equal(const tv_events *a, const tv_events *b, char *why, size_t why_len)
 {
     size_t n = a->n < b->n ? a->n : b->n;
     for (size_t i = 0; i < n; i++) {
@@ -192,7 +193,7 @@ static int tv_events_equal(const tv_events *a, const tv_events *b, char *why, si
 }
 
 /* Names of the .sip files in dir, sorted. Caller frees each and the array. */
-static char **tv_list(const char *dir, size_t *count)
+static inline char **tv_list(const char *dir, size_t *count)
 {
     DIR *d = opendir(dir);
     char **names = NULL;

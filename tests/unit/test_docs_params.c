@@ -303,8 +303,8 @@ static void check_default(const char *file, int line, const char *name, const ch
         return; /* a range, not a default */
     }
     if (def[0] < '0' || def[0] > '9' || strtoul(def, NULL, 10) != got) {
-        fail_msg("%s:%d: %s documented with default %lu, the code's is '%s'", file, line, name,
-                 got, def);
+        fail_msg("%s:%d: %s documented with default %lu, the code's is '%s'", file, line, name, got,
+                 def);
     }
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the framing vectors under tests/vectors/{stream,dgram}.
+"""Regenerate the framing vectors under tests/vectors/{stream,dgram,split}.
 
 Each vector is NAME.sip (the raw bytes) plus NAME.expect (the events the
 framer must produce with default limits). Expect lines:
@@ -10,6 +10,16 @@ framer must produce with default limits). Expect lines:
     AGAIN                      (dgram only) nothing delivered
     PENDING                    (stream only) a message is still in progress at the end
 Names: ok_*.sip never fail, err_<STATUS>_*.sip end in that error.
+
+tests/vectors/split holds messages for the datagram splitter
+(src/sipmsg/splitter_dgram.c, tests/unit/test_sipmsg_split.c); its .expect
+files say what the splitter reads from the header block:
+    SPLIT <header_len> <content_length>   it may be cut into records
+    WHOLE                                 it cannot be reassembled: one record
+    DIFFERS                               (extra line) the splitter before it
+                                          moved to src/sipmsg cut it otherwise
+Names there: ok_* are reassembled exactly, odd_* have a Content-Length that
+does not match the body, bad_* have a header block the receiver refuses.
 Run from anywhere: python3 tests/vectors/make_vectors.py
 """
 import os
@@ -262,6 +272,138 @@ def dgram():
           ["ERROR SIPTLS_ERR_FRAME_HDR_TOO_BIG"])
 
 
+# Plaintext bytes per DTLS record at the default dtls_mtu 1200 with AES-GCM
+# (docs/dtls.md): the boundary sizes below are around it.
+ROOM = 1163
+
+TEXT = ("The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs.\r\n")
+
+
+def text(n):
+    return (TEXT * (n // len(TEXT) + 1))[:n]
+
+
+def split_header_len(m):
+    """Where the splitter's header block ends: leading CR/LF skipped, then up
+    to and including the first empty line after the start line."""
+    b = m.encode("latin-1")
+    i = 0
+    while i < len(b) and b[i] in b"\r\n":
+        i += 1
+    p = b.index(b"\n", i) + 1
+    while True:
+        q = b.index(b"\n", p)
+        if q == p or (q == p + 1 and b[p:p + 1] == b"\r"):
+            return q + 1
+        p = q + 1
+
+
+def sized(hl, body, cl=True, tag="x"):
+    """A MESSAGE request whose header block is exactly hl bytes (an X-Pad
+    header grows to fit), then `body`."""
+    head = ("MESSAGE sips:bob@biloxi.example.com SIP/2.0\r\n"
+            "Via: SIP/2.0/DTLS pc33.atlanta.example.com;branch=z9hG4bK776sgdkse\r\n"
+            "Max-Forwards: 70\r\n"
+            "From: <sips:alice@atlanta.example.com>;tag=49583\r\n"
+            "To: <sips:bob@biloxi.example.com>\r\n"
+            "Call-ID: split-%s@pc33.atlanta.example.com\r\n"
+            "CSeq: 1 MESSAGE\r\n"
+            "Content-Type: text/plain\r\n" % tag)
+    if cl:
+        head += "Content-Length: %d\r\n" % len(body)
+    pad = hl - len(head) - len("X-Pad: \r\n\r\n")
+    assert pad >= 1, (hl, len(head))
+    return head + "X-Pad: " + "p" * pad + "\r\n\r\n" + body
+
+
+def total(n, hl=600, tag="x"):
+    """A message of exactly n bytes with a header block of hl bytes."""
+    m = sized(hl, text(n - hl), tag=tag)
+    assert len(m) == n
+    return m
+
+
+def split_write(name, m, whole=False, cl=None, differs=False):
+    if whole:
+        expect = ["WHOLE"]
+    else:
+        hl = split_header_len(m)
+        if cl is None:
+            cl = len(m.encode("latin-1")) - hl
+        expect = ["SPLIT %d %d" % (hl, cl)]
+    if differs:
+        expect.append("DIFFERS")
+    write("split", name, m, expect)
+
+
+def split():
+    split_write("ok_invite_sdp", invite())
+    big_sdp = SDP * 6
+    split_write("ok_invite_big_sdp", invite(body=big_sdp))
+    # Compact form (RFC 3261 §7.3.3) and no space after the colon.
+    body = text(2500)
+    m = compact().replace("l:11", "l:%d" % len(body)).replace("Hello, Bob!", body)
+    split_write("ok_compact_l", m)
+    lf = SDP.replace("\r\n", "\n") * 3
+    split_write("ok_lf_only", invite(eol="\n", body=lf))
+    # Header blocks ending in CRLF LF and in LF CRLF.
+    m = sized(700, text(1800), tag="crlf-lf").replace("\r\n\r\n", "\r\n\n", 1)
+    split_write("ok_end_crlf_lf", m)
+    m = sized(700, text(1800), tag="lf-crlf").replace("\r\n\r\n", "\n\r\n", 1)
+    split_write("ok_end_lf_crlf", m)
+    m = invite(body=big_sdp).replace("Content-Length: %d" % len(big_sdp),
+                                     "content-LENGTH \t: \t%d \t" % len(big_sdp))
+    split_write("ok_cl_whitespace_case", m)
+    # RFC 3261 §7.5: CR/LF before the start line is ignored (by the receiver too).
+    split_write("ok_leading_crlf", "\r\n" + invite(body=big_sdp))
+    split_write("ok_leading_cr_lf_cr", "\r\n\r" + invite(body=big_sdp))
+    # Two line ends before the start line: the old splitter took them for the
+    # end of the header block and would not split.
+    split_write("ok_leading_crlf_crlf", "\r\n\r\n" + invite(body=big_sdp), differs=True)
+    split_write("ok_leading_lf_lf", "\n\n" + invite(body=big_sdp), differs=True)
+    # Header block larger than one record; headers only (Content-Length: 0).
+    split_write("ok_big_headers", sized(3000, text(2500), tag="big-headers"))
+    split_write("ok_headers_only_cl_zero", sized(2000, "", tag="headers-only"))
+    # Message lengths and header blocks around one record's space.
+    for name, n in [("ok_len_room_minus1", ROOM - 1), ("ok_len_room", ROOM), ("ok_len_room_plus1", ROOM + 1),
+                    ("ok_len_2room_minus1", 2 * ROOM - 1), ("ok_len_2room", 2 * ROOM),
+                    ("ok_len_2room_plus1", 2 * ROOM + 1)]:
+        split_write(name, total(n, tag=name[3:]))
+    for name, hl in [("ok_hl_room_minus1", ROOM - 1), ("ok_hl_room", ROOM), ("ok_hl_room_plus1", ROOM + 1)]:
+        split_write(name, sized(hl, text(500), tag=name[3:]))
+    # A body that holds a SIP message (start line, headers, empty line): the
+    # receiver drops a partial message when a continuation record looks like
+    # the start of a new one (tests/unit/test_sipmsg_split.c predicts where).
+    inner = ("INVITE sips:carol@chicago.example.com SIP/2.0\r\n"
+             "Call-ID: inner@pc33.atlanta.example.com\r\nContent-Length: 0\r\n\r\n")
+    body = (text(298) + "\r\n" + inner) * 8
+    m = sized(500, body, tag="sipfrag").replace("text/plain", "message/sip")
+    split_write("ok_body_holds_message", m)
+    # No Content-Length: cannot be reassembled.
+    split_write("ok_no_cl_body", invite(body=big_sdp).replace("Content-Length: %d\r\n" % len(big_sdp), ""),
+                whole=True)
+    split_write("ok_no_cl_no_body", sized(1500, "", cl=False, tag="no-cl"), whole=True)
+    # Content-Length that does not match the body.
+    m = sized(600, text(2000), tag="cl-short").replace("Content-Length: 2000", "Content-Length: 1000")
+    split_write("odd_cl_less_than_body", m, cl=1000)
+    m = sized(600, text(2000), tag="cl-long").replace("Content-Length: 2000", "Content-Length: 3000")
+    split_write("odd_cl_more_than_body", m, cl=3000)
+    # Header blocks the receiver refuses: never split now (the old splitter did).
+    m = sized(600, text(2000), tag="bad-cl").replace("Content-Length: 2000", "Content-Length: 2k")
+    split_write("bad_cl_nonnumeric", m, whole=True, differs=True)
+    m = sized(600, text(2000), tag="dup-cl").replace("Content-Length: 2000", "l: 1\r\nContent-Length: 2000")
+    split_write("bad_cl_conflicting", m, whole=True, differs=True)
+    m = sized(600, text(2000), tag="http").replace("MESSAGE sips:bob@biloxi.example.com SIP/2.0",
+                                                   "POST /bob HTTP/1.1")
+    split_write("bad_start_line", m, whole=True, differs=True)
+    m = sized(600, text(2000), tag="nul").replace("Max-Forwards: 70", "Max-Forwards: 7\x000")
+    split_write("bad_nul_in_header", m, whole=True, differs=True)
+    # No empty line at all: no header block (the old splitter agreed).
+    m = sized(600, "", tag="no-end")[:-2] + "X-More: " + "m" * 2000
+    split_write("bad_no_empty_line", m, whole=True)
+
+
 if __name__ == "__main__":
     stream()
     dgram()
+    split()

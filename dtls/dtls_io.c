@@ -1,0 +1,215 @@
+/* siptls — DTLS transport: the engine's receive buffers, wolfSSL's I/O
+ * callbacks on a UDP socket, the one mapping of wolfSSL return codes, and
+ * the test seam every datagram passes through. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "dtls_transport.h"
+
+dtls_shared *siptls__dtls_shared_of(siptls_engine *e)
+{
+    return *siptls__engine_tp_shared(e, SIPTLS_TRANSPORT_DTLS);
+}
+
+dtls_shared *siptls__dtls_shared_ref(siptls_engine *e)
+{
+    void **slot = siptls__engine_tp_shared(e, SIPTLS_TRANSPORT_DTLS);
+    dtls_shared *sh = *slot;
+    if (sh == NULL) {
+        sh = calloc(1, sizeof(*sh));
+        if (sh == NULL) {
+            return NULL;
+        }
+        sh->raw = malloc(RAW_CAP);
+        sh->plain = malloc(PLAIN_CAP);
+        if (sh->raw == NULL || sh->plain == NULL) {
+            free(sh->raw);
+            free(sh->plain);
+            free(sh);
+            return NULL;
+        }
+        *slot = sh;
+    }
+    sh->refs++;
+    return sh;
+}
+
+void siptls__dtls_shared_unref(siptls_engine *e)
+{
+    void **slot = siptls__engine_tp_shared(e, SIPTLS_TRANSPORT_DTLS);
+    dtls_shared *sh = *slot;
+    if (sh != NULL && --sh->refs == 0) {
+        free(sh->raw);
+        free(sh->plain);
+        free(sh);
+        *slot = NULL;
+    }
+}
+
+int siptls__dtls_test_set_filter(siptls_engine *e, siptls__dtls_test_filter fn, void *user)
+{
+    dtls_shared *sh = siptls__dtls_shared_of(e);
+    int had = sh != NULL && sh->filter != NULL;
+    if (fn != NULL && !had) {
+        sh = siptls__dtls_shared_ref(e); /* the filter holds a reference */
+        if (sh == NULL) {
+            return SIPTLS_ERR_NOMEM;
+        }
+    }
+    if (sh != NULL) {
+        sh->filter = fn;
+        sh->filter_user = user;
+    }
+    if (fn == NULL && had) {
+        siptls__dtls_shared_unref(e);
+    }
+    return SIPTLS_OK;
+}
+
+/* The one place wolfSSL return codes become siptls statuses. */
+int siptls__dtls_map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, int ret,
+                           int handshake)
+{
+    int err = wolfSSL_get_error(ssl, ret);
+    if (err != WOLFSSL_ERROR_WANT_READ && err != WOLFSSL_ERROR_WANT_WRITE) {
+        /* a fatal alert from the peer says why, as on TLS */
+        int st = siptls__peer_alert_status(ssl);
+        if (st != 0) {
+            siptls__log(e, SIPTLS_LOG_INFO, "dtls: %s", siptls_strerror(st));
+            return st;
+        }
+    }
+    switch (err) {
+    case WOLFSSL_ERROR_WANT_READ:
+    case WOLFSSL_ERROR_WANT_WRITE:
+        return SIPTLS_AGAIN;
+    case WOLFSSL_ERROR_ZERO_RETURN:
+        return SIPTLS_ERR_PEER_CLOSED;
+    case VERIFY_MAC_ERROR:
+    case DECRYPT_ERROR:
+    case DUPLICATE_MSG_E:
+    case SEQUENCE_ERROR:
+    case OUT_OF_ORDER_E:
+        /* RFC 6347 §4.1.2.7: "In general, invalid records SHOULD be
+         * silently discarded, thus preserving the association". */
+        return DTLS_DROPPED;
+    case SOCKET_ERROR_E:
+    case SOCKET_PEER_CLOSED_E:
+    case WOLFSSL_ERROR_SYSCALL: /* wolfSSL 5.7's name for the two above */
+        if (io != NULL && io->refused) {
+            return SIPTLS_ERR_CONNECT;
+        }
+        return handshake ? SIPTLS_ERR_HANDSHAKE : SIPTLS_ERR_IO;
+    default:
+        break;
+    }
+    if (handshake) {
+        char buf[WOLFSSL_MAX_ERROR_SZ];
+        siptls__log(e, SIPTLS_LOG_INFO, "dtls handshake failed: %s (%d)",
+                    wolfSSL_ERR_error_string((unsigned long)err, buf), err);
+        return siptls__handshake_status(err);
+    }
+    return SIPTLS_ERR_TLS;
+}
+
+static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    (void)ssl;
+    dtls_io *io = ctx;
+    if (io->rx == NULL) {
+        return WOLFSSL_CBIO_ERR_WANT_READ;
+    }
+    const uint8_t *rx = io->rx;
+    io->rx = NULL;
+    if (sz < 0 || io->rx_len > (size_t)sz) {
+        /* wolfSSL would take the first sz bytes and lose record
+         * boundaries: drop the datagram instead (counted by the caller). */
+        io->oversize = 1;
+        return WOLFSSL_CBIO_ERR_WANT_READ;
+    }
+    memcpy(buf, rx, io->rx_len);
+    return (int)io->rx_len;
+}
+
+static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    (void)ssl;
+    dtls_io *io = ctx;
+    if (sz <= 0 || io->mute) {
+        return sz;
+    }
+    if (io->hello_only) {
+        /* The hello object answers strangers: it may say nothing but a
+         * HelloVerifyRequest, and never more bytes than it was sent
+         * (RFC 6347 §4.2.1: the cookie exchange exists against
+         * amplification). */
+        if (!siptls__dtls_is_hello_verify((const uint8_t *)buf, (size_t)sz) ||
+            (size_t)sz > io->send_cap) {
+            return sz;
+        }
+    }
+    if (io->fd < 0) {
+        return sz;
+    }
+    ssize_t n = siptls__udp_send(io->fd, buf, (size_t)sz, io->peer, io->peer_len, io->local);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+            io->blocked = 1;
+            return WOLFSSL_CBIO_ERR_WANT_WRITE;
+        }
+        if (errno == EINTR) {
+            return WOLFSSL_CBIO_ERR_ISR;
+        }
+        if (errno == ECONNREFUSED) {
+            io->refused = 1;
+        }
+        /* Anything else (no route, message too long): UDP loses the
+         * datagram; DTLS retransmission or the peer's copes. */
+        return sz;
+    }
+    io->sent++;
+    return sz;
+}
+
+/* Common set-up of every WOLFSSL object of this transport. */
+void siptls__dtls_setup_ssl(WOLFSSL *ssl, dtls_io *io)
+{
+    wolfSSL_SSLSetIORecv(ssl, io_recv);
+    wolfSSL_SSLSetIOSend(ssl, io_send);
+    wolfSSL_SetIOReadCtx(ssl, io);
+    wolfSSL_SetIOWriteCtx(ssl, io);
+    /* Our callbacks say WANT_READ when no datagram is there: that is not a
+     * timeout, we drive retransmissions ourselves. */
+    wolfSSL_dtls_set_using_nonblock(ssl, 1);
+}
+
+void siptls__dtls_free_ssl(WOLFSSL **ssl)
+{
+    if (*ssl != NULL) {
+        wolfSSL_free(*ssl);
+        *ssl = NULL;
+    }
+}
+
+/* wolfSSL 5.5.4 counts DTLS retransmission timeouts in seconds. */
+uint64_t siptls__dtls_retx_deadline(siptls_engine *e, WOLFSSL *ssl)
+{
+    int t = wolfSSL_dtls_get_current_timeout(ssl);
+    return siptls__engine_now(e) + (uint64_t)(t > 0 ? t : 1) * 1000;
+}
+
+void siptls__dtls_dispatch(emit_ctx *ec, const dtls_shared *sh, int fd, const uint8_t *dg,
+                           size_t len, const struct sockaddr *from, socklen_t from_len)
+{
+    if (sh->filter != NULL) {
+        sh->filter(sh->filter_user, fd, dg, len, from, from_len, siptls__dtls_emit_datagram, ec);
+    } else {
+        siptls__dtls_emit_datagram(ec, dg, len, from, from_len);
+    }
+}

@@ -1,0 +1,247 @@
+/* siptls — DTLS transport: a listener — its socket, the demultiplexing of
+ * datagrams (STUN, DTLS, junk; RFC 7983), and its sessions by peer
+ * address. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "dtls_transport.h"
+
+/* Peers are compared and hashed the engine's way (family, port, address). */
+#define same_addr siptls__addr_equal
+#define addr_hash siptls__addr_hash
+
+/* The listener keeps its own map of inbound sessions: the engine's
+ * by-address lookup may also return an outbound flow to the same address
+ * (a peer that sends from its listening port), which is not ours. */
+static dtls_session *table_find(dtls_listener *dl, const struct sockaddr *sa)
+{
+    for (dtls_session *s = dl->table[addr_hash(sa) & dl->table_mask]; s != NULL; s = s->tnext) {
+        if (same_addr(siptls__flow_remote(s->f, NULL), sa)) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+void siptls__dtls_table_add(dtls_listener *dl, dtls_session *s)
+{
+    size_t b = addr_hash(siptls__flow_remote(s->f, NULL)) & dl->table_mask;
+    s->tnext = dl->table[b];
+    dl->table[b] = s;
+}
+
+void siptls__dtls_table_del(dtls_listener *dl, dtls_session *s)
+{
+    size_t b = addr_hash(siptls__flow_remote(s->f, NULL)) & dl->table_mask;
+    for (dtls_session **pp = &dl->table[b]; *pp != NULL; pp = &(*pp)->tnext) {
+        if (*pp == s) {
+            *pp = s->tnext;
+            return;
+        }
+    }
+}
+
+void siptls__dtls_listener_unref(dtls_listener *dl)
+{
+    if (--dl->refs != 0) {
+        return;
+    }
+    siptls__dtls_free_ssl(&dl->hello);
+    if (dl->fd >= 0) {
+        close(dl->fd);
+    }
+    siptls__dtls_ratelimit_free(dl->rate);
+    siptls__dtls_hello_cache_free(dl->hellos);
+    free(dl->table);
+    siptls_engine *e = dl->engine;
+    free(dl);
+    siptls__dtls_shared_unref(e);
+}
+
+/* Returns 1 when the request was answered. */
+int siptls__dtls_answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t len,
+                             const struct sockaddr *from, socklen_t from_len, int connected,
+                             const struct sockaddr_storage *local)
+{
+    int fp = 0;
+    if (siptls__dtls_stun_check(dg, len, &fp) != 0) {
+        siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
+        return 0;
+    }
+    uint8_t out[SIPTLS__STUN_MAX_RESPONSE];
+    size_t n = siptls__dtls_stun_response(dg, from, fp, out);
+    if (n == 0) {
+        siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
+        return 0;
+    }
+    /* RFC 5626 §3.5.2: the server answers the Binding request so the
+     * client learns its flow is alive (and its NAT binding stays). */
+    siptls__count(e, SIPTLS__EV_DTLS_STUN, 1);
+    (void)siptls__udp_send(fd, out, n, connected ? NULL : from, from_len, local);
+    return 1;
+}
+
+void siptls__dtls_listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
+                                    const struct sockaddr *from, socklen_t from_len)
+{
+    siptls_engine *e = dl->engine;
+    switch (siptls__dtls_demux_byte(dg, len)) {
+    case SIPTLS__DTLS_DEMUX_STUN:
+        if (siptls__dtls_answer_stun(e, dl->fd, dg, len, from, from_len, 0,
+                                     dl->pktinfo ? &dl->cur_local : NULL)) {
+            /* RFC 5626 §3.5.2: STUN is the keepalive of datagram flows; a
+             * peer that keeps its flow alive this way must keep its
+             * session too (idle expiry). */
+            dtls_session *s = table_find(dl, from);
+            if (s != NULL) {
+                siptls__flow_touch(s->f);
+            }
+        }
+        return;
+    case SIPTLS__DTLS_DEMUX_JUNK:
+        siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
+        return;
+    default:
+        break;
+    }
+    siptls__dtls_scan scan;
+    if (siptls__dtls_scan_datagram(dg, len, &scan) != 0) {
+        siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
+        return;
+    }
+    dtls_session *s = table_find(dl, from);
+    if (s != NULL) {
+        siptls__dtls_session_datagram(s, dg, len, &scan);
+        return;
+    }
+    siptls__dtls_hello h;
+    if (!siptls__dtls_is_client_hello(&scan, &h)) {
+        /* A record for no session (we restarted, it expired, or junk that
+         * looks like DTLS): RFC 6347 §4.1.2.7, silently discarded. */
+        siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
+        return;
+    }
+    siptls__dtls_on_client_hello(dl, dg, len, &scan, &h, from, from_len, NULL);
+}
+
+int siptls__dtls_listen(siptls__listener *l)
+{
+    siptls_engine *e = siptls__listener_engine(l);
+    /* Engines of one process (reuse_port) share the port; the kernel
+     * hashes each peer's 4-tuple to one socket, so a session stays on one
+     * engine. */
+    int fd = siptls__listener_fd(l);
+    int rcvbuf = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    const struct sockaddr_storage *la = siptls__listener_addr(l, NULL);
+
+    const siptls_config *c = siptls__engine_config(e);
+    dtls_listener *dl = calloc(1, sizeof(*dl));
+    size_t buckets = 64;
+    while (buckets < c->dtls_max_sessions && buckets < 65536) {
+        buckets <<= 1;
+    }
+    if (dl == NULL || siptls__dtls_shared_ref(e) == NULL) {
+        free(dl);
+        return SIPTLS_ERR_NOMEM;
+    }
+    dl->refs = 1;
+    dl->fd = fd;
+    dl->l = l;
+    dl->engine = e;
+    memcpy(&dl->local, la, sizeof(dl->local));
+    memcpy(&dl->cur_local, la, sizeof(dl->cur_local));
+    dl->pktinfo = siptls__addr_is_wildcard((const struct sockaddr *)la) &&
+                  siptls__udp_want_pktinfo(fd, la->ss_family);
+    dl->hello_io.engine = e;
+    dl->hello_io.fd = fd;
+    dl->hello_io.hello_only = 1;
+    dl->table = calloc(buckets, sizeof(*dl->table));
+    dl->table_mask = buckets - 1;
+    int ok = dl->table != NULL &&
+             siptls__dtls_ratelimit_new(&dl->rate, RATE_SLOTS, c->dtls_handshake_rate) == 0 &&
+             siptls__dtls_hello_cache_new(&dl->hellos, HELLO_CACHE_SLOTS, HELLO_MAX,
+                                          HELLO_EXPIRE_MS) == 0 &&
+             siptls__dtls_random_bytes(dl->secret[0], COOKIE_SECRET_LEN) == 0;
+    dl->rotated_ms = siptls__engine_now(e);
+    if (!ok || siptls__dtls_make_hello_object(dl) != SIPTLS_OK) {
+        dl->l = NULL;
+        dl->fd = -1; /* still the engine's: it closes it */
+        siptls__dtls_listener_unref(dl);
+        return SIPTLS_ERR_NOMEM;
+    }
+    /* Sessions may outlive the listener for a moment (the engine closes
+     * listeners first): they keep the socket, to send close_notify, and
+     * the last of them closes it. */
+    siptls__listener_take_fd(l);
+    siptls__listener_set_tp(l, dl);
+    return SIPTLS_OK;
+}
+
+void siptls__dtls_listener_io(siptls__listener *l)
+{
+    dtls_listener *dl = siptls__listener_tp(l);
+    siptls_engine *e = dl->engine;
+    siptls__dtls_rotate_secret(dl, siptls__engine_now(e));
+    emit_ctx ec = {dl, NULL};
+    /* A host callback run from here could shut the engine down: hold the
+     * listener state until we are out. */
+    dl->refs++;
+    const dtls_shared *sh = siptls__dtls_shared_of(e); /* the listener holds a reference */
+    for (int i = 0; i < READS_PER_WAKEUP; i++) {
+        struct sockaddr_storage from;
+        memset(&from, 0, sizeof(from));
+        union {
+            char
+                buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
+            struct cmsghdr align;
+        } cb;
+        struct iovec iov = {sh->raw, RAW_CAP};
+        struct msghdr mh;
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_name = &from;
+        mh.msg_namelen = sizeof(from);
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = cb.buf;
+        mh.msg_controllen = sizeof(cb.buf);
+        ssize_t n = recvmsg(dl->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
+        socklen_t from_len = mh.msg_namelen;
+        if (dl->pktinfo && siptls__udp_pktinfo_local(&mh, &dl->local, &dl->cur_local) != 0) {
+            memcpy(&dl->cur_local, &dl->local, sizeof(dl->cur_local));
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        if ((size_t)n > RAW_CAP) {
+            siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
+            continue;
+        }
+        siptls__dtls_dispatch(&ec, sh, dl->fd, sh->raw, (size_t)n, (struct sockaddr *)&from,
+                              from_len);
+        if (dl->l == NULL) {
+            break;
+        }
+    }
+    siptls__dtls_listener_unref(dl);
+}
+
+void siptls__dtls_listener_close(siptls__listener *l)
+{
+    dtls_listener *dl = siptls__listener_tp(l);
+    if (dl == NULL) {
+        return;
+    }
+    dl->l = NULL;
+    siptls__listener_set_tp(l, NULL);
+    siptls__dtls_listener_unref(dl);
+}

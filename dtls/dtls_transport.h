@@ -1,0 +1,213 @@
+/* siptls internal — SIP over DTLS 1.2 over UDP (RFC 6347): what the
+ * modules of the DTLS transport share (dtls_io.c, dtls_listener.c,
+ * dtls_cookie.c, dtls_session.c, dtls_transport.c).
+ *
+ * One UDP socket per listener; datagrams are demultiplexed by their first
+ * byte (RFC 7983: STUN or DTLS) and then by the peer's address into
+ * sessions, as nginx turns one UDP socket into per-peer "connections".
+ * Every WOLFSSL object talks to us through I/O callbacks, never to a
+ * socket: the receive callback hands wolfSSL the one datagram just read
+ * for it, the send callback does sendto() on the listener's socket (or
+ * send() on the connected socket of an outbound flow).
+ *
+ * No per-peer state exists before the peer returned a valid cookie
+ * (RFC 6347 §4.2.1): a ClientHello from an unknown address without a
+ * cookie is answered by one shared "hello" WOLFSSL object with a
+ * HelloVerifyRequest and forgotten; one with a cookie goes to a fresh
+ * per-peer object that checks it (wolfDTLS_SetChGoodCb tells us it was
+ * good) and only then becomes a flow. The recipe is in docs/dtls.md and
+ * /work/shared/DESIGN.md ("DTLS cookies on wolfSSL 5.5.4").
+ *
+ * Sending: each queued SIP message goes out as one record when it fits
+ * in dtls_mtu, else as several records sent back to back (consecutive
+ * sequence numbers), the first holding the whole header block, which the
+ * receiver's datagram framer reassembles by Content-Length. */
+#ifndef SIPTLS_DTLS_TRANSPORT_H
+#define SIPTLS_DTLS_TRANSPORT_H
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <wolfssl/options.h>
+
+#include <wolfssl/error-ssl.h>
+#include <wolfssl/ssl.h>
+
+#include "dtls_internal.h"
+#include "siptls/sipmsg.h"
+#include "transport.h"
+
+/* A UDP datagram is at most 65507 bytes. wolfSSL's receive callback is
+ * asked for (read size + 500) bytes after the handshake, so reading
+ * plaintext in steps of PLAIN_CAP lets any datagram through whole. */
+#define RAW_CAP 65536
+#define PLAIN_CAP (65536 - 512)
+/* Datagrams read per wakeup, so one busy socket cannot starve the loop
+ * (libev's level-triggered watcher calls us again). */
+#define READS_PER_WAKEUP 64
+/* A full socket buffer: retry writing after this many ms. */
+#define WRITE_RETRY_MS 5
+#define COOKIE_SECRET_LEN 32
+/* Fragmented ClientHello cache (see dtls_hello_cache.c). */
+#define HELLO_CACHE_SLOTS 64
+#define HELLO_MAX 4096
+#define HELLO_EXPIRE_MS 2000
+#define RATE_SLOTS 1024
+
+/* siptls__dtls_map_error(): a record wolfSSL dropped (bad MAC, replay, out of
+ * order): counted, the session goes on. Never leaves the transport. */
+#define DTLS_DROPPED 1
+
+typedef struct dtls_listener dtls_listener;
+typedef struct dtls_session dtls_session;
+
+/* What one WOLFSSL object's I/O callbacks work with. */
+typedef struct dtls_io {
+    siptls_engine *engine;
+    int fd;                      /* -1 once the socket is gone */
+    const struct sockaddr *peer; /* sendto() target; NULL: connected socket */
+    socklen_t peer_len;
+    /* wildcard listener: the address the peer sent to, our source address
+     * (IP_PKTINFO); NULL: the kernel chooses */
+    const struct sockaddr_storage *local;
+    const uint8_t *rx; /* the datagram wolfSSL may read now; NULL: none */
+    size_t rx_len;
+    size_t send_cap;    /* hello object: the HelloVerifyRequest may not be larger */
+    unsigned sent;      /* datagrams that left */
+    uint8_t mute;       /* drop what wolfSSL sends (cookie not proven yet) */
+    uint8_t hello_only; /* only a HelloVerifyRequest may leave */
+    uint8_t blocked;    /* the socket buffer was full */
+    uint8_t refused;    /* ICMP port unreachable on a connected socket */
+    uint8_t oversize;   /* a datagram larger than wolfSSL's read was dropped */
+} dtls_io;
+
+struct dtls_listener {
+    siptls__listener *l; /* NULL once the engine closed the listener */
+    siptls_engine *engine;
+    int fd;
+    unsigned refs; /* the listener + its sessions (they share fd) */
+    struct sockaddr_storage local;
+    int pktinfo;                       /* bound to a wildcard address: learn each datagram's */
+    struct sockaddr_storage cur_local; /* the local address of the datagram in hand */
+    WOLFSSL *hello;                    /* answers ClientHellos of unknown peers; NULL: make anew */
+    dtls_io hello_io;
+    uint8_t secret[2][COOKIE_SECRET_LEN]; /* [0] current, [1] previous */
+    int have_prev;
+    uint64_t rotated_ms;
+    siptls__dtls_ratelimit *rate;
+    siptls__dtls_hello_cache *hellos;
+    uint8_t whole[SIPTLS__DTLS_RECORD_HEADER + SIPTLS__DTLS_HS_HEADER + HELLO_MAX];
+    dtls_session **table; /* sessions by peer address */
+    size_t table_mask;
+};
+
+struct dtls_session {
+    siptls__flow *f;
+    dtls_listener *dl; /* inbound; NULL for outbound flows */
+    WOLFSSL *ssl;
+    dtls_io io;
+    uint64_t retx_ms;        /* handshake retransmission due; 0 = none */
+    uint64_t write_retry_ms; /* socket was full: write again then; 0 = none */
+    size_t rec_space;        /* plaintext per record within dtls_mtu; 0 = not known yet */
+    size_t cur_rec;          /* record to hand wolfSSL_write again after WANT_WRITE */
+    uint8_t shutdown_sent;
+    uint8_t shared_ref; /* outbound: holds a reference to the engine buffers */
+    uint8_t undrained;  /* the last read stopped before WANT_READ: wolfSSL may hold records of an
+                           older datagram */
+    uint32_t hs_dg_len; /* length of the datagram that completed the handshake (0: unknown) */
+    struct sockaddr_storage local; /* inbound on a wildcard listener: our address */
+    /* inbound: the client random of the ClientHello that made this session
+     * (a late duplicate of that hello is not a restart); has_random 0:
+     * unknown. Kept here: wolfSSL frees its copy when the handshake ends. */
+    uint8_t client_random[32];
+    uint8_t has_random;
+    uint8_t next_random[32]; /* the same for `next` */
+    uint8_t next_has_random;
+    /* RFC 6347 §4.2.8: a new handshake from the address of this session;
+     * it replaces this one only when it completes. */
+    WOLFSSL *next;
+    dtls_io next_io;
+    uint64_t next_retx_ms;
+    uint64_t next_since_ms;
+    dtls_session *tnext; /* listener table chain */
+};
+
+/* ------------------------------------------------------------------------ */
+/* per-engine receive buffers                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Raw datagrams and decrypted records are processed one at a time and
+ * never kept (the framer copies what it keeps), so every DTLS socket of an
+ * engine (its listeners and outbound sessions) shares two buffers instead
+ * of holding 128 KiB each. They belong to the engine, not to a thread: an
+ * engine may be created on one thread and run on another (one thread at a
+ * time), and a buffer made on the creating thread would be out of reach of
+ * the one that reads. Reference counted by the sockets (and by a test
+ * filter): freed with the last of them, before the engine is freed. */
+typedef struct dtls_shared {
+    uint8_t *raw;   /* RAW_CAP: the datagram just read */
+    uint8_t *plain; /* PLAIN_CAP: the record just decrypted */
+    unsigned refs;
+    siptls__dtls_test_filter filter;
+    void *filter_user;
+} dtls_shared;
+
+typedef struct emit_ctx {
+    dtls_listener *dl;
+    siptls__flow *f; /* outbound: stays readable (zombie) until the callback returns */
+} emit_ctx;
+
+/* dtls_io.c */
+dtls_shared *siptls__dtls_shared_of(siptls_engine *e);
+dtls_shared *siptls__dtls_shared_ref(siptls_engine *e);
+void siptls__dtls_shared_unref(siptls_engine *e);
+int siptls__dtls_map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, int ret,
+                           int handshake);
+void siptls__dtls_setup_ssl(WOLFSSL *ssl, dtls_io *io);
+void siptls__dtls_free_ssl(WOLFSSL **ssl);
+uint64_t siptls__dtls_retx_deadline(siptls_engine *e, WOLFSSL *ssl);
+void siptls__dtls_dispatch(emit_ctx *ec, const dtls_shared *sh, int fd, const uint8_t *dg,
+                           size_t len, const struct sockaddr *from, socklen_t from_len);
+
+/* dtls_listener.c */
+void siptls__dtls_table_add(dtls_listener *dl, dtls_session *s);
+void siptls__dtls_table_del(dtls_listener *dl, dtls_session *s);
+void siptls__dtls_listener_unref(dtls_listener *dl);
+int siptls__dtls_answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t len,
+                             const struct sockaddr *from, socklen_t from_len, int connected,
+                             const struct sockaddr_storage *local);
+void siptls__dtls_listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
+                                    const struct sockaddr *from, socklen_t from_len);
+int siptls__dtls_listen(siptls__listener *l);
+void siptls__dtls_listener_io(siptls__listener *l);
+void siptls__dtls_listener_close(siptls__listener *l);
+
+/* dtls_cookie.c */
+int siptls__dtls_random_bytes(uint8_t *p, size_t n);
+void siptls__dtls_rotate_secret(dtls_listener *dl, uint64_t now);
+int siptls__dtls_make_hello_object(dtls_listener *dl);
+void siptls__dtls_on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
+                                  const siptls__dtls_scan *scan, const siptls__dtls_hello *h,
+                                  const struct sockaddr *from, socklen_t from_len,
+                                  dtls_session *existing);
+void siptls__dtls_restart_step(dtls_session *s, const uint8_t *dg, size_t len);
+
+/* dtls_session.c */
+dtls_session *siptls__dtls_session_new(siptls_engine *e, int fd);
+void siptls__dtls_set_local(dtls_session *s, const struct sockaddr_storage *local);
+void siptls__dtls_handshake_done(dtls_session *s);
+void siptls__dtls_session_datagram(dtls_session *s, const uint8_t *dg, size_t len,
+                                   const siptls__dtls_scan *scan);
+void siptls__dtls_emit_datagram(void *ctx, const uint8_t *dg, size_t len,
+                                const struct sockaddr *from, socklen_t from_len);
+void siptls__dtls_io_ready(siptls__flow *f, int revents);
+
+/* dtls_transport.c */
+
+#endif

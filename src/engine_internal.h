@@ -124,7 +124,16 @@ struct siptls_engine {
     siptls__ratelog limit_log; /**< "refusing: connection limit" lines */
     siptls_stats stats;
     void *tp_shared[3]; /**< per-engine state of each transport */
+    void *lingering;    /**< linger.c: refused sockets read until the peer closes */
+    unsigned n_lingering;
 };
+
+/* ---- linger.c: lingering close of refused TCP connections --------------- */
+/** Half-close `fd` (taken over) and read it until the peer closes, for at
+ *  most 2 s, so that its last bytes from us are not lost to a reset. */
+void siptls__linger_close(siptls_engine *e, int fd);
+/** Close every lingering socket at once (siptls_engine_free). */
+void siptls__linger_free_all(siptls_engine *e);
 
 /* ---- engine.c: libev glue, deferred work -------------------------------- */
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine_internal.h"
 
@@ -363,4 +364,21 @@ void siptls__flow_describe(siptls__flow *f, struct WOLFSSL *ssl, siptls_flow_inf
 int siptls__handshake_status(int wolf_err)
 {
     return siptls__secctx_classify_error(wolf_err);
+}
+
+int siptls__peer_alert_status(struct WOLFSSL *ssl)
+{
+    return siptls__secctx_peer_alert(ssl);
+}
+
+void siptls__flow_close_fd(siptls__flow *f, int fd)
+{
+    if (fd < 0) {
+        return;
+    }
+    if (!f->outbound && !f->reported_up) {
+        siptls__linger_close(f->engine, fd);
+        return;
+    }
+    close(fd);
 }

@@ -372,3 +372,13 @@ int siptls__secctx_classify_error(int wolf_err)
         return SIPTLS_ERR_HANDSHAKE;
     }
 }
+
+int siptls__secctx_peer_alert(struct WOLFSSL *ssl)
+{
+    WOLFSSL_ALERT_HISTORY ah;
+    if (ssl != NULL && wolfSSL_get_alert_history(ssl, &ah) == WOLFSSL_SUCCESS &&
+        ah.last_rx.level == alert_fatal) {
+        return SIPTLS_ERR_PEER_ALERT(ah.last_rx.code & 0xff);
+    }
+    return 0;
+}

@@ -535,6 +535,7 @@ int siptls_engine_new(siptls_engine **out, struct ev_loop *loop, const siptls_co
         e->cb = *cb;
     }
     e->user = user;
+    siptls__token_engine_init(e);
     ev_prepare_init(prep, prepare_cb);
     prep->data = e;
     e->prepare = prep;

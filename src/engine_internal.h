@@ -123,6 +123,13 @@ struct siptls_engine {
     siptls__ratelog limit_log; /**< "refusing: connection limit" lines */
     siptls_stats stats;
     void *tp_shared[3]; /**< per-engine state of each transport */
+
+    /* flow tokens (flow_token.c) */
+    uint32_t id;         /**< siptls_engine_id(): unique in the process */
+    int tok_ok;          /**< the process has its boot id and default key */
+    uint8_t tok_key[64]; /**< the token key (the process's, or the host's) */
+    size_t tok_key_len;
+    uint8_t tok_boot[16]; /**< the process's boot id */
 };
 
 /* ---- engine.c: libev glue, deferred work -------------------------------- */
@@ -213,6 +220,22 @@ int siptls__flow_next_address(siptls__flow *f, int *reason);
  *  §4.3). At most 8 addresses are used. Statuses as siptls_connect(). */
 int siptls__open_addrs(siptls_engine *e, siptls_transport t, const char *host, int literal,
                        const siptls__addr *addrs, int n, int reuse, siptls__flow **out);
+
+/* ---- flow_token.c --------------------------------------------------------- */
+
+/** Give a new engine its id, the process's boot id and default token key
+ *  (drawn once per process, again after a fork). Never fails: without
+ *  randomness tok_ok stays 0 and the token calls say so. */
+void siptls__token_engine_init(siptls_engine *e);
+/** The process's boot id (16 bytes) and default key (32 bytes), drawn on
+ *  first use and again in a child of fork(). Returns 0, or -1 without
+ *  randomness. */
+int siptls__token_process(uint8_t boot[16], uint8_t key[32]);
+/** The token (38 characters and a NUL into `out`) of (`engine_id`,
+ *  `flow_id`) under `key` with boot id `boot`. Returns 0 or -1. Tests
+ *  use it to make the tokens another process or key would make. */
+int siptls__token_make(const uint8_t *key, size_t key_len, const uint8_t boot[16],
+                       uint32_t engine_id, uint64_t flow_id, char out[39]);
 
 /* ---- listen_socket.c ------------------------------------------------------ */
 

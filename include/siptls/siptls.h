@@ -8,6 +8,7 @@
 #include "siptls/engine.h"
 #include "siptls/sipmsg.h"
 #include "siptls/status.h"
+#include "siptls/token.h"
 #include "siptls/uri.h"
 
 #endif

@@ -45,6 +45,10 @@ struct siptls__flow {
     struct sockaddr_storage local;
     socklen_t local_len;
     char *sip_domain; /**< outbound: host of the URI (RFC 5922 identity, SNI) */
+    /** the security context the flow was made with (a reference): its
+     *  domains, trusted_domain list and session cache, kept across a
+     *  reload until the flow is freed */
+    siptls__secctx *sec;
     /* outbound: every address the name resolved to, in resolver order;
      * the flow moves to the next one while it has not heard from the
      * current one (RFC 3263 §4.3) */

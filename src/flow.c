@@ -146,6 +146,7 @@ siptls__flow *siptls__flow_alloc(siptls_engine *e, const siptls__transport_ops *
     f->engine = e;
     f->ops = ops;
     f->lim = lim;
+    f->sec = siptls__secctx_hold(siptls__engine_secctx(e, ops->kind));
     f->fd = fd;
     memcpy(&f->remote, remote, remote_len);
     f->remote_len = remote_len;
@@ -167,6 +168,7 @@ siptls__flow *siptls__flow_alloc(siptls_engine *e, const siptls__transport_ops *
     (*open_counter(e, ops))++;
     return f;
 fail:
+    siptls__secctx_free(f->sec);
     if (ops->framing == SIPTLS__FRAMING_STREAM) {
         siptls_stream_framer_free(f->framer.stream);
     } else {
@@ -225,6 +227,7 @@ void siptls__flow_free(siptls__flow *f)
     free(f->sip_domain);
     free(f->alts);
     siptls__engine_free_watchers(f);
+    siptls__secctx_free(f->sec);
     free(f);
 }
 
@@ -454,9 +457,9 @@ static void report_up(siptls__flow *f, int resumed)
 
 int siptls__flow_handshake_done(siptls__flow *f, struct WOLFSSL *ssl, int resumed)
 {
-    siptls__secctx *sec = siptls__engine_secctx(f->engine, f->ops->kind);
-    int st = sec != NULL ? siptls__secctx_peer_check(sec, ssl, !f->outbound, f->sip_domain, NULL)
-                         : SIPTLS_ERR_CERT;
+    int st = f->sec != NULL
+                 ? siptls__secctx_peer_check(f->sec, ssl, !f->outbound, f->sip_domain, NULL)
+                 : SIPTLS_ERR_CERT;
     if (st != SIPTLS_OK) {
         char name[96];
         siptls__log(f->engine, SIPTLS_LOG_WARN, "%s: %s", siptls__flow_name(f, name, sizeof(name)),

@@ -314,7 +314,7 @@ struct WOLFSSL *siptls__flow_client_ssl(siptls__flow *f, int *resuming)
     if (resuming != NULL) {
         *resuming = 0;
     }
-    siptls__secctx *sec = siptls__engine_secctx(f->engine, f->ops->kind);
+    siptls__secctx *sec = f->sec;
     struct WOLFSSL *ssl =
         sec != NULL ? siptls__secctx_client_ssl(sec, f->sip_domain, (struct sockaddr *)&f->remote)
                     : NULL;
@@ -336,7 +336,7 @@ void siptls__flow_session_save(siptls__flow *f, struct WOLFSSL *ssl)
     if (ssl == NULL || !f->outbound || !f->reported_up || !f->engine->cfg.tls_session_cache) {
         return;
     }
-    siptls__secctx *sec = siptls__engine_secctx(f->engine, f->ops->kind);
+    siptls__secctx *sec = f->sec;
     if (sec != NULL) {
         /* Saved at close, not at handshake end: TLS 1.3 tickets arrive
          * after the handshake. */
@@ -348,7 +348,7 @@ void siptls__flow_session_save(siptls__flow *f, struct WOLFSSL *ssl)
 
 void siptls__flow_describe(siptls__flow *f, struct WOLFSSL *ssl, siptls_flow_info *info)
 {
-    siptls__secctx *sec = siptls__engine_secctx(f->engine, f->ops->kind);
+    siptls__secctx *sec = f->sec;
     if (sec != NULL && ssl != NULL) {
         siptls__secctx_describe(sec, ssl, !f->outbound, f->sip_domain, info);
     }

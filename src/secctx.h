@@ -31,14 +31,20 @@ typedef void (*siptls__log_fn)(void *log_user, siptls_log_level level, const cha
 int siptls__secctx_new(siptls__secctx **out, const siptls_config *cfg, int dtls, siptls__log_fn log,
                        void *log_user);
 
-/** Free. WOLFSSL objects created from it stay valid (wolfSSL reference
- *  counts its CTX), so a reload can free the old secctx at once: their
- *  handshakes complete on the domain they were created with (no SNI switch
- *  any more, session tickets they issue are never accepted again), and
- *  peer_check / describe may be given the new secctx for them (the `domain`
- *  field is then ""). Each secctx holds one wolfSSL_Init(); the last free
- *  runs wolfSSL_Cleanup(), so free the old secctx after the new one exists
- *  (reload) or after its last WOLFSSL. NULL is accepted. */
+/** Take one more reference on `s` (a flow made from it keeps it: its
+ *  domains, trusted_domain list and session cache stay its own across a
+ *  reload). Returns `s`; NULL is accepted. */
+siptls__secctx *siptls__secctx_hold(siptls__secctx *s);
+
+/** Drop one reference (siptls__secctx_new() gives the first); the last
+ *  frees it. WOLFSSL objects created from it stay valid even then (wolfSSL
+ *  reference counts its CTX): their handshakes complete on the domain they
+ *  were created with (no SNI switch any more, session tickets they issue
+ *  are never accepted again), and peer_check / describe may be given
+ *  another secctx for them (the `domain` field is then ""). Each secctx
+ *  holds one wolfSSL_Init(); the last free runs wolfSSL_Cleanup(), so free
+ *  the old secctx after the new one exists (reload) or after its last
+ *  WOLFSSL. NULL is accepted. */
 void siptls__secctx_free(siptls__secctx *s);
 
 /** 1 when the default server domain has a certificate and key. */

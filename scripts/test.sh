@@ -36,9 +36,9 @@ say() { printf '\n== test.sh: %s\n' "$*"; }
 # Every tool a test uses is here (a fresh Debian 12 has none of them, nor
 # python3, which no test uses): openssl and gnutls-bin are the interop
 # peers, jq reads the bench's JSON, iproute2's ss finds the port a peer
-# bound.
+# bound, curl scrapes serve --metrics.
 deps=(build-essential cmake pkg-config libwolfssl-dev libev-dev libcmocka-dev lcov openssl
-      gnutls-bin jq iproute2 clang libclang-rt-14-dev)
+      gnutls-bin jq iproute2 curl clang libclang-rt-14-dev)
 missing=()
 for p in "${deps[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

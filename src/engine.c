@@ -557,6 +557,12 @@ int siptls_engine_reload(siptls_engine *e, const siptls_config *cfg)
     siptls__secctx *fresh[3] = {NULL, NULL, NULL};
     if (st == SIPTLS_OK) {
         st = build_secctx(e, &next, fresh);
+        if (st == SIPTLS_OK && siptls__domstat_prepare(e, &next) != SIPTLS_OK) {
+            for (int t = 0; t < 3; t++) {
+                siptls__secctx_free(fresh[t]);
+            }
+            st = SIPTLS_ERR_NOMEM;
+        }
         if (st != SIPTLS_OK) {
             siptls_config_cleanup(&next);
         }
@@ -571,6 +577,7 @@ int siptls_engine_reload(siptls_engine *e, const siptls_config *cfg)
     swap_secctx(e, fresh);
     siptls_config_cleanup(&e->cfg);
     e->cfg = next;
+    siptls__domstat_commit(e, &e->cfg);
     e->stats.reloads++;
     for (size_t i = 0; i < kept.n; i++) {
         siptls__log(e, SIPTLS_LOG_WARN,
@@ -636,10 +643,11 @@ int siptls_engine_new(siptls_engine **out, struct ev_loop *loop, const siptls_co
     for (size_t i = 0; (ops = siptls__transport_at(i)) != NULL; i++) {
         ops->limits(&e->cfg, &e->lim[ops->kind]);
     }
-    if (siptls__table_grow(e) != SIPTLS_OK) {
+    if (siptls__table_grow(e) != SIPTLS_OK || siptls__domstat_prepare(e, &e->cfg) != SIPTLS_OK) {
         siptls_engine_free(e);
         return SIPTLS_ERR_NOMEM;
     }
+    siptls__domstat_commit(e, &e->cfg);
     for (size_t i = 0; i < e->cfg.n_listen; i++) {
         int st = siptls_listen(e, e->cfg.listen[i]);
         if (st < 0) {
@@ -694,6 +702,7 @@ void siptls_engine_free(siptls_engine *e)
     for (int t = 0; t < 3; t++) {
         siptls__secctx_free(e->sec[t]);
     }
+    siptls__domstat_free_all(e);
     free(e->listeners);
     free(e->by_id);
     free(e->by_addr);
@@ -735,7 +744,7 @@ int siptls_send(siptls_engine *e, siptls_flow_id id, const uint8_t *buf, size_t 
         siptls__flow_queue_full(f, len) ? SIPTLS_ERR_QUEUE_FULL : siptls__flow_queue(f, buf, len);
     if (st != SIPTLS_OK) {
         if (st == SIPTLS_ERR_QUEUE_FULL) {
-            e->stats.drop_queue_full++;
+            SIPTLS__FLOW_COUNT(f, drop_queue_full, 1);
             siptls__flow_warn(
                 f, st, "%s flow %llu: %s (%u messages, %zu bytes waiting to be written)",
                 f->ops->name, (unsigned long long)id, siptls_strerror(st), f->q_count, f->q_bytes);
@@ -743,7 +752,7 @@ int siptls_send(siptls_engine *e, siptls_flow_id id, const uint8_t *buf, size_t 
         return st;
     }
     f->msgs_out++;
-    e->stats.msgs_out++;
+    SIPTLS__FLOW_COUNT(f, msgs_out, 1);
     if (f->phase == SIPTLS__PHASE_UP) {
         siptls__engine_schedule(f);
     }

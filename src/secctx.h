@@ -75,6 +75,11 @@ struct WOLFSSL *siptls__secctx_server_ssl(siptls__secctx *s, const struct sockad
 struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_domain,
                                           const struct sockaddr *remote);
 
+/** The name of the client domain siptls__secctx_client_ssl() would choose
+ *  for `sip_domain` at `remote` (owned by `s`), NULL when there is none. */
+const char *siptls__secctx_client_domain(siptls__secctx *s, const char *sip_domain,
+                                         const struct sockaddr *remote);
+
 /** Remember the session of an outbound flow so that the next connection
  *  with the same `key` resumes it. `key` names the destination (for
  *  example the destination URI "tls:sip.example.org:5061"); the client
@@ -123,6 +128,11 @@ int siptls__secctx_peer_check(siptls__secctx *s, struct WOLFSSL *ssl, int is_ser
  *  the key log (used by siptls_flow_get_info()). */
 void siptls__secctx_describe(siptls__secctx *s, struct WOLFSSL *ssl, int is_server,
                              const char *sip_domain, siptls_flow_info *info);
+
+/** The name of the TLS domain `ssl` works with now (after an SNI switch:
+ *  the new one) and in *is_server its kind; NULL when unknown (its secctx
+ *  is gone). The string belongs to the secctx: copy it to keep it. */
+const char *siptls__secctx_ssl_domain(struct WOLFSSL *ssl, int *is_server);
 
 /** Classify a wolfSSL error code (wolfSSL_get_error / negative return) of a
  *  failed handshake: certificate problems -> SIPTLS_ERR_VERIFY, name ->

@@ -13,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "cli.h"
+#include "metrics.h"
 
 /* A configuration handed to every worker by a reload (SIGHUP): read-only,
  * freed by whoever drops the last reference (under serve_all.lock). */
@@ -23,7 +25,10 @@ typedef struct shared_cfg {
     int refs;
 } shared_cfg;
 
+struct serve_all;
+
 typedef struct serve_ctx {
+    struct serve_all *all;
     siptls_engine *engine;
     unsigned reply_code;
     const char *reply_reason;
@@ -35,10 +40,14 @@ typedef struct serve_ctx {
     int index;
     int pending;        /* what the main thread asked for (WORK_*), under lock */
     shared_cfg *reload; /* WORK_RELOAD: the configuration to reload, under lock */
+    /* --metrics: this worker's counters for gathering round `snap_round`
+     * (WORK_SNAPSHOT asks for round `snap_want`), under lock */
+    metrics_snapshot snap;
+    unsigned snap_round, snap_want;
     pthread_mutex_t *lock;
 } serve_ctx;
 
-enum { WORK_STATS = 1, WORK_RELOAD = 2, WORK_STOP = 4 };
+enum { WORK_STATS = 1, WORK_RELOAD = 2, WORK_STOP = 4, WORK_SNAPSHOT = 8 };
 
 static const char *reason_of(unsigned code)
 {
@@ -477,6 +486,8 @@ static void shared_cfg_release(shared_cfg *sc, pthread_mutex_t *lock)
     }
 }
 
+static void snapshot_worker(serve_ctx *s);
+
 /* Runs on a worker's own thread: do what the main thread asked. */
 static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
 {
@@ -497,6 +508,9 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
     if (what & WORK_STATS) {
         print_stats(s->engine, s->index);
     }
+    if (what & WORK_SNAPSHOT) {
+        snapshot_worker(s);
+    }
     if (what & WORK_STOP) {
         siptls_engine_shutdown(s->engine);
         ev_break(loop, EVBREAK_ALL);
@@ -508,7 +522,122 @@ typedef struct serve_all {
     int n;
     pthread_mutex_t lock;
     serve_opts *opts;
+    /* --metrics, on the default loop (worker 0's) */
+    struct ev_loop *loop0;
+    metrics_http *metrics;
+    ev_async gathered;   /* a worker has put its snapshot in its slot */
+    ev_timer round_time; /* a gathering round that takes too long */
+    unsigned round;      /* the current gathering round */
+    int round_active;
+    double start_time;
+    char metrics_url[128];
 } serve_all;
+
+/* ---- --metrics: gather every worker's counters, add them up, answer ----- */
+
+#define ROUND_TIMEOUT_S 3.0
+
+static void metrics_answer(serve_all *all, const metrics_snapshot *sum)
+{
+    size_t len = 0;
+    char *text = metrics_render(sum, all->start_time, &len);
+    if (text == NULL) {
+        metrics_http_fail(all->metrics, "out of memory\n");
+        return;
+    }
+    metrics_http_reply(all->metrics, text, len);
+    free(text);
+}
+
+/* The round is complete when every slot holds its counters: add up. */
+static void round_check(serve_all *all)
+{
+    metrics_snapshot sum;
+    memset(&sum, 0, sizeof(sum));
+    int complete = 1, failed = 0;
+    pthread_mutex_lock(&all->lock);
+    for (int i = 0; i < all->n && complete; i++) {
+        complete = all->w[i].snap_round == all->round;
+    }
+    for (int i = 0; i < all->n && complete && !failed; i++) {
+        failed = metrics_snapshot_add(&sum, &all->w[i].snap) != 0;
+    }
+    pthread_mutex_unlock(&all->lock);
+    if (complete) {
+        all->round_active = 0;
+        ev_timer_stop(all->loop0, &all->round_time);
+        if (failed) {
+            metrics_http_fail(all->metrics, "out of memory\n");
+        } else {
+            metrics_answer(all, &sum);
+        }
+    }
+    metrics_snapshot_free(&sum);
+}
+
+/* On a worker's thread: its counters into its slot, then tell loop 0. */
+static void snapshot_worker(serve_ctx *s)
+{
+    metrics_snapshot snap;
+    int ok = metrics_snapshot_take(s->engine, &snap) == 0;
+    pthread_mutex_lock(s->lock);
+    if (ok) {
+        metrics_snapshot_free(&s->snap);
+        s->snap = snap;
+        s->snap_round = s->snap_want;
+    }
+    pthread_mutex_unlock(s->lock);
+    if (s->index > 0) {
+        ev_async_send(s->all->loop0, &s->all->gathered);
+    }
+}
+
+static void on_gathered(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    serve_all *all = w->data;
+    if (all->round_active) {
+        round_check(all);
+    }
+}
+
+static void on_round_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    serve_all *all = w->data;
+    all->round_active = 0;
+    metrics_http_fail(all->metrics, "the workers did not answer in time\n");
+}
+
+/* A scrape waits (on loop 0): start a gathering round unless one is under
+ * way (then it gets that round's answer). Worker 0 runs this loop: its
+ * counters are read here; the others are asked through their loops. */
+static void on_metrics_wanted(metrics_http *m, void *user)
+{
+    (void)m;
+    serve_all *all = user;
+    if (all->round_active) {
+        return;
+    }
+    all->round_active = 1;
+    all->round++;
+    ev_timer_set(&all->round_time, ROUND_TIMEOUT_S, 0.0);
+    ev_timer_start(all->loop0, &all->round_time);
+    for (int i = 1; i < all->n; i++) {
+        pthread_mutex_lock(&all->lock);
+        all->w[i].snap_want = all->round;
+        all->w[i].pending |= WORK_SNAPSHOT;
+        pthread_mutex_unlock(&all->lock);
+        ev_async_send(all->w[i].loop, &all->w[i].wake);
+    }
+    pthread_mutex_lock(&all->lock);
+    all->w[0].snap_want = all->round;
+    pthread_mutex_unlock(&all->lock);
+    snapshot_worker(&all->w[0]);
+    round_check(all);
+}
 
 static void post(serve_all *all, int what)
 {
@@ -613,6 +742,8 @@ static void serve_usage(FILE *out)
         "      --keylog FILE        write TLS secrets in NSS key log format (Wireshark)\n"
         "      --reply CODE         final response to requests other than OPTIONS (default 501)\n"
         "      --stats-interval S   print statistics every S seconds (also on SIGUSR1)\n"
+        "      --metrics ADDR:PORT  serve the counters of every worker, added up, to Prometheus\n"
+        "                           at http://ADDR:PORT/metrics (plain HTTP; port 0: any)\n"
         "  -w, --workers N          N engines on N threads sharing the listen ports\n"
         "                           (SO_REUSEPORT: the kernel spreads connections); default 1\n"
         "  -v, --verbose            debug logging\n"
@@ -668,21 +799,15 @@ static void free_listen0(serve_opts *o)
 
 int siptls_cli_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"listen", required_argument, NULL, 'l'},
-                                         {"cert", required_argument, NULL, 'C'},
-                                         {"key", required_argument, NULL, 'K'},
-                                         {"ca", required_argument, NULL, 'A'},
-                                         {"verify-cert", no_argument, NULL, 'V'},
-                                         {"require-cert", no_argument, NULL, 'R'},
-                                         {"keylog", required_argument, NULL, 'k'},
-                                         {"reply", required_argument, NULL, 'r'},
-                                         {"stats-interval", required_argument, NULL, 's'},
-                                         {"verbose", no_argument, NULL, 'v'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"workers", required_argument, NULL, 'w'},
-                                         {"quiet", no_argument, NULL, 'q'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
+        {"cert", required_argument, NULL, 'C'},    {"key", required_argument, NULL, 'K'},
+        {"ca", required_argument, NULL, 'A'},      {"verify-cert", no_argument, NULL, 'V'},
+        {"require-cert", no_argument, NULL, 'R'},  {"keylog", required_argument, NULL, 'k'},
+        {"reply", required_argument, NULL, 'r'},   {"stats-interval", required_argument, NULL, 's'},
+        {"verbose", no_argument, NULL, 'v'},       {"help", no_argument, NULL, 'h'},
+        {"workers", required_argument, NULL, 'w'}, {"quiet", no_argument, NULL, 'q'},
+        {"metrics", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0}};
     siptls_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     serve_opts o;
@@ -690,6 +815,7 @@ int siptls_cli_serve(int argc, char **argv)
     o.workers = 1;
     unsigned reply = 501;
     double stats_interval = 0;
+    const char *metrics_addr = NULL;
     unsigned long num = 0;
     int c, rc = 1;
     optind = 1;
@@ -759,6 +885,13 @@ int siptls_cli_serve(int argc, char **argv)
             }
             break;
         }
+        case 'M':
+            if (strchr(optarg, ':') == NULL) {
+                fprintf(stderr, "siptls serve: --metrics '%s': want ADDR:PORT\n", optarg);
+                return 2;
+            }
+            metrics_addr = optarg;
+            break;
         case 'v':
             o.verbose = 1;
             break;
@@ -804,15 +937,26 @@ int siptls_cli_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-    serve_all all = {calloc((size_t)workers, sizeof(serve_ctx)), (int)workers,
-                     PTHREAD_MUTEX_INITIALIZER, &o};
+    serve_all all;
+    memset(&all, 0, sizeof(all));
+    all.w = calloc((size_t)workers, sizeof(serve_ctx));
+    all.n = (int)workers;
+    pthread_mutex_init(&all.lock, NULL);
+    all.opts = &o;
     if (all.w == NULL) {
         goto out;
     }
+    all.loop0 = loop;
+    all.start_time = (double)time(NULL);
+    ev_async_init(&all.gathered, on_gathered);
+    all.gathered.data = &all;
+    ev_timer_init(&all.round_time, on_round_timeout, ROUND_TIMEOUT_S, 0.0);
+    all.round_time.data = &all;
     siptls_callbacks cb = {on_message, on_flow, NULL, cli_log};
     int started = 0;
     for (int i = 0; i < workers; i++) {
         serve_ctx *w = &all.w[i];
+        w->all = &all;
         w->reply_code = reply;
         w->reply_reason = reason_of(reply);
         w->index = workers > 1 ? i : -1;
@@ -845,13 +989,29 @@ int siptls_cli_serve(int argc, char **argv)
             }
         }
     }
-    if (started == workers) {
+    if (started == workers && metrics_addr != NULL) {
+        char bound[96];
+        if (metrics_http_new(&all.metrics, loop, metrics_addr, on_metrics_wanted, &all, bound,
+                             sizeof(bound), why, sizeof(why)) != 0) {
+            fprintf(stderr, "siptls serve: --metrics %s\n", why);
+            started = -started; /* free what started, exit 1 */
+        } else {
+            ev_async_start(loop, &all.gathered);
+            snprintf(all.metrics_url, sizeof(all.metrics_url), "http://%s/metrics", bound);
+        }
+    }
+    if (started < 0) {
+        started = -started;
+    } else if (started == workers) {
         for (int i = 0; i < siptls_listener_count(all.w[0].engine); i++) {
             printf("siptls serve: ready on %s port %u\n", cfg.listen[i],
                    siptls_listener_port(all.w[0].engine, i));
         }
         if (workers > 1) {
             printf("siptls serve: %ld workers (one engine per thread, SO_REUSEPORT)\n", workers);
+        }
+        if (all.metrics != NULL) {
+            printf("siptls serve: metrics on %s\n", all.metrics_url);
         }
         /* the URI a client can use: the bound port, an address to reach */
         siptls_uri try_uri;
@@ -900,6 +1060,9 @@ int siptls_cli_serve(int argc, char **argv)
         ev_timer_stop(loop, &stats_timer);
         rc = 0;
     }
+    metrics_http_free(all.metrics);
+    ev_async_stop(loop, &all.gathered);
+    ev_timer_stop(loop, &all.round_time);
     for (int i = 0; i < started; i++) {
         print_stats(all.w[i].engine, all.w[i].index);
         ev_async_stop(all.w[i].loop, &all.w[i].wake);
@@ -908,8 +1071,10 @@ int siptls_cli_serve(int argc, char **argv)
             ev_loop_destroy(all.w[i].loop);
         }
         shared_cfg_release(all.w[i].reload, &all.lock);
+        metrics_snapshot_free(&all.w[i].snap);
     }
     free(all.w);
+    pthread_mutex_destroy(&all.lock);
 out:
     free_listen0(&o);
     siptls_config_cleanup(&cfg);

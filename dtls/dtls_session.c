@@ -92,7 +92,7 @@ static void handshake_step(dtls_session *s, const uint8_t *dg, size_t len)
      * (e.g. no client certificate where one is required); over UDP the
      * peer would then wait for its handshake timeout. */
     wolfSSL_shutdown(s->ssl);
-    siptls__flow_fail(f, st, 0);
+    siptls__flow_handshake_failed(f, s->ssl, st);
 }
 
 /* An established session: decrypt what `dg` holds (NULL: only what
@@ -231,13 +231,14 @@ static void outbound_datagram(dtls_session *s, const uint8_t *dg, size_t len)
     siptls__flow *f = s->f;
     siptls_engine *e = siptls__flow_engine(f);
     switch (siptls__dtls_demux_byte(dg, len)) {
-    case SIPTLS__DTLS_DEMUX_STUN:
+    case SIPTLS__DTLS_DEMUX_STUN: {
         socklen_t rl;
         const struct sockaddr *remote = siptls__flow_remote(f, &rl);
         if (siptls__dtls_answer_stun(e, siptls__flow_fd(f), dg, len, remote, rl, 1, NULL)) {
             siptls__flow_touch(f);
         }
         return;
+    }
     case SIPTLS__DTLS_DEMUX_JUNK:
         siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
         return;

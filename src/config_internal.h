@@ -49,7 +49,8 @@ typedef enum scope {
 } scope;
 
 #define F_STAR 1u    /* T_NAMELIST: a lone "*" (any domain) is allowed */
-#define F_NO_STAR 2u /* T_ADDRLIST: "*" (any address) is refused */
+#define F_RELOAD 2u  /* S_GLOBAL: applied by a reload (siptls_engine_reload), with the domains */
+#define F_NO_STAR 4u /* T_ADDRLIST: "*" (any address) is refused */
 
 typedef struct param {
     const char *name;

@@ -28,9 +28,22 @@ struct siptls__listener {
     int fd;
     int fd_taken; /**< the transport closes the fd (siptls__listener_take_fd) */
     int index;
-    void *tp;      /**< transport-private */
-    void *watcher; /**< engine-private (ev_io) */
+    void *tp;           /**< transport-private */
+    void *watcher;      /**< engine-private (ev_io) */
+    siptls_stats stats; /**< what happened on it and its flows (siptls_listener_stats) */
 };
+
+/** The counters of one TLS domain (siptls_domain_stats), by name and kind.
+ *  Lives while the configuration names the domain or a flow counts into it
+ *  (a flow that started before a reload removed its domain). */
+typedef struct siptls__domstat {
+    struct siptls__domstat *next;
+    char *name;
+    int is_server;
+    int in_cfg;    /**< named by the configuration in use */
+    unsigned refs; /**< flows counting into it */
+    siptls_stats stats;
+} siptls__domstat;
 
 struct siptls__flow {
     siptls_engine *engine;
@@ -49,6 +62,13 @@ struct siptls__flow {
     char *sni;           /**< outbound: SNI to send instead of sip_domain (NULL: none asked) */
     char *client_domain; /**< outbound: client TLS domain by name (NULL: by the match rules) */
     siptls__addr bind;   /**< outbound: local address to bind before connecting (len 0: none) */
+    /** the security context the flow was made with (a reference): its
+     *  domains, trusted_domain list and session cache, kept across a
+     *  reload until the flow is freed */
+    siptls__secctx *sec;
+    /** the TLS domain it counts into (a reference), once known: outbound
+     *  when its client WOLFSSL is made, inbound when the handshake ends */
+    siptls__domstat *dom;
     /* outbound: every address the name resolved to, in resolver order;
      * the flow moves to the next one while it has not heard from the
      * current one (RFC 3263 §4.3), and with failover_handshake also when
@@ -73,7 +93,8 @@ struct siptls__flow {
     unsigned q_count;
     size_t q_bytes;
     uint64_t send_blocked_since; /**< ms; 0 when the queue is moving */
-    int send_outq;          /**< bytes the socket had not sent yet when it blocked (-1: unknown) */
+    uint64_t
+        send_acked; /**< bytes the peer had acknowledged when it blocked (UINT64_MAX: unknown) */
     size_t rx_wakeup_bytes; /**< stream bytes received in this wakeup (one chunk) */
 
     /* timers (absolute ms, 0 = off) */
@@ -135,9 +156,26 @@ struct siptls_engine {
     int host_call;             /**< > 0 while a host call writes a queue out */
     siptls__ratelog limit_log; /**< "refusing: connection limit" lines */
     siptls_stats stats;
+    siptls__domstat *domstats;         /**< per TLS domain counters (stats.c) */
     void *tp_shared[3];                /**< per-engine state of each transport */
     struct siptls__resolver *resolver; /**< c-ares channel, made on first use (resolver.c) */
+
+    /* flow tokens (flow_token.c) */
+    uint32_t id;         /**< siptls_engine_id(): unique in the process */
+    int tok_ok;          /**< the process has its boot id and default key */
+    uint8_t tok_key[64]; /**< the token key (the process's, or the host's) */
+    size_t tok_key_len;
+    uint8_t tok_boot[16]; /**< the process's boot id */
+    void *lingering;      /**< linger.c: refused sockets read until the peer closes */
+    unsigned n_lingering;
 };
+
+/* ---- linger.c: lingering close of refused TCP connections --------------- */
+/** Half-close `fd` (taken over) and read it until the peer closes, for at
+ *  most 2 s, so that its last bytes from us are not lost to a reset. */
+void siptls__linger_close(siptls_engine *e, int fd);
+/** Close every lingering socket at once (siptls_engine_free). */
+void siptls__linger_free_all(siptls_engine *e);
 
 /* ---- engine.c: libev glue, deferred work -------------------------------- */
 
@@ -238,9 +276,9 @@ void siptls__flow_io_done(siptls__flow *f);
 int siptls__flow_queue(siptls__flow *f, const uint8_t *buf, size_t len);
 /** Would `len` more bytes pass the queue limits? */
 int siptls__flow_queue_full(const siptls__flow *f, size_t len);
-/** Bytes the flow's own socket holds unsent (SIOCOUTQ), -1 when it has
- *  none or the kernel does not say. */
-int siptls__flow_unsent(const siptls__flow *f);
+/** Bytes the peer's TCP has acknowledged on the flow's own socket
+ *  (TCP_INFO), UINT64_MAX when it has none or is not TCP. */
+uint64_t siptls__flow_acked(const siptls__flow *f);
 /** A framing error of the flow: counted and logged (flow_io.c); a stream
  *  flow closes, a datagram record is dropped alone. */
 void siptls__flow_framing_error(siptls__flow *f, int st);
@@ -287,6 +325,58 @@ void siptls__dest_request(const siptls__dest *d, siptls__rreq *req);
  *  siptls_connect(). */
 int siptls__open_addrs(siptls_engine *e, siptls_transport t, const char *host, int literal,
                        const siptls__addr *addrs, int n, int reuse, siptls__flow **out);
+
+/* ---- stats.c: per listener and per TLS domain counters -------------------- */
+
+/** Add `n` to the counter `field` of the engine, of the flow's listener
+ *  (inbound flows) and of its TLS domain (once known): the one way a
+ *  flow's events are counted. */
+#define SIPTLS__FLOW_COUNT(f, field, n)      \
+    do {                                     \
+        siptls__flow *f_ = (f);              \
+        uint64_t n_ = (n);                   \
+        f_->engine->stats.field += n_;       \
+        if (f_->listener != NULL) {          \
+            f_->listener->stats.field += n_; \
+        }                                    \
+        if (f_->dom != NULL) {               \
+            f_->dom->stats.field += n_;      \
+        }                                    \
+    } while (0)
+
+/** Make the domain records of `cfg` exist (new ones are not yet marked as
+ *  configured). SIPTLS_OK or SIPTLS_ERR_NOMEM (nothing else changes). */
+int siptls__domstat_prepare(siptls_engine *e, const siptls_config *cfg);
+/** `cfg` is now the configuration in use: mark its domains, release the
+ *  records nothing uses any more. Never fails. */
+void siptls__domstat_commit(siptls_engine *e, const siptls_config *cfg);
+/** Free every record (the engine is being freed; no flow is left). */
+void siptls__domstat_free_all(siptls_engine *e);
+/** The flow counts into the domain of `ssl` from now on (its open-flow
+ *  gauges move with it); no-op when `ssl`'s domain is unknown. */
+void siptls__flow_set_domain(siptls__flow *f, struct WOLFSSL *ssl);
+/** The same by the domain's name and kind (NULL `name`: no-op). */
+void siptls__flow_set_domain_name(siptls__flow *f, const char *name, int is_server);
+/** The flow is freed: drop its domain reference. */
+void siptls__flow_drop_domain(siptls__flow *f);
+/** The handshake-failure counters of `s` for `reason` (one place). */
+void siptls__count_hs_failure_in(siptls_stats *s, int reason);
+
+/* ---- flow_token.c --------------------------------------------------------- */
+
+/** Give a new engine its id, the process's boot id and default token key
+ *  (drawn once per process, again after a fork). Never fails: without
+ *  randomness tok_ok stays 0 and the token calls say so. */
+void siptls__token_engine_init(siptls_engine *e);
+/** The process's boot id (16 bytes) and default key (32 bytes), drawn on
+ *  first use and again in a child of fork(). Returns 0, or -1 without
+ *  randomness. */
+int siptls__token_process(uint8_t boot[16], uint8_t key[32]);
+/** The token (38 characters and a NUL into `out`) of (`engine_id`,
+ *  `flow_id`) under `key` with boot id `boot`. Returns 0 or -1. Tests
+ *  use it to make the tokens another process or key would make. */
+int siptls__token_make(const uint8_t *key, size_t key_len, const uint8_t boot[16],
+                       uint32_t engine_id, uint64_t flow_id, char out[39]);
 
 /* ---- listen_socket.c ------------------------------------------------------ */
 

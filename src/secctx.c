@@ -334,13 +334,11 @@ static WOLFSSL_METHOD *pick_method(siptls__secctx *s, const siptls_domain_cfg *c
             slog(s, SIPTLS_LOG_ERR, "domain '%s': unknown tls_method '%s'", c->name, m);
             return NULL;
         }
-#ifdef WOLFSSL_DTLS13
-        if (m == NULL || strcmp(m, "TLSv1_2") != 0) {
-            *min_version = WOLFSSL_DTLSV1_2;
-            *allows13 = 1;
-            return server ? wolfDTLS_server_method() : wolfDTLS_client_method();
-        }
-#endif
+        /* DTLS 1.3 only when asked for alone (above), even where wolfSSL
+         * has it: the transport's stateless cookie exchange answers a
+         * ClientHello with a DTLS 1.2 HelloVerifyRequest only and drops
+         * the DTLS 1.3 HelloRetryRequest a 1.2-1.3 server would send, so
+         * a 1.3-capable peer would never get through (issue 10). */
         return server ? wolfDTLSv1_2_server_method() : wolfDTLSv1_2_client_method();
     }
     if (m == NULL || strcmp(m, "TLSv1_2-TLSv1_3") == 0 || strcmp(m, "SSLv23") == 0) {
@@ -644,6 +642,7 @@ int siptls__secctx_new(siptls__secctx **out, const siptls_config *cfg, int dtls,
     if (s == NULL) {
         return SIPTLS_ERR_NOMEM;
     }
+    s->refs = 1;
     s->dtls = dtls ? 1 : 0;
     s->log = log;
     s->log_user = log_user;
@@ -718,9 +717,17 @@ int siptls__secctx_new(siptls__secctx **out, const siptls_config *cfg, int dtls,
     return SIPTLS_OK;
 }
 
+siptls__secctx *siptls__secctx_hold(siptls__secctx *s)
+{
+    if (s != NULL) {
+        s->refs++;
+    }
+    return s;
+}
+
 void siptls__secctx_free(siptls__secctx *s)
 {
-    if (s == NULL) {
+    if (s == NULL || --s->refs > 0) {
         return;
     }
     for (size_t i = 0; i < s->n_doms; i++) {

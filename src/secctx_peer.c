@@ -314,6 +314,18 @@ int siptls__secctx_peer_check(siptls__secctx *s, struct WOLFSSL *ssl, int is_ser
     return rc;
 }
 
+const char *siptls__secctx_ssl_domain(struct WOLFSSL *ssl, int *is_server)
+{
+    const sec_domain *dom = ssl != NULL ? ssl_domain(ssl) : NULL;
+    if (dom == NULL) {
+        return NULL;
+    }
+    if (is_server != NULL) {
+        *is_server = dom->is_server;
+    }
+    return dom->name;
+}
+
 void siptls__secctx_describe(siptls__secctx *s, struct WOLFSSL *ssl, int is_server,
                              const char *sip_domain, siptls_flow_info *info)
 {
@@ -371,4 +383,14 @@ int siptls__secctx_classify_error(int wolf_err)
          * "bad certificate" from a server that required ours). */
         return SIPTLS_ERR_HANDSHAKE;
     }
+}
+
+int siptls__secctx_peer_alert(struct WOLFSSL *ssl)
+{
+    WOLFSSL_ALERT_HISTORY ah;
+    if (ssl != NULL && wolfSSL_get_alert_history(ssl, &ah) == WOLFSSL_SUCCESS &&
+        ah.last_rx.level == alert_fatal) {
+        return SIPTLS_ERR_PEER_ALERT(ah.last_rx.code & 0xff);
+    }
+    return 0;
 }

@@ -233,7 +233,9 @@ struct WOLFSSL *siptls__secctx_server_ssl(siptls__secctx *s, const struct sockad
     if (dom == NULL || !dom->has_cert) {
         return NULL;
     }
-    return wolfSSL_new(dom->ctx);
+    WOLFSSL *ssl = wolfSSL_new(dom->ctx);
+    siptls__secctx_keylog_keep(s, ssl);
+    return ssl;
 }
 
 static sec_domain *client_domain_by_name(const siptls__secctx *s, const char *name)
@@ -251,32 +253,23 @@ int siptls__secctx_has_client_domain(const siptls__secctx *s, const char *name)
     return client_domain_by_name(s, name) != NULL;
 }
 
-struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_domain,
-                                          const struct sockaddr *remote)
+/* The client domain for `sip_domain` at `remote`, or the one the host
+ * named (`by_name`, OpenSIPS client_tls_domain_avp); NULL: none. */
+static sec_domain *client_domain(siptls__secctx *s, const char *sip_domain, const char *by_name,
+                                 const struct sockaddr *remote)
 {
-    return siptls__secctx_client_ssl_ex(s, sip_domain, NULL, NULL, remote);
-}
-
-struct WOLFSSL *siptls__secctx_client_ssl_ex(siptls__secctx *s, const char *sip_domain,
-                                             const char *sni, const char *client_domain,
-                                             const struct sockaddr *remote)
-{
-    if (s == NULL) {
-        return NULL;
+    if (by_name != NULL) {
+        return client_domain_by_name(s, by_name);
     }
     char host[INET6_ADDRSTRLEN];
     unsigned port = 0;
     int have_addr = siptls__addr_host_port(remote, host, sizeof(host), &port);
-    /* 0. the domain the host named (OpenSIPS client_tls_domain_avp) */
-    sec_domain *dom = client_domain_by_name(s, client_domain);
-    if (client_domain != NULL && dom == NULL) {
-        return NULL;
-    }
+    sec_domain *dom = NULL;
     /* 1. the SIP domain by name: an exact name, else the longest matching
      * "*.suffix" (the first declared between equals); 2. the destination
      * address; 3. "*". */
     int best_rank = RANK_ANY;
-    for (size_t i = 0; i < s->n_doms && sip_domain != NULL && client_domain == NULL; i++) {
+    for (size_t i = 0; i < s->n_doms && sip_domain != NULL; i++) {
         sec_domain *d = &s->doms[i];
         int r = d->is_server ? 0 : domain_name_rank(d, sip_domain);
         if (r > best_rank) {
@@ -303,9 +296,30 @@ struct WOLFSSL *siptls__secctx_client_ssl_ex(siptls__secctx *s, const char *sip_
             dom = d;
         }
     }
-    if (dom == NULL) {
-        dom = s->def_client;
+    return dom != NULL ? dom : s->def_client;
+}
+
+const char *siptls__secctx_client_domain(siptls__secctx *s, const char *sip_domain,
+                                         const char *by_name, const struct sockaddr *remote)
+{
+    sec_domain *dom = s != NULL ? client_domain(s, sip_domain, by_name, remote) : NULL;
+    return dom != NULL ? dom->name : NULL;
+}
+
+struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_domain,
+                                          const struct sockaddr *remote)
+{
+    return siptls__secctx_client_ssl_ex(s, sip_domain, NULL, NULL, remote);
+}
+
+struct WOLFSSL *siptls__secctx_client_ssl_ex(siptls__secctx *s, const char *sip_domain,
+                                             const char *sni, const char *client_domain_name,
+                                             const struct sockaddr *remote)
+{
+    if (s == NULL) {
+        return NULL;
     }
+    sec_domain *dom = client_domain(s, sip_domain, client_domain_name, remote);
     if (dom == NULL || dom->ctx == NULL) {
         return NULL;
     }
@@ -313,6 +327,7 @@ struct WOLFSSL *siptls__secctx_client_ssl_ex(siptls__secctx *s, const char *sip_
     if (ssl == NULL) {
         return NULL;
     }
+    siptls__secctx_keylog_keep(s, ssl);
     set_aux(ssl, fnv_lower(sip_domain));
 #ifdef HAVE_SERVER_RENEGOTIATION_INFO
     /* RFC 5746 §3.4: "the client MUST include either an empty

@@ -208,6 +208,11 @@ int siptls__flow_socket(siptls__flow *f, int type);
  *  `mask`. SIPTLS_OK or SIPTLS_ERR_NOMEM (the socket stays the caller's). */
 int siptls__flow_attach_fd(siptls__flow *f, int fd, int mask);
 int siptls__flow_fd(const siptls__flow *f);
+/** Close the flow's socket `fd` the way a refused connection must be: an
+ *  inbound flow that never came up is half-closed and read until its peer
+ *  closes (bounded: src/linger.c), so that our alert reaches it; any other
+ *  socket is closed at once. */
+void siptls__flow_close_fd(siptls__flow *f, int fd);
 /** Read/write interest on the flow's fd (no-op without one). */
 void siptls__flow_want(siptls__flow *f, int mask);
 /** The peer answered (TCP connected, first DTLS datagram): CONNECTING ->
@@ -219,6 +224,11 @@ void siptls__flow_handshake_begin(siptls__flow *f);
  *  may have been closed by the host from on_flow: check the phase) or the
  *  failure (the flow is failed). */
 int siptls__flow_handshake_done(siptls__flow *f, struct WOLFSSL *ssl, int resumed);
+/** The handshake of `ssl` failed with `reason`: the flow counts the
+ *  failure against the TLS domain the handshake had reached (an inbound
+ *  flow's server domain, after SNI), then fails as siptls__flow_fail(f,
+ *  reason, 0). */
+void siptls__flow_handshake_failed(siptls__flow *f, struct WOLFSSL *ssl, int reason);
 /** Fatal for the flow: close with `reason`; `graceful` writes the queue
  *  and sends close_notify first (UP flows only). Safe to call twice. An
  *  outbound flow that has not heard from its address moves on to the next
@@ -292,5 +302,9 @@ void siptls__flow_describe(siptls__flow *f, struct WOLFSSL *ssl, siptls_flow_inf
 /** A wolfSSL error code of a failed handshake as a status (certificate,
  *  name, missing client certificate, I/O, or SIPTLS_ERR_HANDSHAKE). */
 int siptls__handshake_status(int wolf_err);
+/** The fatal alert the peer ended the flow with, as SIPTLS_ERR_PEER_ALERT(),
+ *  or 0 when it sent none: the reason, whatever error wolfSSL reports after
+ *  it (TLS and DTLS alike). */
+int siptls__peer_alert_status(struct WOLFSSL *ssl);
 
 #endif

@@ -7,8 +7,10 @@
 #include "siptls/devcert.h"
 #include "siptls/engine.h"
 #include "siptls/sipmsg.h"
+#include "siptls/stats.h"
 #include "siptls/status.h"
 #include "siptls/target.h"
+#include "siptls/token.h"
 #include "siptls/uri.h"
 
 #endif

@@ -303,11 +303,19 @@ static void test_fallbacks(void **state)
     E->srec.on_msg = answer;
     unsigned p = siptls_listener_port(E->server, 0);
     unsigned dp = siptls_listener_port(E->server, 1);
-    char srv[128];
-    snprintf(srv, sizeof(srv), "--srv-host=_sips._tcp.srv.example.test,one.siptls.test,%u", p);
-    const char *const zone[] = {
-        "--host-record=alt.example.test,127.0.0.1", "--host-record=one.siptls.test,127.0.0.1",
-        "--naptr-record=srv.example.test,10,10,S,SIPS+D2T,,nowhere.test", srv, NULL};
+    /* two SRV records of one priority (RFC 2782 weighted order) whose
+     * targets are one address: it is tried once */
+    char srv[128], srv2[128];
+    snprintf(srv, sizeof(srv), "--srv-host=_sips._tcp.srv.example.test,one.siptls.test,%u,10,1", p);
+    snprintf(srv2, sizeof(srv2), "--srv-host=_sips._tcp.srv.example.test,uno.siptls.test,%u,10,3",
+             p);
+    const char *const zone[] = {"--host-record=alt.example.test,127.0.0.1",
+                                "--host-record=one.siptls.test,127.0.0.1",
+                                "--host-record=uno.siptls.test,127.0.0.1",
+                                "--naptr-record=srv.example.test,10,10,S,SIPS+D2T,,nowhere.test",
+                                srv,
+                                srv2,
+                                NULL};
     start_dns(zone);
     E->ccfg.tls_port = p;
     start_client();

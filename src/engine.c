@@ -542,12 +542,17 @@ int siptls_engine_new(siptls_engine **out, struct ev_loop *loop, const siptls_co
     for (size_t i = 0; (ops = siptls__transport_at(i)) != NULL; i++) {
         ops->limits(&e->cfg, &e->lim[ops->kind]);
     }
+    int st = siptls__backpressure_init(e);
+    if (st != SIPTLS_OK) {
+        siptls_engine_free(e);
+        return st;
+    }
     if (siptls__table_grow(e) != SIPTLS_OK) {
         siptls_engine_free(e);
         return SIPTLS_ERR_NOMEM;
     }
     for (size_t i = 0; i < e->cfg.n_listen; i++) {
-        int st = siptls_listen(e, e->cfg.listen[i]);
+        st = siptls_listen(e, e->cfg.listen[i]);
         if (st < 0) {
             siptls_engine_free(e);
             return st;
@@ -639,6 +644,7 @@ int siptls_send(siptls_engine *e, siptls_flow_id id, const uint8_t *buf, size_t 
     }
     int st =
         siptls__flow_queue_full(f, len) ? SIPTLS_ERR_QUEUE_FULL : siptls__flow_queue(f, buf, len);
+    siptls__flow_after_send(f, st == SIPTLS_ERR_QUEUE_FULL);
     if (st != SIPTLS_OK) {
         if (st == SIPTLS_ERR_QUEUE_FULL) {
             e->stats.drop_queue_full++;

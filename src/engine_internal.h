@@ -14,6 +14,7 @@
 #include "secctx.h"
 #include "siptls/config.h"
 #include "siptls/engine.h"
+#include "siptls/flow.h"
 #include "siptls/sipmsg.h"
 #include "siptls/uri.h"
 #include "transport.h"
@@ -85,6 +86,11 @@ struct siptls__flow {
     /* counters for info */
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 
+    /* the host's (flow_data.c) */
+    void *user;             /**< siptls_flow_set_user(); never dereferenced */
+    uint8_t writable_armed; /**< a send was refused or the queue passed high water */
+    uint8_t writable_due;   /**< drained to low water: on_writable from the loop */
+
     /* tables */
     siptls__flow *id_next;   /**< hash chain by id */
     siptls__flow *addr_next; /**< hash chain by remote address */
@@ -123,6 +129,13 @@ struct siptls_engine {
     siptls__ratelog limit_log; /**< "refusing: connection limit" lines */
     siptls_stats stats;
     void *tp_shared[3]; /**< per-engine state of each transport */
+
+    /* backpressure (flow_data.c): queue depths, from the water marks */
+    siptls_writable_fn on_writable;
+    unsigned hw_msgs, lw_msgs;
+    size_t hw_bytes, lw_bytes;
+    /** The flow whose on_flow(CLOSED) runs (its user pointer still reads). */
+    siptls__flow *closing;
 };
 
 /* ---- engine.c: libev glue, deferred work -------------------------------- */
@@ -213,6 +226,19 @@ int siptls__flow_next_address(siptls__flow *f, int *reason);
  *  §4.3). At most 8 addresses are used. Statuses as siptls_connect(). */
 int siptls__open_addrs(siptls_engine *e, siptls_transport t, const char *host, int literal,
                        const siptls__addr *addrs, int n, int reuse, siptls__flow **out);
+
+/* ---- flow_data.c: per-flow data and backpressure ------------------------- */
+
+/** The water marks of `cfg` as message and byte counts (engine creation).
+ *  SIPTLS_OK or SIPTLS_ERR_INVAL (queue_low_water not below
+ *  queue_high_water; logged). */
+int siptls__backpressure_init(siptls_engine *e);
+/** A send of the host's was refused, or queued past high water. */
+void siptls__flow_after_send(siptls__flow *f, int refused);
+/** A queued message left the queue (written or dropped). */
+void siptls__flow_drained(siptls__flow *f);
+/** From the loop's deferred work: call on_writable when it is due. */
+void siptls__flow_writable_run(siptls__flow *f);
 
 /* ---- listen_socket.c ------------------------------------------------------ */
 

@@ -247,6 +247,7 @@ void siptls__flow_qdrop(siptls__flow *f)
     f->q_count--;
     f->q_bytes -= m->len;
     free(m);
+    siptls__flow_drained(f);
 }
 
 void siptls__flow_qpop(siptls__flow *f)
@@ -271,6 +272,7 @@ void siptls__flow_qpop(siptls__flow *f)
      * that does not move, not for a long one that does (a burst over a
      * slow link); the next full socket starts the clock again. */
     f->send_blocked_since = 0;
+    siptls__flow_drained(f);
 }
 
 int siptls__flow_unsent(const siptls__flow *f)

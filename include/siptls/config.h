@@ -132,6 +132,13 @@ typedef struct siptls_config {
 
     /* --- logging ---------------------------------------------------------- */
     int log_level;                        /**< 0 err, 1 warn, 2 info, 3 debug (2) */
+
+    /* --- flows: backpressure ----------------------------------------------- */
+    /* (added at the end: the offsets of the fields above stay as they were) */
+    unsigned queue_high_water;            /**< % of a flow's queue limits: past it, on_writable
+                                               is armed (75) */
+    unsigned queue_low_water;             /**< % of a flow's queue limits: drained to it,
+                                               on_writable fires (25); below queue_high_water */
 } siptls_config;
 
 /** Where a configuration error happened. `file` is "" for siptls_config_set. */

@@ -6,6 +6,7 @@
 #include "siptls/config.h"
 #include "siptls/devcert.h"
 #include "siptls/engine.h"
+#include "siptls/flow.h"
 #include "siptls/sipmsg.h"
 #include "siptls/status.h"
 #include "siptls/uri.h"

@@ -147,6 +147,10 @@ static int cookie_good(WOLFSSL *ssl, void *arg)
         s->f = f;
         s->dl = dl;
         dl->refs++;
+        if (p->random != NULL) {
+            memcpy(s->client_random, p->random, sizeof(s->client_random));
+            s->has_random = 1;
+        }
         s->io.peer = siptls__flow_remote(f, &s->io.peer_len);
         s->next_io.peer = s->io.peer;
         s->next_io.peer_len = s->io.peer_len;
@@ -251,9 +255,8 @@ void siptls__dtls_on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t l
         /* A late duplicate of the hello that made this session (the
          * network duplicated it) carries the session's client random: it
          * is not a restart. */
-        uint8_t random[32];
-        if (wolfSSL_get_client_random(existing->ssl, random, sizeof(random)) == sizeof(random) &&
-            memcmp(random, h->frag + 2, sizeof(random)) == 0) {
+        if (existing->has_random &&
+            memcmp(existing->client_random, h->frag + 2, sizeof(existing->client_random)) == 0) {
             siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
             return;
         }
@@ -294,6 +297,10 @@ void siptls__dtls_on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t l
         }
         existing->next = ssl;
         existing->next_since_ms = siptls__engine_now(e);
+        existing->next_has_random = p.random != NULL;
+        if (p.random != NULL) {
+            memcpy(existing->next_random, p.random, sizeof(existing->next_random));
+        }
         siptls__dtls_restart_step(existing, NULL, 0);
         return;
     }
@@ -376,6 +383,9 @@ void siptls__dtls_restart_step(dtls_session *s, const uint8_t *dg, size_t len)
     const struct sockaddr *was = siptls__flow_remote(old, &remote_len);
     memcpy(&remote, was, remote_len);
     memcpy(&local, &s->local, sizeof(local));
+    uint8_t random[32];
+    uint8_t has_random = s->next_has_random;
+    memcpy(random, s->next_random, sizeof(random));
     char text[64];
     siptls__addr_text((struct sockaddr *)&remote, text, sizeof(text));
     siptls__log(e, SIPTLS_LOG_INFO, "dtls flow %llu %s: peer restarted (new handshake): replacing",
@@ -396,6 +406,8 @@ void siptls__dtls_restart_step(dtls_session *s, const uint8_t *dg, size_t len)
     ns->f = f;
     ns->dl = dl; /* takes the reference */
     ns->ssl = ssl;
+    memcpy(ns->client_random, random, sizeof(ns->client_random));
+    ns->has_random = has_random;
     ns->io.peer = siptls__flow_remote(f, &ns->io.peer_len);
     ns->next_io.peer = ns->io.peer;
     ns->next_io.peer_len = ns->io.peer_len;

@@ -77,6 +77,14 @@ int siptls__dtls_map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, in
                            int handshake)
 {
     int err = wolfSSL_get_error(ssl, ret);
+    if (err != WOLFSSL_ERROR_WANT_READ && err != WOLFSSL_ERROR_WANT_WRITE) {
+        /* a fatal alert from the peer says why, as on TLS */
+        int st = siptls__peer_alert_status(ssl);
+        if (st != 0) {
+            siptls__log(e, SIPTLS_LOG_INFO, "dtls: %s", siptls_strerror(st));
+            return st;
+        }
+    }
     switch (err) {
     case WOLFSSL_ERROR_WANT_READ:
     case WOLFSSL_ERROR_WANT_WRITE:
@@ -93,6 +101,7 @@ int siptls__dtls_map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, in
         return DTLS_DROPPED;
     case SOCKET_ERROR_E:
     case SOCKET_PEER_CLOSED_E:
+    case WOLFSSL_ERROR_SYSCALL: /* wolfSSL 5.7's name for the two above */
         if (io != NULL && io->refused) {
             return SIPTLS_ERR_CONNECT;
         }

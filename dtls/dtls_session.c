@@ -231,13 +231,14 @@ static void outbound_datagram(dtls_session *s, const uint8_t *dg, size_t len)
     siptls__flow *f = s->f;
     siptls_engine *e = siptls__flow_engine(f);
     switch (siptls__dtls_demux_byte(dg, len)) {
-    case SIPTLS__DTLS_DEMUX_STUN:
+    case SIPTLS__DTLS_DEMUX_STUN: {
         socklen_t rl;
         const struct sockaddr *remote = siptls__flow_remote(f, &rl);
         if (siptls__dtls_answer_stun(e, siptls__flow_fd(f), dg, len, remote, rl, 1, NULL)) {
             siptls__flow_touch(f);
         }
         return;
+    }
     case SIPTLS__DTLS_DEMUX_JUNK:
         siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
         return;

@@ -122,6 +122,13 @@ struct dtls_session {
                            older datagram */
     uint32_t hs_dg_len; /* length of the datagram that completed the handshake (0: unknown) */
     struct sockaddr_storage local; /* inbound on a wildcard listener: our address */
+    /* inbound: the client random of the ClientHello that made this session
+     * (a late duplicate of that hello is not a restart); has_random 0:
+     * unknown. Kept here: wolfSSL frees its copy when the handshake ends. */
+    uint8_t client_random[32];
+    uint8_t has_random;
+    uint8_t next_random[32]; /* the same for `next` */
+    uint8_t next_has_random;
     /* RFC 6347 §4.2.8: a new handshake from the address of this session;
      * it replaces this one only when it completes. */
     WOLFSSL *next;

@@ -11,7 +11,9 @@
 #                                    option) is a subcommand: siptls ping ...
 #
 # Installs the Debian 12 build packages when one is missing (apt-get,
-# through sudo when not root), builds the release configuration in
+# through sudo when not root); the first build also fetches and builds
+# wolfSSL (Debian 13's source, a few minutes, once: <build root>/deps), then
+# builds the release configuration in
 # build/release (tests off), then execs build/release/siptls. Without --cert
 # `siptls serve` runs on an in-memory development certificate (never for
 # production). Stop it with Ctrl-C.
@@ -19,6 +21,7 @@
 # Environment:
 #   SIPTLS_BUILD_ROOT          where the build folders go (default: <repo>/build)
 #   SIPTLS_RUN_BUILD_ONLY=1    build, do not start (used by .ci/run)
+#   SIPTLS_WOLFSSL             bundled (default) or system (docs/security.md)
 #   JOBS                       parallel build jobs (default 2)
 set -euo pipefail
 
@@ -27,7 +30,15 @@ build_root=${SIPTLS_BUILD_ROOT:-$repo/build}
 build=$build_root/release
 jobs=${JOBS:-2}
 
-deps=(build-essential cmake pkg-config libwolfssl-dev libev-dev)
+# The bundled wolfSSL (default) is fetched with apt-get source (dpkg-dev)
+# and built with autotools; SIPTLS_WOLFSSL=system links libwolfssl-dev.
+wolfssl_mode=${SIPTLS_WOLFSSL:-bundled}
+deps=(build-essential cmake pkg-config libev-dev)
+if [[ $wolfssl_mode == system ]]; then
+    deps+=(libwolfssl-dev)
+else
+    deps+=(dpkg-dev autoconf automake libtool debian-archive-keyring)
+fi
 missing=()
 for p in "${deps[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -52,6 +63,7 @@ fi
 # Build output goes to stderr so that stdout carries only siptls's own.
 {
     cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSIPTLS_TESTS=OFF \
+        -DSIPTLS_WOLFSSL="$wolfssl_mode" -DSIPTLS_DEPS_DIR="$build_root/deps" \
         -DSIPTLS_COVERAGE=OFF -DSIPTLS_SANITIZE=OFF -DSIPTLS_FUZZ=OFF >/dev/null
     cmake --build "$build" -j "$jobs"
 } >&2

@@ -19,6 +19,9 @@
 # Environment:
 #   SIPTLS_BUILD_ROOT   where the build folders go (default: <repo>/build)
 #   SIPTLS_SKIP_FUZZ=1  skip the clang fuzz build
+#   SIPTLS_WOLFSSL      bundled (default: Debian 13's wolfSSL 5.7.2 built
+#                       once into <build root>/deps and shared by every build
+#                       folder) or system (Debian 12's libwolfssl-dev)
 #   JOBS                parallel jobs for build and ctest (default 2)
 set -euo pipefail
 
@@ -36,9 +39,19 @@ say() { printf '\n== test.sh: %s\n' "$*"; }
 # Every tool a test uses is here (a fresh Debian 12 has none of them, nor
 # python3, which no test uses): openssl and gnutls-bin are the interop
 # peers, jq reads the bench's JSON, iproute2's ss finds the port a peer
-# bound.
-deps=(build-essential cmake pkg-config libwolfssl-dev libev-dev libcmocka-dev lcov openssl
-      gnutls-bin jq iproute2 clang libclang-rt-14-dev)
+# bound, libssl-dev is the install test's OpenSSL host, strace watches
+# test_keylog_off. wolfSSL: the bundled build (the default) fetches Debian
+# 13's source with apt-get source (dpkg-dev) and builds it (autotools);
+# SIPTLS_WOLFSSL=system uses Debian 12's libwolfssl-dev instead
+# (docs/security.md).
+wolfssl_mode=${SIPTLS_WOLFSSL:-bundled}
+deps=(build-essential cmake pkg-config libev-dev libcmocka-dev lcov openssl
+      gnutls-bin jq iproute2 clang libclang-rt-14-dev libssl-dev strace)
+if [[ $wolfssl_mode == system ]]; then
+    deps+=(libwolfssl-dev)
+else
+    deps+=(dpkg-dev autoconf automake libtool debian-archive-keyring)
+fi
 missing=()
 for p in "${deps[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -79,7 +92,8 @@ step_failed() { status=1; fail_steps+=("$1"); }
 # ---- coverage build + unit / integration / interop tests ---------------------
 built=1
 say "configure coverage build in $cov_dir"
-if ! cmake -S "$repo" -B "$cov_dir" -DCMAKE_BUILD_TYPE=Debug \
+wolfssl_args=(-DSIPTLS_WOLFSSL="$wolfssl_mode" -DSIPTLS_DEPS_DIR="$build_root/deps")
+if ! cmake -S "$repo" -B "$cov_dir" -DCMAKE_BUILD_TYPE=Debug "${wolfssl_args[@]}" \
     -DSIPTLS_WERROR=ON -DSIPTLS_COVERAGE=ON -DSIPTLS_SANITIZE=OFF -DSIPTLS_FUZZ=OFF; then
     step_failed "configure"
     built=0
@@ -113,7 +127,7 @@ if [[ ${SIPTLS_SKIP_FUZZ:-0} == 1 ]]; then
     fuzz_note="fuzz: skipped (SIPTLS_SKIP_FUZZ=1)"
 elif ! command -v clang >/dev/null; then
     fuzz_note="fuzz: skipped (no clang)"
-elif ! cmake -S "$repo" -B "$fuzz_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+elif ! cmake -S "$repo" -B "$fuzz_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${wolfssl_args[@]}" \
     -DCMAKE_C_COMPILER=clang -DSIPTLS_FUZZ=ON -DSIPTLS_COVERAGE=OFF -DSIPTLS_SANITIZE=OFF \
     >"$build_root/fuzz-configure.log" 2>&1; then
     cat "$build_root/fuzz-configure.log"

@@ -30,7 +30,8 @@ typedef struct check_ctx {
     int have_error;
 } check_ctx;
 
-static void check_log(void *arg, siptls_log_level level, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void check_log(void *arg, siptls_log_level level,
+                                                            const char *fmt, ...)
 {
     check_ctx *c = arg;
     char text[512];

@@ -600,6 +600,7 @@ void siptls_engine_free(siptls_engine *e)
     close_listeners(e);
     e->flush_list = NULL;
     siptls__engine_leave(e);
+    siptls__linger_free_all(e);
     ev_prepare_stop(e->loop, e->prepare);
     free(e->prepare);
     for (int t = 0; t < 3; t++) {

@@ -62,7 +62,8 @@ struct siptls__flow {
     unsigned q_count;
     size_t q_bytes;
     uint64_t send_blocked_since; /**< ms; 0 when the queue is moving */
-    int send_outq;          /**< bytes the socket had not sent yet when it blocked (-1: unknown) */
+    uint64_t
+        send_acked; /**< bytes the peer had acknowledged when it blocked (UINT64_MAX: unknown) */
     size_t rx_wakeup_bytes; /**< stream bytes received in this wakeup (one chunk) */
 
     /* timers (absolute ms, 0 = off) */
@@ -129,6 +130,8 @@ struct siptls_engine {
     siptls__ratelog limit_log; /**< "refusing: connection limit" lines */
     siptls_stats stats;
     void *tp_shared[3]; /**< per-engine state of each transport */
+    void *lingering;    /**< linger.c: refused sockets read until the peer closes */
+    unsigned n_lingering;
 
     /* backpressure (flow_data.c): queue depths, from the water marks */
     siptls_writable_fn on_writable;
@@ -137,6 +140,13 @@ struct siptls_engine {
     /** The flow whose on_flow(CLOSED) runs (its user pointer still reads). */
     siptls__flow *closing;
 };
+
+/* ---- linger.c: lingering close of refused TCP connections --------------- */
+/** Half-close `fd` (taken over) and read it until the peer closes, for at
+ *  most 2 s, so that its last bytes from us are not lost to a reset. */
+void siptls__linger_close(siptls_engine *e, int fd);
+/** Close every lingering socket at once (siptls_engine_free). */
+void siptls__linger_free_all(siptls_engine *e);
 
 /* ---- engine.c: libev glue, deferred work -------------------------------- */
 
@@ -206,9 +216,9 @@ void siptls__flow_io_done(siptls__flow *f);
 int siptls__flow_queue(siptls__flow *f, const uint8_t *buf, size_t len);
 /** Would `len` more bytes pass the queue limits? */
 int siptls__flow_queue_full(const siptls__flow *f, size_t len);
-/** Bytes the flow's own socket holds unsent (SIOCOUTQ), -1 when it has
- *  none or the kernel does not say. */
-int siptls__flow_unsent(const siptls__flow *f);
+/** Bytes the peer's TCP has acknowledged on the flow's own socket
+ *  (TCP_INFO), UINT64_MAX when it has none or is not TCP. */
+uint64_t siptls__flow_acked(const siptls__flow *f);
 /** A framing error of the flow: counted and logged (flow_io.c); a stream
  *  flow closes, a datagram record is dropped alone. */
 void siptls__flow_framing_error(siptls__flow *f, int st);

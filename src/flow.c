@@ -653,11 +653,12 @@ static int send_fire(siptls__flow *f, uint64_t now)
     /* The socket says writable again only when much of its buffer is free
      * (a third, for TCP): a peer that reads slowly but steadily can take
      * longer than tls_send_timeout to get there without ever standing
-     * still. Stuck means the kernel sent nothing of what it held. */
-    int unsent = siptls__flow_unsent(f);
-    if (unsent >= 0 && f->send_outq >= 0 && unsent < f->send_outq) {
+     * still. Stuck means the peer took nothing (its TCP acknowledged no new
+     * byte) in that time. */
+    uint64_t acked = siptls__flow_acked(f);
+    if (acked != UINT64_MAX && f->send_acked != UINT64_MAX && acked > f->send_acked) {
         f->send_blocked_since = now;
-        f->send_outq = unsent;
+        f->send_acked = acked;
         return 0;
     }
     f->engine->stats.drop_send_timeout++;

@@ -2,11 +2,13 @@
  * the events out to the host (messages, keepalives, framing errors counted
  * in one place), its write queue, and the security calls a transport makes
  * on its behalf. The flow's phases and deadlines are in flow.c. */
-#include <linux/sockios.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked (glibc's lacks it) */
+#include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "engine_internal.h"
 
@@ -275,13 +277,18 @@ void siptls__flow_qpop(siptls__flow *f)
     siptls__flow_drained(f);
 }
 
-int siptls__flow_unsent(const siptls__flow *f)
+uint64_t siptls__flow_acked(const siptls__flow *f)
 {
-    int n = -1;
-    if (f->fd < 0 || ioctl(f->fd, SIOCOUTQ, &n) != 0) {
-        return -1;
+    /* TCP_INFO's tcpi_bytes_acked (RFC 4898 tcpEStatsAppHCThruOctetsAcked):
+     * what the peer's TCP took, whatever we wrote meanwhile. */
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (f->fd < 0 || getsockopt(f->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked)) {
+        return UINT64_MAX;
     }
-    return n;
+    return ti.tcpi_bytes_acked;
 }
 
 void siptls__flow_send_blocked(siptls__flow *f, int blocked)
@@ -292,7 +299,7 @@ void siptls__flow_send_blocked(siptls__flow *f, int blocked)
     }
     if (f->send_blocked_since == 0) {
         f->send_blocked_since = siptls__engine_now(f->engine);
-        f->send_outq = siptls__flow_unsent(f);
+        f->send_acked = siptls__flow_acked(f);
         siptls__flow_rearm(f);
     }
 }
@@ -359,4 +366,21 @@ void siptls__flow_describe(siptls__flow *f, struct WOLFSSL *ssl, siptls_flow_inf
 int siptls__handshake_status(int wolf_err)
 {
     return siptls__secctx_classify_error(wolf_err);
+}
+
+int siptls__peer_alert_status(struct WOLFSSL *ssl)
+{
+    return siptls__secctx_peer_alert(ssl);
+}
+
+void siptls__flow_close_fd(siptls__flow *f, int fd)
+{
+    if (fd < 0) {
+        return;
+    }
+    if (!f->outbound && !f->reported_up) {
+        siptls__linger_close(f->engine, fd);
+        return;
+    }
+    close(fd);
 }

@@ -334,13 +334,11 @@ static WOLFSSL_METHOD *pick_method(siptls__secctx *s, const siptls_domain_cfg *c
             slog(s, SIPTLS_LOG_ERR, "domain '%s': unknown tls_method '%s'", c->name, m);
             return NULL;
         }
-#ifdef WOLFSSL_DTLS13
-        if (m == NULL || strcmp(m, "TLSv1_2") != 0) {
-            *min_version = WOLFSSL_DTLSV1_2;
-            *allows13 = 1;
-            return server ? wolfDTLS_server_method() : wolfDTLS_client_method();
-        }
-#endif
+        /* DTLS 1.3 only when asked for alone (above), even where wolfSSL
+         * has it: the transport's stateless cookie exchange answers a
+         * ClientHello with a DTLS 1.2 HelloVerifyRequest only and drops
+         * the DTLS 1.3 HelloRetryRequest a 1.2-1.3 server would send, so
+         * a 1.3-capable peer would never get through (issue 10). */
         return server ? wolfDTLSv1_2_server_method() : wolfDTLSv1_2_client_method();
     }
     if (m == NULL || strcmp(m, "TLSv1_2-TLSv1_3") == 0 || strcmp(m, "SSLv23") == 0) {

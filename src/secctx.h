@@ -144,6 +144,9 @@ int siptls__secctx_peer_sans(struct WOLFSSL *ssl, int (*fn)(const char *, size_t
  *  SIPTLS_ERR_NAME_MISMATCH, missing client cert -> SIPTLS_ERR_NO_PEER_CERT,
  *  socket errors -> SIPTLS_ERR_IO, everything else -> SIPTLS_ERR_HANDSHAKE. */
 int siptls__secctx_classify_error(int wolf_err);
+/** The status of the fatal alert the peer sent (SIPTLS_ERR_PEER_ALERT()),
+ *  0 when it sent none. */
+int siptls__secctx_peer_alert(struct WOLFSSL *ssl);
 
 /** RFC 5922 §7.1 identity check on already-extracted names (pure, in
  *  identity.c; unit tested). `sans` are "DNS:x", "URI:sip:x", "IP:x"

@@ -234,5 +234,8 @@ int siptls__secctx_load_ticket_key(siptls__secctx *s, const char *path);
 /* secctx_keylog.c: append the key-log line of a finished handshake when a
  * key-log file is configured. */
 void siptls__secctx_keylog_write(siptls__secctx *s, WOLFSSL *ssl);
+/* secctx_keylog.c: keep a new connection's handshake arrays (client random)
+ * for that line while a key-log file is configured. */
+void siptls__secctx_keylog_keep(const siptls__secctx *s, WOLFSSL *ssl);
 
 #endif

@@ -24,6 +24,18 @@ static void hex(char *out, const unsigned char *in, size_t n)
     out[2 * n] = '\0';
 }
 
+/* The TLS 1.2 key log line needs the handshake's client random, which
+ * wolfSSL frees when the handshake ends unless asked to keep it (Debian's
+ * 5.5.4 build kept it for every connection, WOLFSSL_OPENVPN; 5.7.2 built
+ * for siptls does not). Kept only while a key log is configured, and freed
+ * again once the line is written (siptls__secctx_keylog_write). */
+void siptls__secctx_keylog_keep(const siptls__secctx *s, WOLFSSL *ssl)
+{
+    if (ssl != NULL && s->keylog != NULL) {
+        wolfSSL_KeepArrays(ssl);
+    }
+}
+
 void siptls__secctx_keylog_write(siptls__secctx *s, WOLFSSL *ssl)
 {
     if (s->keylog == NULL) {
@@ -31,6 +43,7 @@ void siptls__secctx_keylog_write(siptls__secctx *s, WOLFSSL *ssl)
     }
     int v = wolfSSL_version(ssl);
     if (v == TLS1_3_VERSION) {
+        wolfSSL_FreeArrays(ssl);
         /* TLS 1.3 traffic secrets are only handed out through the secret
          * callback, which this wolfSSL was built without. */
         if (!(s->keylog_warned & 1)) {
@@ -45,8 +58,11 @@ void siptls__secctx_keylog_write(siptls__secctx *s, WOLFSSL *ssl)
     unsigned char random[32];
     unsigned char master[48];
     WOLFSSL_SESSION *sess = wolfSSL_get_session(ssl);
-    if (wolfSSL_get_client_random(ssl, random, sizeof(random)) != sizeof(random) || sess == NULL ||
-        wolfSSL_SESSION_get_master_key(sess, master, sizeof(master)) != (int)sizeof(master)) {
+    int got = wolfSSL_get_client_random(ssl, random, sizeof(random)) == sizeof(random) &&
+              sess != NULL &&
+              wolfSSL_SESSION_get_master_key(sess, master, sizeof(master)) == (int)sizeof(master);
+    wolfSSL_FreeArrays(ssl); /* kept for this line only (siptls__secctx_keylog_keep) */
+    if (!got) {
         return;
     }
     /* NSS key log format, understood by Wireshark. */

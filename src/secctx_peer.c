@@ -430,12 +430,32 @@ static size_t pem_encode(const uint8_t *der, size_t n, char *out, size_t cap)
     return need;
 }
 
+/* Why a completed handshake has no peer certificate: in a full one the
+ * peer sent none; a resumed session carries none unless wolfSSL keeps it
+ * (SESSION_CERTS: Debian 12's build does, the bundled one does not). A
+ * server resuming knows from the verdict sealed in its ticket whether the
+ * client had presented (and passed) one: a server asks for a client
+ * certificate only when it verifies it. A server always presents one. */
+static int no_cert(struct WOLFSSL *ssl)
+{
+    if (wolfSSL_session_reused(ssl) != 1) {
+        return SIPTLS_ERR_NO_CERT;
+    }
+    if (!wolfSSL_is_server(ssl)) {
+        return SIPTLS_ERR_CERT_NOT_KEPT;
+    }
+    uintptr_t f = get_flags(ssl);
+    sec_domain *dom = ssl_domain(ssl);
+    int sealed = (f & F_TICKET) && dom != NULL && get_aux(ssl) == dom->policy;
+    return sealed && (f & F_T_VERIFIED) ? SIPTLS_ERR_CERT_NOT_KEPT : SIPTLS_ERR_NO_CERT;
+}
+
 int siptls__secctx_peer_cert(struct WOLFSSL *ssl, siptls_peer_cert *out)
 {
     memset(out, 0, sizeof(*out));
     WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
     if (x == NULL) {
-        return SIPTLS_ERR_NO_CERT;
+        return no_cert(ssl);
     }
     int rc = SIPTLS_OK;
     unsigned char serial[32];
@@ -485,7 +505,7 @@ int siptls__secctx_peer_cert_export(struct WOLFSSL *ssl, int pem, uint8_t *buf, 
 {
     WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
     if (x == NULL) {
-        return SIPTLS_ERR_NO_CERT;
+        return no_cert(ssl);
     }
     int dlen = 0;
     const unsigned char *der = wolfSSL_X509_get_der(x, &dlen);
@@ -537,7 +557,7 @@ int siptls__secctx_peer_sans(struct WOLFSSL *ssl, int (*fn)(const char *, size_t
     }
     WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
     if (x == NULL) {
-        return SIPTLS_ERR_NO_CERT;
+        return no_cert(ssl);
     }
     WOLFSSL_STACK *gns = wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     wolfSSL_X509_free(x);
@@ -627,4 +647,14 @@ int siptls__secctx_classify_error(int wolf_err)
          * "bad certificate" from a server that required ours). */
         return SIPTLS_ERR_HANDSHAKE;
     }
+}
+
+int siptls__secctx_peer_alert(struct WOLFSSL *ssl)
+{
+    WOLFSSL_ALERT_HISTORY ah;
+    if (ssl != NULL && wolfSSL_get_alert_history(ssl, &ah) == WOLFSSL_SUCCESS &&
+        ah.last_rx.level == alert_fatal) {
+        return SIPTLS_ERR_PEER_ALERT(ah.last_rx.code & 0xff);
+    }
+    return 0;
 }

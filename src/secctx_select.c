@@ -233,7 +233,9 @@ struct WOLFSSL *siptls__secctx_server_ssl(siptls__secctx *s, const struct sockad
     if (dom == NULL || !dom->has_cert) {
         return NULL;
     }
-    return wolfSSL_new(dom->ctx);
+    WOLFSSL *ssl = wolfSSL_new(dom->ctx);
+    siptls__secctx_keylog_keep(s, ssl);
+    return ssl;
 }
 
 struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_domain,
@@ -287,6 +289,7 @@ struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_dom
     if (ssl == NULL) {
         return NULL;
     }
+    siptls__secctx_keylog_keep(s, ssl);
     set_aux(ssl, fnv_lower(sip_domain));
 #ifdef HAVE_SERVER_RENEGOTIATION_INFO
     /* RFC 5746 §3.4: "the client MUST include either an empty

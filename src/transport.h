@@ -204,6 +204,11 @@ siptls__flow *siptls__flow_new_inbound(siptls__listener *l, int fd, const struct
  *  `mask`. SIPTLS_OK or SIPTLS_ERR_NOMEM (the socket stays the caller's). */
 int siptls__flow_attach_fd(siptls__flow *f, int fd, int mask);
 int siptls__flow_fd(const siptls__flow *f);
+/** Close the flow's socket `fd` the way a refused connection must be: an
+ *  inbound flow that never came up is half-closed and read until its peer
+ *  closes (bounded: src/linger.c), so that our alert reaches it; any other
+ *  socket is closed at once. */
+void siptls__flow_close_fd(siptls__flow *f, int fd);
 /** Read/write interest on the flow's fd (no-op without one). */
 void siptls__flow_want(siptls__flow *f, int mask);
 /** The peer answered (TCP connected, first DTLS datagram): CONNECTING ->
@@ -288,5 +293,9 @@ void siptls__flow_describe(siptls__flow *f, struct WOLFSSL *ssl, siptls_flow_inf
 /** A wolfSSL error code of a failed handshake as a status (certificate,
  *  name, missing client certificate, I/O, or SIPTLS_ERR_HANDSHAKE). */
 int siptls__handshake_status(int wolf_err);
+/** The fatal alert the peer ended the flow with, as SIPTLS_ERR_PEER_ALERT(),
+ *  or 0 when it sent none: the reason, whatever error wolfSSL reports after
+ *  it (TLS and DTLS alike). */
+int siptls__peer_alert_status(struct WOLFSSL *ssl);
 
 #endif

@@ -116,10 +116,10 @@ int tls_status(siptls__flow *f, WOLFSSL *ssl, int ret, int handshake)
      * server refusing our certificate or its absence, no common version
      * or cipher...), so it is the reason, whatever error wolfSSL reports
      * after it. */
-    WOLFSSL_ALERT_HISTORY ah;
-    if (err != WOLFSSL_ERROR_WANT_READ && err != WOLFSSL_ERROR_WANT_WRITE &&
-        wolfSSL_get_alert_history(ssl, &ah) == WOLFSSL_SUCCESS && ah.last_rx.level == alert_fatal) {
-        int st = SIPTLS_ERR_PEER_ALERT(ah.last_rx.code & 0xff);
+    int st = err != WOLFSSL_ERROR_WANT_READ && err != WOLFSSL_ERROR_WANT_WRITE
+                 ? siptls__peer_alert_status(ssl)
+                 : 0;
+    if (st != 0) {
         siptls__log(siptls__flow_engine(f), SIPTLS_LOG_INFO, "%s: %s",
                     siptls__flow_name(f, name, sizeof(name)), siptls_strerror(st));
         return st;
@@ -139,6 +139,16 @@ int tls_status(siptls__flow *f, WOLFSSL *ssl, int ret, int handshake)
             return SIPTLS_ERR_RESET;
         }
         return handshake ? SIPTLS_ERR_HANDSHAKE : SIPTLS_ERR_PEER_CLOSED;
+    case WOLFSSL_ERROR_SYSCALL:
+        /* wolfSSL 5.7 reports a socket error or the peer's FIN this way
+         * (OpenSSL's SSL_ERROR_SYSCALL); 5.5.4 gave the two errors below. */
+        if (t != NULL && (t->rx_errno == ECONNRESET || t->rx_errno == EPIPE)) {
+            return SIPTLS_ERR_RESET;
+        }
+        if (t != NULL && t->eof) {
+            return SIPTLS_ERR_PEER_CLOSED;
+        }
+        return SIPTLS_ERR_IO;
     case SOCKET_ERROR_E: {
         if (handshake && t != NULL && t->eof) {
             /* wolfSSL reports the peer's FIN in a handshake as a socket

@@ -401,9 +401,7 @@ static void tls_free(siptls__flow *f)
         free(t);
         siptls__flow_set_tp(f, NULL);
     }
-    if (siptls__flow_fd(f) >= 0) {
-        close(siptls__flow_fd(f));
-    }
+    siptls__flow_close_fd(f, siptls__flow_fd(f));
 }
 
 static void tls_info(siptls__flow *f, siptls_flow_info *info)

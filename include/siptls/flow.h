@@ -105,8 +105,13 @@ typedef struct siptls_peer_cert {
  *  SIPTLS_ERR_GONE, SIPTLS_ERR_INVAL (`e` or `out` NULL), SIPTLS_AGAIN (the
  *  handshake has not completed: ask after on_flow(UP)), SIPTLS_ERR_NO_CERT
  *  (the peer presented none: a client of a server with verify_cert=0 or
- *  require_cert=0), SIPTLS_ERR_NOMEM. A resumed session keeps the
- *  certificate of the handshake it came from. */
+ *  require_cert=0), SIPTLS_ERR_CERT_NOT_KEPT (a resumed flow, with a
+ *  wolfSSL that keeps no certificate in its sessions: the bundled one;
+ *  the peer presented one in the full handshake the session came from,
+ *  and siptls_flow_get_info()'s peer_verified / trusted still tell that
+ *  handshake's verdict), SIPTLS_ERR_NOMEM. With Debian 12's wolfSSL
+ *  (SESSION_CERTS) a resumed flow gives the certificate of that full
+ *  handshake; siptls_version_text() says which. */
 int siptls_flow_peer_cert(siptls_engine *e, siptls_flow_id flow, siptls_peer_cert *out);
 
 typedef enum siptls_cert_format {

@@ -4,11 +4,19 @@
  * until a run completes without reaching N. Every run must end cleanly: no
  * crash, no leak (ASan), no flow left open, and a failed call must return a
  * status, never pretend success. malloc/calloc/realloc/strdup of the
- * library objects are wrapped at link time (-Wl,--wrap); wolfSSL and libev
- * are shared libraries and keep the real allocator. */
+ * library objects are wrapped at link time (-Wl,--wrap); libev is a shared
+ * library and keeps the real allocator. wolfSSL keeps it too: the system
+ * one is a shared library, and the bundled one, linked in statically (so
+ * wrapped as well), is handed the real functions through
+ * wolfSSL_SetAllocators() — the sweep is about siptls's own failure paths,
+ * and wolfSSL's thousands of allocations would make it run for hours. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <wolfssl/options.h>
+
+#include <wolfssl/wolfcrypt/memory.h>
 
 #include "testutil.h"
 
@@ -261,6 +269,10 @@ static void test_sweep_pure(void **state)
 
 int main(void)
 {
+    if (wolfSSL_SetAllocators(__real_malloc, free, __real_realloc) != 0) {
+        fprintf(stderr, "wolfSSL_SetAllocators failed\n");
+        return 1;
+    }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_sweep),
                                        cmocka_unit_test(test_sweep_pure)};
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,7 +40,8 @@
 static char log_lines[64][512];
 static int n_log;
 
-static void test_log(void *user, siptls_log_level level, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void test_log(void *user, siptls_log_level level,
+                                                           const char *fmt, ...)
 {
     (void)user;
     (void)level;
@@ -949,7 +950,11 @@ static void test_keylog(void **state)
         duo_make(&d);
         assert_true(log_has("tls_keylog_file"));
         pair p;
-        pair_run(&p, cli_ssl(d.cli, "localhost"), srv_ssl(d.srv), SOCK_STREAM);
+        /* The check below reads the client's random after the handshake,
+         * which wolfSSL frees by then unless asked to keep it. */
+        WOLFSSL *c = cli_ssl(d.cli, "localhost");
+        wolfSSL_KeepArrays(c);
+        pair_run(&p, c, srv_ssl(d.srv), SOCK_STREAM);
         assert_int_equal(p.s_done, 1);
         n_log = 0;
         assert_int_equal(siptls__secctx_peer_check(d.srv, p.s, 1, NULL, NULL), SIPTLS_OK);
@@ -1358,7 +1363,12 @@ static void test_resumption(void **state)
         connect_twice(d.cli, d.srv, d.srv, &si, &ci, &src, &crc, &applied);
         assert_int_equal(si.resumed, m == 1);
         assert_int_equal(src, SIPTLS_OK);
+#ifdef SESSION_CERTS
         assert_int_equal(si.peer_cert, 1);
+#else
+        /* no certificate in a resumed session (docs/security.md) */
+        assert_int_equal(si.peer_cert, m == 0);
+#endif
         assert_int_equal(si.peer_verified, 0);
         assert_int_equal(si.trusted, 0);
         duo_free(&d);

@@ -218,7 +218,7 @@ static void invoke_nothing(struct ev_loop *loop)
     (void)loop;
 }
 
-static void note(char *buf, size_t cap, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void note(char *buf, size_t cap, const char *fmt, ...)
 {
     size_t at = strlen(buf);
     if (at + 1 >= cap) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <wolfssl/options.h>
@@ -109,11 +110,21 @@ static void *raw_main(void *arg)
         cork(fd, 0);
     }
     uint8_t buf[16384];
+    double last = -1;
     for (;;) {
         int n = wolfSSL_read(ssl, buf, sizeof(buf));
         if (n <= 0) {
             break;
         }
+        /* the longest time this reader went without reading (after the
+         * first read): a starved test thread is not a steady reader */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        if (last >= 0 && now - last > r->max_gap_s) {
+            r->max_gap_s = now - last;
+        }
+        last = now;
         append(r, buf, (size_t)n);
         if (r->read_pause_s > 0) {
             usleep((useconds_t)(r->read_pause_s * 1e6));

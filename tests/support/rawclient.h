@@ -47,6 +47,7 @@ typedef struct tu_raw {
                                (and not reading) */
     /* what happened */
     int handshake_ok;
+    double max_gap_s; /**< the longest wait between two reads of the reply */
     int wire_ok;
     uint8_t *got; /**< everything read back (malloc'd; tu_raw_free) */
     size_t got_len;

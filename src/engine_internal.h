@@ -16,8 +16,11 @@
 #include "siptls/engine.h"
 #include "siptls/flow.h"
 #include "siptls/sipmsg.h"
+#include "siptls/threads.h"
 #include "siptls/uri.h"
 #include "transport.h"
+
+typedef struct siptls__mailbox siptls__mailbox; /* post.c's */
 
 struct siptls__listener {
     siptls_engine *engine;
@@ -139,6 +142,10 @@ struct siptls_engine {
     size_t hw_bytes, lw_bytes;
     /** The flow whose on_flow(CLOSED) runs (its user pointer still reads). */
     siptls__flow *closing;
+
+    /* posts from other threads (post.c; the ev_async is engine.c's) */
+    siptls__mailbox *mbox;
+    void *async; /**< ev_async */
 };
 
 /* ---- linger.c: lingering close of refused TCP connections --------------- */
@@ -236,6 +243,20 @@ int siptls__flow_next_address(siptls__flow *f, int *reason);
  *  §4.3). At most 8 addresses are used. Statuses as siptls_connect(). */
 int siptls__open_addrs(siptls_engine *e, siptls_transport t, const char *host, int literal,
                        const siptls__addr *addrs, int n, int reuse, siptls__flow **out);
+
+/* ---- post.c: functions and sends from other threads -------------------- */
+
+/** The engine's mailbox, with its limits from `cfg`. SIPTLS_OK or
+ *  SIPTLS_ERR_NOMEM. */
+int siptls__mailbox_new(siptls__mailbox **out, const siptls_config *cfg);
+/** On the loop (engine.c's ev_async callback): run what was posted, at
+ *  most a batch; 1 when more waits (the caller wakes the loop again). */
+int siptls__mailbox_run(siptls_engine *e);
+/** siptls_engine_free(): refuse new posts, call back every waiting one
+ *  with SIPTLS_ERR_SHUTDOWN, free the mailbox. NULL is accepted. */
+void siptls__mailbox_free(siptls_engine *e, siptls__mailbox *m);
+/** Wake the engine's loop (ev_async_send; any thread). In engine.c. */
+void siptls__engine_wake(siptls_engine *e);
 
 /* ---- flow_data.c: per-flow data and backpressure ------------------------- */
 

@@ -133,12 +133,15 @@ typedef struct siptls_config {
     /* --- logging ---------------------------------------------------------- */
     int log_level;                        /**< 0 err, 1 warn, 2 info, 3 debug (2) */
 
-    /* --- flows: backpressure ----------------------------------------------- */
+    /* --- flows: backpressure, posting from other threads ------------------- */
     /* (added at the end: the offsets of the fields above stay as they were) */
     unsigned queue_high_water;            /**< % of a flow's queue limits: past it, on_writable
                                                is armed (75) */
     unsigned queue_low_water;             /**< % of a flow's queue limits: drained to it,
                                                on_writable fires (25); below queue_high_water */
+    unsigned post_max_pending;            /**< posts and async sends waiting for an engine's
+                                               loop (65536) */
+    unsigned post_max_pending_bytes;      /**< message bytes of the async sends waiting (67108864) */
 } siptls_config;
 
 /** Where a configuration error happened. `file` is "" for siptls_config_set. */

@@ -6,7 +6,8 @@
  * on one thread and run on another; nothing in the library depends on the
  * thread that created it. A host that wants several cores runs one engine
  * per thread (with reuse_port, listeners of this process share ports with
- * SO_REUSEPORT; another process never can).
+ * SO_REUSEPORT; another process never can). The calls of siptls/threads.h
+ * (post a function, send a copy) are the ones any thread may make.
  *
  * Lifecycle rules:
  *  1. A host holds flow ids (64-bit, never reused, never 0), not pointers.

@@ -67,7 +67,7 @@ int siptls_flow_get_addrs(siptls_engine *e, siptls_flow_id flow, siptls_flow_add
 int siptls_flow_queue_depth(siptls_engine *e, siptls_flow_id flow, unsigned *msgs, size_t *bytes);
 
 /** Called on the loop when a flow that refused a send of the host's
- *  (SIPTLS_ERR_QUEUE_FULL, from siptls_send*) or whose
+ *  (SIPTLS_ERR_QUEUE_FULL, from siptls_send* or an async send) or whose
  *  queue reached queue_high_water % of a limit has written its queue down
  *  to queue_low_water % of both limits. Once per such episode; never for a
  *  flow that is closing or closed (on_flow(CLOSED) tells that); never

@@ -9,6 +9,7 @@
 #include "siptls/flow.h"
 #include "siptls/sipmsg.h"
 #include "siptls/status.h"
+#include "siptls/threads.h"
 #include "siptls/uri.h"
 
 #endif

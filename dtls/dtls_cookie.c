@@ -329,7 +329,7 @@ void siptls__dtls_on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t l
     int st = siptls__dtls_map_error(e, ssl, &s->io, ret, 1);
     if (st != SIPTLS_AGAIN && st != DTLS_DROPPED) {
         wolfSSL_shutdown(ssl);
-        siptls__flow_fail(f, st, 0);
+        siptls__flow_handshake_failed(f, ssl, st);
         return;
     }
     s->retx_ms = siptls__dtls_retx_deadline(e, ssl);

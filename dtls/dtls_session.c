@@ -92,7 +92,7 @@ static void handshake_step(dtls_session *s, const uint8_t *dg, size_t len)
      * (e.g. no client certificate where one is required); over UDP the
      * peer would then wait for its handshake timeout. */
     wolfSSL_shutdown(s->ssl);
-    siptls__flow_fail(f, st, 0);
+    siptls__flow_handshake_failed(f, s->ssl, st);
 }
 
 /* An established session: decrypt what `dg` holds (NULL: only what

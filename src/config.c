@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config_internal.h"
+#include "config_reload.h"
 #include "siptls/uri.h"
 
 #define G(f) offsetof(siptls_config, f)
@@ -60,11 +61,14 @@ const param siptls__config_params[] = {
      NULL, 65536, 1073741824, 0},
     /* security */
     {"trusted_domain", T_NAMELIST, S_GLOBAL, G(trusted_domain), G(n_trusted_domain), "", NULL, NULL,
-     0, 0, 0},
-    {"tls_keylog_file", T_STR, S_GLOBAL, G(tls_keylog_file), 0, "", NULL, NULL, 0, 0, 0},
-    {"tls_session_cache", T_BOOL, S_GLOBAL, G(tls_session_cache), 0, "1", NULL, NULL, 0, 1, 0},
-    {"tls_session_tickets", T_BOOL, S_GLOBAL, G(tls_session_tickets), 0, "1", NULL, NULL, 0, 1, 0},
-    {"tls_ticket_key_file", T_STR, S_GLOBAL, G(tls_ticket_key_file), 0, "", NULL, NULL, 0, 0, 0},
+     0, 0, F_RELOAD},
+    {"tls_keylog_file", T_STR, S_GLOBAL, G(tls_keylog_file), 0, "", NULL, NULL, 0, 0, F_RELOAD},
+    {"tls_session_cache", T_BOOL, S_GLOBAL, G(tls_session_cache), 0, "1", NULL, NULL, 0, 1,
+     F_RELOAD},
+    {"tls_session_tickets", T_BOOL, S_GLOBAL, G(tls_session_tickets), 0, "1", NULL, NULL, 0, 1,
+     F_RELOAD},
+    {"tls_ticket_key_file", T_STR, S_GLOBAL, G(tls_ticket_key_file), 0, "", NULL, NULL, 0, 0,
+     F_RELOAD},
     /* DTLS over UDP */
     {"dtls_handshake_timeout", T_UINT, S_GLOBAL, G(dtls_handshake_timeout), 0, "10000", NULL, NULL,
      1, 600000, 0},
@@ -235,6 +239,77 @@ int siptls_config_init(siptls_config *cfg)
     return SIPTLS_OK;
 }
 
+/* Make the owned pointer of `p` in `base` NULL (an empty list). */
+static void clear_param(void *base, const param *p)
+{
+    if (is_string(p->type)) {
+        *(char **)((char *)base + p->off) = NULL;
+    } else if (is_list(p->type)) {
+        *(char ***)((char *)base + p->off) = NULL;
+        *(size_t *)((char *)base + p->n_off) = 0;
+    }
+}
+
+/* Free what `p` owns in `base` and clear it. */
+static void free_param(void *base, const param *p)
+{
+    if (is_string(p->type)) {
+        free(*(char **)((char *)base + p->off));
+    } else if (is_list(p->type)) {
+        char **v = list_field(base, p);
+        size_t n = list_count(base, p);
+        for (size_t k = 0; k < n; k++) {
+            free(v[k]);
+        }
+        free(v);
+    }
+    clear_param(base, p);
+}
+
+/* Copy the value of `p` from `src` into `dst`, whose owned pointer of `p`
+ * is NULL; on failure what was copied stays in `dst` for cleanup. */
+static int copy_param(void *dst, const void *src, const param *p)
+{
+    if (is_string(p->type)) {
+        const char *s = *(char *const *)((const char *)src + p->off);
+        if (s != NULL) {
+            char *d = xstrdup(s);
+            *(char **)((char *)dst + p->off) = d;
+            return d != NULL ? SIPTLS_OK : SIPTLS_ERR_NOMEM;
+        }
+        return SIPTLS_OK;
+    }
+    if (is_list(p->type)) {
+        char *const *v = *(char **const *)((const char *)src + p->off);
+        size_t n = list_count(src, p);
+        if (n == 0) {
+            return SIPTLS_OK;
+        }
+        char **dv = calloc(n, sizeof(*dv));
+        if (dv == NULL) {
+            return SIPTLS_ERR_NOMEM;
+        }
+        *(char ***)((char *)dst + p->off) = dv;
+        size_t k = 0;
+        int rc = SIPTLS_OK;
+        for (; k < n; k++) {
+            dv[k] = xstrdup(v[k]);
+            if (dv[k] == NULL) {
+                rc = SIPTLS_ERR_NOMEM;
+                break;
+            }
+        }
+        *(size_t *)((char *)dst + p->n_off) = k;
+        return rc;
+    }
+    if (p->type == T_UINT) {
+        *(unsigned *)((char *)dst + p->off) = *(const unsigned *)((const char *)src + p->off);
+    } else if (p->type == T_BOOL || p->type == T_INT) {
+        *(int *)((char *)dst + p->off) = *(const int *)((const char *)src + p->off);
+    }
+    return SIPTLS_OK;
+}
+
 static int copy_fields(void *dst, const void *src, scope where)
 {
     int rc = SIPTLS_OK;
@@ -242,51 +317,14 @@ static int copy_fields(void *dst, const void *src, scope where)
      * leaves something domain_free / cleanup can free. */
     for (size_t i = 0; i < siptls__config_n_params; i++) {
         const param *p = &siptls__config_params[i];
-        if (p->where != where) {
-            continue;
-        }
-        if (is_string(p->type)) {
-            *(char **)((char *)dst + p->off) = NULL;
-        } else if (is_list(p->type)) {
-            *(char ***)((char *)dst + p->off) = NULL;
-            *(size_t *)((char *)dst + p->n_off) = 0;
+        if (p->where == where) {
+            clear_param(dst, p);
         }
     }
     for (size_t i = 0; i < siptls__config_n_params && rc == SIPTLS_OK; i++) {
         const param *p = &siptls__config_params[i];
-        if (p->where != where) {
-            continue;
-        }
-        if (is_string(p->type)) {
-            const char *s = *(char *const *)((const char *)src + p->off);
-            if (s != NULL) {
-                char *d = xstrdup(s);
-                if (d == NULL) {
-                    rc = SIPTLS_ERR_NOMEM;
-                }
-                *(char **)((char *)dst + p->off) = d;
-            }
-        } else if (is_list(p->type)) {
-            char *const *v = *(char **const *)((const char *)src + p->off);
-            size_t n = list_count(src, p);
-            if (n == 0) {
-                continue;
-            }
-            char **dv = calloc(n, sizeof(*dv));
-            if (dv == NULL) {
-                rc = SIPTLS_ERR_NOMEM;
-                continue;
-            }
-            *(char ***)((char *)dst + p->off) = dv;
-            size_t k = 0;
-            for (; k < n; k++) {
-                dv[k] = xstrdup(v[k]);
-                if (dv[k] == NULL) {
-                    rc = SIPTLS_ERR_NOMEM;
-                    break;
-                }
-            }
-            *(size_t *)((char *)dst + p->n_off) = k;
+        if (p->where == where) {
+            rc = copy_param(dst, src, p);
         }
     }
     return rc;
@@ -338,51 +376,47 @@ static int str_eq(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
+static int param_equal(const void *a, const void *b, const param *p)
+{
+    const char *pa = (const char *)a + p->off;
+    const char *pb = (const char *)b + p->off;
+    switch (p->type) {
+    case T_BOOL:
+    case T_INT:
+        return *(const int *)pa == *(const int *)pb;
+    case T_UINT:
+        return *(const unsigned *)pa == *(const unsigned *)pb;
+    case T_STR:
+    case T_METHOD:
+        return str_eq(*(char *const *)pa, *(char *const *)pb);
+    case T_NAMELIST:
+    case T_ADDRLIST:
+    case T_URILIST: {
+        size_t n = list_count(a, p);
+        if (n != list_count(b, p)) {
+            return 0;
+        }
+        char *const *va = *(char **const *)pa;
+        char *const *vb = *(char **const *)pb;
+        for (size_t k = 0; k < n; k++) {
+            if (!str_eq(va[k], vb[k])) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    case T_DOMAIN:
+        break;
+    }
+    return 1;
+}
+
 static int fields_equal(const void *a, const void *b, scope where)
 {
     for (size_t i = 0; i < siptls__config_n_params; i++) {
         const param *p = &siptls__config_params[i];
-        if (p->where != where) {
-            continue;
-        }
-        const char *pa = (const char *)a + p->off;
-        const char *pb = (const char *)b + p->off;
-        switch (p->type) {
-        case T_BOOL:
-        case T_INT:
-            if (*(const int *)pa != *(const int *)pb) {
-                return 0;
-            }
-            break;
-        case T_UINT:
-            if (*(const unsigned *)pa != *(const unsigned *)pb) {
-                return 0;
-            }
-            break;
-        case T_STR:
-        case T_METHOD:
-            if (!str_eq(*(char *const *)pa, *(char *const *)pb)) {
-                return 0;
-            }
-            break;
-        case T_NAMELIST:
-        case T_ADDRLIST:
-        case T_URILIST: {
-            size_t n = list_count(a, p);
-            if (n != list_count(b, p)) {
-                return 0;
-            }
-            char *const *va = *(char **const *)pa;
-            char *const *vb = *(char **const *)pb;
-            for (size_t k = 0; k < n; k++) {
-                if (!str_eq(va[k], vb[k])) {
-                    return 0;
-                }
-            }
-            break;
-        }
-        case T_DOMAIN:
-            break;
+        if (p->where == where && !param_equal(a, b, p)) {
+            return 0;
         }
     }
     return 1;
@@ -405,6 +439,43 @@ int siptls_config_equal(const siptls_config *a, const siptls_config *b)
         }
     }
     return 1;
+}
+
+/* ---- reload --------------------------------------------------------------- */
+
+int siptls__config_reloadable(const char *name)
+{
+    const param *p = siptls__config_find_param(name);
+    return p != NULL && (p->where == S_DOMAIN || p->type == T_DOMAIN || (p->flags & F_RELOAD));
+}
+
+int siptls__config_reload_merge(siptls_config *out, const siptls_config *cur,
+                                const siptls_config *next,
+                                void (*kept)(void *user, const char *name), void *user)
+{
+    /* next's domains and security section; then cur's value back into
+     * every other parameter. */
+    int rc = siptls_config_copy(out, next);
+    if (rc != SIPTLS_OK) {
+        return rc;
+    }
+    for (size_t i = 0; i < siptls__config_n_params; i++) {
+        const param *p = &siptls__config_params[i];
+        if (p->where != S_GLOBAL || p->type == T_DOMAIN || (p->flags & F_RELOAD) ||
+            param_equal(cur, next, p)) {
+            continue;
+        }
+        if (kept != NULL) {
+            kept(user, p->name);
+        }
+        free_param(out, p);
+        rc = copy_param(out, cur, p);
+        if (rc != SIPTLS_OK) {
+            siptls_config_cleanup(out);
+            return rc;
+        }
+    }
+    return SIPTLS_OK;
 }
 
 /* ---- public: queries ------------------------------------------------------ */

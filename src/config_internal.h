@@ -48,7 +48,8 @@ typedef enum scope {
     S_DOMAIN  /* offsets into siptls_domain_cfg, optional [NAME] prefix */
 } scope;
 
-#define F_STAR 1u /* T_NAMELIST: a lone "*" (any domain) is allowed */
+#define F_STAR 1u   /* T_NAMELIST: a lone "*" (any domain) is allowed */
+#define F_RELOAD 2u /* S_GLOBAL: applied by a reload (siptls_engine_reload), with the domains */
 
 typedef struct param {
     const char *name;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config_reload.h"
 #include "engine_internal.h"
 
 /* ------------------------------------------------------------------------ */
@@ -497,33 +498,132 @@ siptls__secctx *siptls__engine_secctx(siptls_engine *e, siptls_transport t)
     return e->sec[t];
 }
 
-int siptls_engine_reload_certs(siptls_engine *e)
+/* Parameters a reload does not apply that differ in the new
+ * configuration (static names from the parameter table). */
+typedef struct kept_params {
+    const char *names[64];
+    size_t n;
+} kept_params;
+
+static void note_kept(void *user, const char *name)
 {
-    siptls__secctx *fresh[3] = {NULL, NULL, NULL};
+    kept_params *k = user;
+    if (k->n < sizeof(k->names) / sizeof(k->names[0])) {
+        k->names[k->n++] = name;
+    }
+}
+
+static int has_listener(const siptls_engine *e, siptls_transport t)
+{
+    for (int i = 0; i < e->n_listeners; i++) {
+        if (e->listeners[i] != NULL && e->listeners[i]->ops->kind == t) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Build the security contexts of `cfg` for every transport the engine has
+ * made one for, into `fresh`. Nothing changes in the engine. Returns
+ * SIPTLS_OK or the first failure (logged, with `fresh` freed). */
+static int build_secctx(siptls_engine *e, const siptls_config *cfg, siptls__secctx *fresh[3])
+{
     const siptls__transport_ops *ops;
     for (size_t i = 0; (ops = siptls__transport_at(i)) != NULL; i++) {
         siptls_transport t = ops->kind;
         if (e->sec[t] == NULL) {
-            continue;
+            continue; /* made on first use, from the configuration then */
         }
-        int st = siptls__secctx_new(&fresh[t], &e->cfg, ops->dtls, log_cb, e);
+        int st = siptls__secctx_new(&fresh[t], cfg, ops->dtls, log_cb, e);
+        if (st == SIPTLS_OK && has_listener(e, t) && !siptls__secctx_has_server_cert(fresh[t])) {
+            siptls__log(e, SIPTLS_LOG_ERR,
+                        "the default server domain has no certificate, which the %s listeners "
+                        "need",
+                        ops->name);
+            st = SIPTLS_ERR_CERT;
+        }
         if (st != SIPTLS_OK) {
             for (int k = 0; k < 3; k++) {
                 siptls__secctx_free(fresh[k]);
+                fresh[k] = NULL;
             }
-            siptls__log(e, SIPTLS_LOG_ERR,
-                        "certificate reload failed: keeping the old certificates");
-            return SIPTLS_ERR_CERT;
+            return st;
         }
     }
+    return SIPTLS_OK;
+}
+
+/* The new contexts take the place of the old ones. Flows made from an
+ * old context keep it (their reference) until they are freed; the
+ * engine's reference goes. */
+static void swap_secctx(siptls_engine *e, siptls__secctx *fresh[3])
+{
     for (int t = 0; t < 3; t++) {
         if (fresh[t] != NULL) {
-            /* Flows made from the old contexts keep them alive through
-             * wolfSSL's own CTX reference count. */
             siptls__secctx_free(e->sec[t]);
             e->sec[t] = fresh[t];
         }
     }
+}
+
+int siptls_engine_reload(siptls_engine *e, const siptls_config *cfg)
+{
+    if (e == NULL || cfg == NULL) {
+        return SIPTLS_ERR_INVAL;
+    }
+    kept_params kept = {.n = 0};
+    siptls_config next;
+    int st = siptls__config_reload_merge(&next, &e->cfg, cfg, note_kept, &kept);
+    siptls__secctx *fresh[3] = {NULL, NULL, NULL};
+    if (st == SIPTLS_OK) {
+        st = build_secctx(e, &next, fresh);
+        if (st == SIPTLS_OK && siptls__domstat_prepare(e, &next) != SIPTLS_OK) {
+            for (int t = 0; t < 3; t++) {
+                siptls__secctx_free(fresh[t]);
+            }
+            st = SIPTLS_ERR_NOMEM;
+        }
+        if (st != SIPTLS_OK) {
+            siptls_config_cleanup(&next);
+        }
+    }
+    if (st != SIPTLS_OK) {
+        siptls__log(e, SIPTLS_LOG_ERR,
+                    "reload refused (%s): the configuration in use stays, unchanged",
+                    siptls_strerror(st));
+        return st;
+    }
+    /* Nothing can fail from here on. */
+    swap_secctx(e, fresh);
+    siptls_config_cleanup(&e->cfg);
+    e->cfg = next;
+    siptls__domstat_commit(e, &e->cfg);
+    e->stats.reloads++;
+    for (size_t i = 0; i < kept.n; i++) {
+        siptls__log(e, SIPTLS_LOG_WARN,
+                    "reload: '%s' differs in the new configuration: a reload does not apply it "
+                    "(it keeps its value until the engine is created again)",
+                    kept.names[i]);
+    }
+    size_t n_server = 0;
+    for (size_t i = 0; i < e->cfg.n_domains; i++) {
+        n_server += e->cfg.domains[i].is_server ? 1 : 0;
+    }
+    siptls__log(e, SIPTLS_LOG_INFO,
+                "configuration reloaded: %zu server and %zu client TLS domains, %zu trusted "
+                "domains; open flows keep the settings they started with",
+                n_server, e->cfg.n_domains - n_server, e->cfg.n_trusted_domain);
+    return SIPTLS_OK;
+}
+
+int siptls_engine_reload_certs(siptls_engine *e)
+{
+    siptls__secctx *fresh[3] = {NULL, NULL, NULL};
+    if (build_secctx(e, &e->cfg, fresh) != SIPTLS_OK) {
+        siptls__log(e, SIPTLS_LOG_ERR, "certificate reload failed: keeping the old certificates");
+        return SIPTLS_ERR_CERT;
+    }
+    swap_secctx(e, fresh);
     e->stats.reloads++;
     siptls__log(e, SIPTLS_LOG_INFO, "certificates reloaded");
     return SIPTLS_OK;
@@ -555,6 +655,7 @@ int siptls_engine_new(siptls_engine **out, struct ev_loop *loop, const siptls_co
         e->cb = *cb;
     }
     e->user = user;
+    siptls__token_engine_init(e);
     ev_prepare_init(prep, prepare_cb);
     prep->data = e;
     e->prepare = prep;
@@ -580,10 +681,11 @@ int siptls_engine_new(siptls_engine **out, struct ev_loop *loop, const siptls_co
     e->async = as;
     ev_async_start(loop, as);
     ev_unref(loop);
-    if (siptls__table_grow(e) != SIPTLS_OK) {
+    if (siptls__table_grow(e) != SIPTLS_OK || siptls__domstat_prepare(e, &e->cfg) != SIPTLS_OK) {
         siptls_engine_free(e);
         return SIPTLS_ERR_NOMEM;
     }
+    siptls__domstat_commit(e, &e->cfg);
     for (size_t i = 0; i < e->cfg.n_listen; i++) {
         st = siptls_listen(e, e->cfg.listen[i]);
         if (st < 0) {
@@ -648,6 +750,7 @@ void siptls_engine_free(siptls_engine *e)
     for (int t = 0; t < 3; t++) {
         siptls__secctx_free(e->sec[t]);
     }
+    siptls__domstat_free_all(e);
     free(e->listeners);
     free(e->by_id);
     free(e->by_addr);
@@ -690,7 +793,7 @@ int siptls_send(siptls_engine *e, siptls_flow_id id, const uint8_t *buf, size_t 
     siptls__flow_after_send(f, st == SIPTLS_ERR_QUEUE_FULL);
     if (st != SIPTLS_OK) {
         if (st == SIPTLS_ERR_QUEUE_FULL) {
-            e->stats.drop_queue_full++;
+            SIPTLS__FLOW_COUNT(f, drop_queue_full, 1);
             siptls__flow_warn(
                 f, st, "%s flow %llu: %s (%u messages, %zu bytes waiting to be written)",
                 f->ops->name, (unsigned long long)id, siptls_strerror(st), f->q_count, f->q_bytes);
@@ -698,7 +801,7 @@ int siptls_send(siptls_engine *e, siptls_flow_id id, const uint8_t *buf, size_t 
         return st;
     }
     f->msgs_out++;
-    e->stats.msgs_out++;
+    SIPTLS__FLOW_COUNT(f, msgs_out, 1);
     if (f->phase == SIPTLS__PHASE_UP) {
         siptls__engine_schedule(f);
     }

@@ -31,9 +31,22 @@ struct siptls__listener {
     int fd;
     int fd_taken; /**< the transport closes the fd (siptls__listener_take_fd) */
     int index;
-    void *tp;      /**< transport-private */
-    void *watcher; /**< engine-private (ev_io) */
+    void *tp;           /**< transport-private */
+    void *watcher;      /**< engine-private (ev_io) */
+    siptls_stats stats; /**< what happened on it and its flows (siptls_listener_stats) */
 };
+
+/** The counters of one TLS domain (siptls_domain_stats), by name and kind.
+ *  Lives while the configuration names the domain or a flow counts into it
+ *  (a flow that started before a reload removed its domain). */
+typedef struct siptls__domstat {
+    struct siptls__domstat *next;
+    char *name;
+    int is_server;
+    int in_cfg;    /**< named by the configuration in use */
+    unsigned refs; /**< flows counting into it */
+    siptls_stats stats;
+} siptls__domstat;
 
 struct siptls__flow {
     siptls_engine *engine;
@@ -49,6 +62,13 @@ struct siptls__flow {
     struct sockaddr_storage local;
     socklen_t local_len;
     char *sip_domain; /**< outbound: host of the URI (RFC 5922 identity, SNI) */
+    /** the security context the flow was made with (a reference): its
+     *  domains, trusted_domain list and session cache, kept across a
+     *  reload until the flow is freed */
+    siptls__secctx *sec;
+    /** the TLS domain it counts into (a reference), once known: outbound
+     *  when its client WOLFSSL is made, inbound when the handshake ends */
+    siptls__domstat *dom;
     /* outbound: every address the name resolved to, in resolver order;
      * the flow moves to the next one while it has not heard from the
      * current one (RFC 3263 §4.3) */
@@ -132,8 +152,16 @@ struct siptls_engine {
     int host_call;             /**< > 0 while a host call writes a queue out */
     siptls__ratelog limit_log; /**< "refusing: connection limit" lines */
     siptls_stats stats;
-    void *tp_shared[3]; /**< per-engine state of each transport */
-    void *lingering;    /**< linger.c: refused sockets read until the peer closes */
+    siptls__domstat *domstats; /**< per TLS domain counters (stats.c) */
+    void *tp_shared[3];        /**< per-engine state of each transport */
+
+    /* flow tokens (flow_token.c) */
+    uint32_t id;         /**< siptls_engine_id(): unique in the process */
+    int tok_ok;          /**< the process has its boot id and default key */
+    uint8_t tok_key[64]; /**< the token key (the process's, or the host's) */
+    size_t tok_key_len;
+    uint8_t tok_boot[16]; /**< the process's boot id */
+    void *lingering;      /**< linger.c: refused sockets read until the peer closes */
     unsigned n_lingering;
 
     /* backpressure (flow_data.c): queue depths, from the water marks */
@@ -270,6 +298,58 @@ void siptls__flow_after_send(siptls__flow *f, int refused);
 void siptls__flow_drained(siptls__flow *f);
 /** From the loop's deferred work: call on_writable when it is due. */
 void siptls__flow_writable_run(siptls__flow *f);
+
+/* ---- stats.c: per listener and per TLS domain counters -------------------- */
+
+/** Add `n` to the counter `field` of the engine, of the flow's listener
+ *  (inbound flows) and of its TLS domain (once known): the one way a
+ *  flow's events are counted. */
+#define SIPTLS__FLOW_COUNT(f, field, n)      \
+    do {                                     \
+        siptls__flow *f_ = (f);              \
+        uint64_t n_ = (n);                   \
+        f_->engine->stats.field += n_;       \
+        if (f_->listener != NULL) {          \
+            f_->listener->stats.field += n_; \
+        }                                    \
+        if (f_->dom != NULL) {               \
+            f_->dom->stats.field += n_;      \
+        }                                    \
+    } while (0)
+
+/** Make the domain records of `cfg` exist (new ones are not yet marked as
+ *  configured). SIPTLS_OK or SIPTLS_ERR_NOMEM (nothing else changes). */
+int siptls__domstat_prepare(siptls_engine *e, const siptls_config *cfg);
+/** `cfg` is now the configuration in use: mark its domains, release the
+ *  records nothing uses any more. Never fails. */
+void siptls__domstat_commit(siptls_engine *e, const siptls_config *cfg);
+/** Free every record (the engine is being freed; no flow is left). */
+void siptls__domstat_free_all(siptls_engine *e);
+/** The flow counts into the domain of `ssl` from now on (its open-flow
+ *  gauges move with it); no-op when `ssl`'s domain is unknown. */
+void siptls__flow_set_domain(siptls__flow *f, struct WOLFSSL *ssl);
+/** The same by the domain's name and kind (NULL `name`: no-op). */
+void siptls__flow_set_domain_name(siptls__flow *f, const char *name, int is_server);
+/** The flow is freed: drop its domain reference. */
+void siptls__flow_drop_domain(siptls__flow *f);
+/** The handshake-failure counters of `s` for `reason` (one place). */
+void siptls__count_hs_failure_in(siptls_stats *s, int reason);
+
+/* ---- flow_token.c --------------------------------------------------------- */
+
+/** Give a new engine its id, the process's boot id and default token key
+ *  (drawn once per process, again after a fork). Never fails: without
+ *  randomness tok_ok stays 0 and the token calls say so. */
+void siptls__token_engine_init(siptls_engine *e);
+/** The process's boot id (16 bytes) and default key (32 bytes), drawn on
+ *  first use and again in a child of fork(). Returns 0, or -1 without
+ *  randomness. */
+int siptls__token_process(uint8_t boot[16], uint8_t key[32]);
+/** The token (38 characters and a NUL into `out`) of (`engine_id`,
+ *  `flow_id`) under `key` with boot id `boot`. Returns 0 or -1. Tests
+ *  use it to make the tokens another process or key would make. */
+int siptls__token_make(const uint8_t *key, size_t key_len, const uint8_t boot[16],
+                       uint32_t engine_id, uint64_t flow_id, char out[39]);
 
 /* ---- listen_socket.c ------------------------------------------------------ */
 

@@ -111,9 +111,9 @@ const char *siptls__flow_name(const siptls__flow *f, char *buf, size_t len)
 /* birth and death                                                          */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t *open_counter(siptls_engine *e, const siptls__transport_ops *ops)
+static uint64_t *open_counter(siptls_stats *s, const siptls__transport_ops *ops)
 {
-    return (uint64_t *)((char *)&e->stats + ops->stats_open);
+    return (uint64_t *)((char *)s + ops->stats_open);
 }
 
 siptls__flow *siptls__flow_alloc(siptls_engine *e, const siptls__transport_ops *ops, int fd,
@@ -146,6 +146,7 @@ siptls__flow *siptls__flow_alloc(siptls_engine *e, const siptls__transport_ops *
     f->engine = e;
     f->ops = ops;
     f->lim = lim;
+    f->sec = siptls__secctx_hold(siptls__engine_secctx(e, ops->kind));
     f->fd = fd;
     memcpy(&f->remote, remote, remote_len);
     f->remote_len = remote_len;
@@ -164,9 +165,10 @@ siptls__flow *siptls__flow_alloc(siptls_engine *e, const siptls__transport_ops *
     }
     e->open_by_kind[ops->kind]++;
     e->stats.flows_open++;
-    (*open_counter(e, ops))++;
+    (*open_counter(&e->stats, ops))++;
     return f;
 fail:
+    siptls__secctx_free(f->sec);
     if (ops->framing == SIPTLS__FRAMING_STREAM) {
         siptls_stream_framer_free(f->framer.stream);
     } else {
@@ -180,8 +182,10 @@ siptls__flow *siptls__flow_new_inbound(siptls__listener *l, int fd, const struct
                                        socklen_t remote_len)
 {
     siptls_engine *e = l->engine;
+    uint64_t at_limit = e->stats.drop_limit;
     siptls__flow *f = siptls__flow_alloc(e, l->ops, fd, remote, remote_len);
     if (f == NULL) {
+        l->stats.drop_limit += e->stats.drop_limit - at_limit;
         char text[64];
         siptls__addr_text(remote, text, sizeof(text));
         /* A flood at the limit must not flood the log: one line per 10 s. */
@@ -191,6 +195,8 @@ siptls__flow *siptls__flow_new_inbound(siptls__listener *l, int fd, const struct
         return NULL;
     }
     f->listener = l;
+    l->stats.flows_open++;
+    (*open_counter(&l->stats, l->ops))++;
     f->phase = SIPTLS__PHASE_HANDSHAKE;
     f->local_len = sizeof(f->local);
     if (fd >= 0 && getsockname(fd, (struct sockaddr *)&f->local, &f->local_len) != 0) {
@@ -200,7 +206,7 @@ siptls__flow *siptls__flow_new_inbound(siptls__listener *l, int fd, const struct
         memcpy(&f->local, &l->addr, l->addrlen);
         f->local_len = l->addrlen;
     }
-    e->stats.flows_accepted++;
+    SIPTLS__FLOW_COUNT(f, flows_accepted, 1);
     if (fd >= 0) {
         f->want_mask = -1;
         siptls__flow_want(f, SIPTLS__IO_READ);
@@ -225,11 +231,17 @@ void siptls__flow_free(siptls__flow *f)
     free(f->sip_domain);
     free(f->alts);
     siptls__engine_free_watchers(f);
+    siptls__flow_drop_domain(f);
+    siptls__secctx_free(f->sec);
     free(f);
 }
 
 int siptls__flow_connect(siptls__flow *f)
 {
+    /* The client domain is chosen by destination: the flow counts into it
+     * from its first connect on (each address may choose another). */
+    siptls__flow_set_domain_name(
+        f, siptls__secctx_client_domain(f->sec, f->sip_domain, (struct sockaddr *)&f->remote), 0);
     f->phase = SIPTLS__PHASE_CONNECTING;
     f->phase_since_ms = siptls__engine_now(f->engine);
     f->local_len = 0;
@@ -243,7 +255,11 @@ int siptls__flow_connect(siptls__flow *f)
 
 void siptls__count_handshake_failure(siptls_engine *e, int reason)
 {
-    siptls_stats *s = &e->stats;
+    siptls__count_hs_failure_in(&e->stats, reason);
+}
+
+void siptls__count_hs_failure_in(siptls_stats *s, int reason)
+{
     switch (reason) {
     case SIPTLS_ERR_HANDSHAKE_TIMEOUT:
     case SIPTLS_ERR_CONNECT_TIMEOUT:
@@ -271,15 +287,14 @@ void siptls__count_handshake_failure(siptls_engine *e, int reason)
     s->handshakes_failed++;
 }
 
-static void count_close(siptls__flow *f, int reason)
+static void count_close_in(siptls_stats *s, const siptls__flow *f, int reason)
 {
-    siptls_stats *s = &f->engine->stats;
     s->flows_closed++;
     if (!f->reported_up) {
         /* failed before it came up: a handshake (or connect) failure,
          * unless we closed it ourselves */
         if (reason != SIPTLS_ERR_SHUTDOWN && reason != SIPTLS_ERR_CLOSED_LOCAL) {
-            siptls__count_handshake_failure(f->engine, reason);
+            siptls__count_hs_failure_in(s, reason);
         }
         return;
     }
@@ -296,6 +311,21 @@ static void count_close(siptls__flow *f, int reason)
         break;
     default:
         break;
+    }
+}
+
+/* A flow closes: counted, and its "open now" gauges go down, in the engine,
+ * its listener and its domain. */
+static void count_close(siptls__flow *f, int reason)
+{
+    siptls_stats *sinks[3] = {&f->engine->stats, f->listener ? &f->listener->stats : NULL,
+                              f->dom ? &f->dom->stats : NULL};
+    for (int i = 0; i < 3; i++) {
+        if (sinks[i] != NULL) {
+            count_close_in(sinks[i], f, reason);
+            sinks[i]->flows_open--;
+            (*open_counter(sinks[i], f->ops))--;
+        }
     }
 }
 
@@ -346,8 +376,6 @@ void siptls__flow_finalize(siptls__flow *f)
     f->phase = SIPTLS__PHASE_CLOSED;
     siptls__table_remove(e, f);
     e->open_by_kind[f->ops->kind]--;
-    e->stats.flows_open--;
-    (*open_counter(e, f->ops))--;
     siptls__engine_stop_flow(f);
     f->ops->free(f);
     f->fd = -1;
@@ -412,6 +440,12 @@ void siptls__flow_fail(siptls__flow *f, int reason, int graceful)
     siptls__flow_finalize(f);
 }
 
+void siptls__flow_handshake_failed(siptls__flow *f, struct WOLFSSL *ssl, int reason)
+{
+    siptls__flow_set_domain(f, ssl);
+    siptls__flow_fail(f, reason, 0);
+}
+
 void siptls__flow_handshake_begin(siptls__flow *f)
 {
     f->phase = SIPTLS__PHASE_HANDSHAKE;
@@ -429,12 +463,12 @@ static void report_up(siptls__flow *f, int resumed)
         f->next_ping_ms = f->last_activity_ms + f->keepalive_interval_ms;
     }
     f->reported_up = 1;
-    e->stats.handshakes_ok++;
+    SIPTLS__FLOW_COUNT(f, handshakes_ok, 1);
     if (f->outbound) {
-        e->stats.flows_connected++;
+        SIPTLS__FLOW_COUNT(f, flows_connected, 1);
     }
     if (resumed) {
-        e->stats.handshakes_resumed++;
+        SIPTLS__FLOW_COUNT(f, handshakes_resumed, 1);
     }
     if (e->cfg.log_level >= SIPTLS_LOG_DEBUG) {
         /* Describing the peer parses its certificate: only when asked. */
@@ -458,9 +492,12 @@ static void report_up(siptls__flow *f, int resumed)
 
 int siptls__flow_handshake_done(siptls__flow *f, struct WOLFSSL *ssl, int resumed)
 {
-    siptls__secctx *sec = siptls__engine_secctx(f->engine, f->ops->kind);
-    int st = sec != NULL ? siptls__secctx_peer_check(sec, ssl, !f->outbound, f->sip_domain, NULL)
-                         : SIPTLS_ERR_CERT;
+    /* The domain is settled now (an inbound flow's SNI chose it): the flow
+     * counts into it from here on, its refusal below included. */
+    siptls__flow_set_domain(f, ssl);
+    int st = f->sec != NULL
+                 ? siptls__secctx_peer_check(f->sec, ssl, !f->outbound, f->sip_domain, NULL)
+                 : SIPTLS_ERR_CERT;
     if (st != SIPTLS_OK) {
         char name[96];
         siptls__log(f->engine, SIPTLS_LOG_WARN, "%s: %s", siptls__flow_name(f, name, sizeof(name)),
@@ -597,7 +634,7 @@ static int ping_fire(siptls__flow *f, uint64_t now)
     /* RFC 5626 §4.4.1: the client sends its keepalive ping (CRLFCRLF). */
     static const uint8_t ping[] = "\r\n\r\n";
     if (siptls__flow_queue(f, ping, 4) == SIPTLS_OK) {
-        f->engine->stats.pings_out++;
+        SIPTLS__FLOW_COUNT(f, pings_out, 1);
         f->ping_sent_ms = now != 0 ? now : 1;
         siptls__engine_schedule(f);
     }
@@ -624,7 +661,7 @@ static int message_fire(siptls__flow *f, uint64_t now)
     siptls_dgram_framer *fr = f->framer.dgram;
     uint64_t dropped = siptls_dgram_framer_dropped(fr);
     (void)siptls_dgram_framer_expire(fr, now);
-    f->engine->stats.dtls_reasm_lost += siptls_dgram_framer_dropped(fr) - dropped;
+    SIPTLS__FLOW_COUNT(f, dtls_reasm_lost, siptls_dgram_framer_dropped(fr) - dropped);
     return 0;
 }
 
@@ -661,7 +698,7 @@ static int send_fire(siptls__flow *f, uint64_t now)
         f->send_acked = acked;
         return 0;
     }
-    f->engine->stats.drop_send_timeout++;
+    SIPTLS__FLOW_COUNT(f, drop_send_timeout, 1);
     siptls__flow_fail(f, SIPTLS_ERR_SEND_TIMEOUT, 0);
     return 1;
 }

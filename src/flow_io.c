@@ -25,7 +25,7 @@ static void rx_bytes(siptls__flow *f, size_t n)
 {
     siptls__flow_touch(f);
     f->bytes_in += n;
-    f->engine->stats.bytes_in += n;
+    SIPTLS__FLOW_COUNT(f, bytes_in, n);
 }
 
 /* Deliver one framer event (message to on_message, ping -> pong, pong ->
@@ -37,21 +37,21 @@ static int deliver(siptls__flow *f, const siptls_frame_event *ev)
     switch (ev->kind) {
     case SIPTLS_FRAME_MESSAGE:
         f->msgs_in++;
-        e->stats.msgs_in++;
+        SIPTLS__FLOW_COUNT(f, msgs_in, 1);
         if (e->cb.on_message != NULL) {
             siptls_msg m = {ev->data, ev->len, ev->header_len, ev->body, ev->body_len};
             e->cb.on_message(e, f->id, &m, e->user);
         }
         break;
     case SIPTLS_FRAME_PING:
-        e->stats.pings_in++;
+        SIPTLS__FLOW_COUNT(f, pings_in, 1);
         /* RFC 5626 §3.5.1: "When a server receives a double CRLF (a "ping")
          * on a connection-oriented transport it MUST reply with a single
          * CRLF (a "pong")". tls_crlf_pingpong=0 turns it off, as in OpenSIPS. */
         if (e->cfg.tls_crlf_pingpong) {
             static const uint8_t pong[] = "\r\n";
             if (siptls__flow_queue(f, pong, 2) == SIPTLS_OK) {
-                e->stats.pongs_out++;
+                SIPTLS__FLOW_COUNT(f, pongs_out, 1);
                 siptls__engine_schedule(f);
             }
         }
@@ -60,7 +60,7 @@ static int deliver(siptls__flow *f, const siptls_frame_event *ev)
         }
         break;
     case SIPTLS_FRAME_PONG:
-        e->stats.pongs_in++;
+        SIPTLS__FLOW_COUNT(f, pongs_in, 1);
         if (f->ping_sent_ms != 0) {
             f->ping_sent_ms = 0;
             f->next_ping_ms = siptls__engine_now(e) + f->keepalive_interval_ms;
@@ -78,14 +78,13 @@ static int deliver(siptls__flow *f, const siptls_frame_event *ev)
  * alone. */
 void siptls__flow_framing_error(siptls__flow *f, int st)
 {
-    siptls_stats *s = &f->engine->stats;
-    s->drop_framing++;
+    SIPTLS__FLOW_COUNT(f, drop_framing, 1);
     if (st == SIPTLS_ERR_FRAME_CHUNKS) {
-        s->drop_chunks++;
+        SIPTLS__FLOW_COUNT(f, drop_chunks, 1);
     } else if (st == SIPTLS_ERR_FRAME_TOO_BIG || st == SIPTLS_ERR_FRAME_HDR_TOO_BIG) {
-        s->drop_too_big++;
+        SIPTLS__FLOW_COUNT(f, drop_too_big, 1);
     } else if (st == SIPTLS_ERR_FRAME_TIMEOUT) {
-        s->drop_msg_timeout++;
+        SIPTLS__FLOW_COUNT(f, drop_msg_timeout, 1);
     }
     char name[96];
     siptls__flow_name(f, name, sizeof(name));
@@ -150,7 +149,7 @@ int siptls__flow_rx_record(siptls__flow *f, const uint8_t *p, size_t n, uint64_t
     uint64_t dropped = siptls_dgram_framer_dropped(fr);
     siptls_frame_event ev;
     int st = siptls_dgram_framer_feed(fr, p, n, seq, siptls__engine_now(e), &ev);
-    e->stats.dtls_reasm_lost += siptls_dgram_framer_dropped(fr) - dropped;
+    SIPTLS__FLOW_COUNT(f, dtls_reasm_lost, siptls_dgram_framer_dropped(fr) - dropped);
     if (st == SIPTLS_OK) {
         return deliver(f, &ev);
     }
@@ -259,7 +258,7 @@ void siptls__flow_qpop(siptls__flow *f)
         return;
     }
     f->bytes_out += m->len;
-    f->engine->stats.bytes_out += m->len;
+    SIPTLS__FLOW_COUNT(f, bytes_out, m->len);
     if (f->lim->idle_counts_sends) {
         siptls__flow_touch(f);
     }
@@ -323,10 +322,13 @@ struct WOLFSSL *siptls__flow_client_ssl(siptls__flow *f, int *resuming)
     if (resuming != NULL) {
         *resuming = 0;
     }
-    siptls__secctx *sec = siptls__engine_secctx(f->engine, f->ops->kind);
+    siptls__secctx *sec = f->sec;
     struct WOLFSSL *ssl =
         sec != NULL ? siptls__secctx_client_ssl(sec, f->sip_domain, (struct sockaddr *)&f->remote)
                     : NULL;
+    /* The client domain is chosen by destination: known from here on (and
+     * again at the next address, which may choose another). */
+    siptls__flow_set_domain(f, ssl);
     if (ssl != NULL && f->engine->cfg.tls_session_cache) {
         /* RFC 5246 §7.3 abbreviated handshake / RFC 8446 §2.2: one round
          * trip and the certificate checks less. */
@@ -345,7 +347,7 @@ void siptls__flow_session_save(siptls__flow *f, struct WOLFSSL *ssl)
     if (ssl == NULL || !f->outbound || !f->reported_up || !f->engine->cfg.tls_session_cache) {
         return;
     }
-    siptls__secctx *sec = siptls__engine_secctx(f->engine, f->ops->kind);
+    siptls__secctx *sec = f->sec;
     if (sec != NULL) {
         /* Saved at close, not at handshake end: TLS 1.3 tickets arrive
          * after the handshake. */
@@ -357,7 +359,7 @@ void siptls__flow_session_save(siptls__flow *f, struct WOLFSSL *ssl)
 
 void siptls__flow_describe(siptls__flow *f, struct WOLFSSL *ssl, siptls_flow_info *info)
 {
-    siptls__secctx *sec = siptls__engine_secctx(f->engine, f->ops->kind);
+    siptls__secctx *sec = f->sec;
     if (sec != NULL && ssl != NULL) {
         siptls__secctx_describe(sec, ssl, !f->outbound, f->sip_domain, info);
     }

@@ -642,6 +642,7 @@ int siptls__secctx_new(siptls__secctx **out, const siptls_config *cfg, int dtls,
     if (s == NULL) {
         return SIPTLS_ERR_NOMEM;
     }
+    s->refs = 1;
     s->dtls = dtls ? 1 : 0;
     s->log = log;
     s->log_user = log_user;
@@ -716,9 +717,17 @@ int siptls__secctx_new(siptls__secctx **out, const siptls_config *cfg, int dtls,
     return SIPTLS_OK;
 }
 
+siptls__secctx *siptls__secctx_hold(siptls__secctx *s)
+{
+    if (s != NULL) {
+        s->refs++;
+    }
+    return s;
+}
+
 void siptls__secctx_free(siptls__secctx *s)
 {
-    if (s == NULL) {
+    if (s == NULL || --s->refs > 0) {
         return;
     }
     for (size_t i = 0; i < s->n_doms; i++) {

@@ -33,14 +33,20 @@ typedef void (*siptls__log_fn)(void *log_user, siptls_log_level level, const cha
 int siptls__secctx_new(siptls__secctx **out, const siptls_config *cfg, int dtls, siptls__log_fn log,
                        void *log_user);
 
-/** Free. WOLFSSL objects created from it stay valid (wolfSSL reference
- *  counts its CTX), so a reload can free the old secctx at once: their
- *  handshakes complete on the domain they were created with (no SNI switch
- *  any more, session tickets they issue are never accepted again), and
- *  peer_check / describe may be given the new secctx for them (the `domain`
- *  field is then ""). Each secctx holds one wolfSSL_Init(); the last free
- *  runs wolfSSL_Cleanup(), so free the old secctx after the new one exists
- *  (reload) or after its last WOLFSSL. NULL is accepted. */
+/** Take one more reference on `s` (a flow made from it keeps it: its
+ *  domains, trusted_domain list and session cache stay its own across a
+ *  reload). Returns `s`; NULL is accepted. */
+siptls__secctx *siptls__secctx_hold(siptls__secctx *s);
+
+/** Drop one reference (siptls__secctx_new() gives the first); the last
+ *  frees it. WOLFSSL objects created from it stay valid even then (wolfSSL
+ *  reference counts its CTX): their handshakes complete on the domain they
+ *  were created with (no SNI switch any more, session tickets they issue
+ *  are never accepted again), and peer_check / describe may be given
+ *  another secctx for them (the `domain` field is then ""). Each secctx
+ *  holds one wolfSSL_Init(); the last free runs wolfSSL_Cleanup(), so free
+ *  the old secctx after the new one exists (reload) or after its last
+ *  WOLFSSL. NULL is accepted. */
 void siptls__secctx_free(siptls__secctx *s);
 
 /** 1 when the default server domain has a certificate and key. */
@@ -70,6 +76,11 @@ struct WOLFSSL *siptls__secctx_server_ssl(siptls__secctx *s, const struct sockad
  *  domain's verify_cert (default on). NULL on out of memory. */
 struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_domain,
                                           const struct sockaddr *remote);
+
+/** The name of the client domain siptls__secctx_client_ssl() would choose
+ *  for `sip_domain` at `remote` (owned by `s`), NULL when there is none. */
+const char *siptls__secctx_client_domain(siptls__secctx *s, const char *sip_domain,
+                                         const struct sockaddr *remote);
 
 /** Remember the session of an outbound flow so that the next connection
  *  with the same `key` resumes it. `key` names the destination (for
@@ -138,6 +149,11 @@ int siptls__secctx_peer_cert_export(struct WOLFSSL *ssl, int pem, uint8_t *buf, 
  *  given. Returns SIPTLS_OK, SIPTLS_ERR_NO_CERT, SIPTLS_ERR_NOMEM. */
 int siptls__secctx_peer_sans(struct WOLFSSL *ssl, int (*fn)(const char *, size_t, void *),
                              void *arg, unsigned *count);
+
+/** The name of the TLS domain `ssl` works with now (after an SNI switch:
+ *  the new one) and in *is_server its kind; NULL when unknown (its secctx
+ *  is gone). The string belongs to the secctx: copy it to keep it. */
+const char *siptls__secctx_ssl_domain(struct WOLFSSL *ssl, int *is_server);
 
 /** Classify a wolfSSL error code (wolfSSL_get_error / negative return) of a
  *  failed handshake: certificate problems -> SIPTLS_ERR_VERIFY, name ->

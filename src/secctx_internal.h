@@ -96,6 +96,7 @@ typedef struct client_slot {
 } client_slot;
 
 struct siptls__secctx {
+    unsigned refs; /* the engine's, and one per flow made from it */
     int dtls;
     siptls__log_fn log;
     void *log_user;

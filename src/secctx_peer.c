@@ -316,6 +316,18 @@ int siptls__secctx_peer_check(siptls__secctx *s, struct WOLFSSL *ssl, int is_ser
     return rc;
 }
 
+const char *siptls__secctx_ssl_domain(struct WOLFSSL *ssl, int *is_server)
+{
+    const sec_domain *dom = ssl != NULL ? ssl_domain(ssl) : NULL;
+    if (dom == NULL) {
+        return NULL;
+    }
+    if (is_server != NULL) {
+        *is_server = dom->is_server;
+    }
+    return dom->name;
+}
+
 void siptls__secctx_describe(siptls__secctx *s, struct WOLFSSL *ssl, int is_server,
                              const char *sip_domain, siptls_flow_info *info)
 {

@@ -238,12 +238,10 @@ struct WOLFSSL *siptls__secctx_server_ssl(siptls__secctx *s, const struct sockad
     return ssl;
 }
 
-struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_domain,
-                                          const struct sockaddr *remote)
+/* The client domain for `sip_domain` at `remote` (NULL: none). */
+static sec_domain *client_domain(siptls__secctx *s, const char *sip_domain,
+                                 const struct sockaddr *remote)
 {
-    if (s == NULL) {
-        return NULL;
-    }
     char host[INET6_ADDRSTRLEN];
     unsigned port = 0;
     int have_addr = siptls__addr_host_port(remote, host, sizeof(host), &port);
@@ -279,9 +277,23 @@ struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_dom
             dom = d;
         }
     }
-    if (dom == NULL) {
-        dom = s->def_client;
+    return dom != NULL ? dom : s->def_client;
+}
+
+const char *siptls__secctx_client_domain(siptls__secctx *s, const char *sip_domain,
+                                         const struct sockaddr *remote)
+{
+    sec_domain *dom = s != NULL ? client_domain(s, sip_domain, remote) : NULL;
+    return dom != NULL ? dom->name : NULL;
+}
+
+struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_domain,
+                                          const struct sockaddr *remote)
+{
+    if (s == NULL) {
+        return NULL;
     }
+    sec_domain *dom = client_domain(s, sip_domain, remote);
     if (dom == NULL || dom->ctx == NULL) {
         return NULL;
     }

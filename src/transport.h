@@ -220,6 +220,11 @@ void siptls__flow_handshake_begin(siptls__flow *f);
  *  may have been closed by the host from on_flow: check the phase) or the
  *  failure (the flow is failed). */
 int siptls__flow_handshake_done(siptls__flow *f, struct WOLFSSL *ssl, int resumed);
+/** The handshake of `ssl` failed with `reason`: the flow counts the
+ *  failure against the TLS domain the handshake had reached (an inbound
+ *  flow's server domain, after SNI), then fails as siptls__flow_fail(f,
+ *  reason, 0). */
+void siptls__flow_handshake_failed(siptls__flow *f, struct WOLFSSL *ssl, int reason);
 /** Fatal for the flow: close with `reason`; `graceful` writes the queue
  *  and sends close_notify first (UP flows only). Safe to call twice. An
  *  outbound flow that has not heard from its address moves on to the next

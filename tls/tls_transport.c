@@ -290,7 +290,7 @@ static void handshake_step(siptls__flow *f)
                                      : SIPTLS__IO_READ);
             return;
         }
-        siptls__flow_fail(f, st, 0);
+        siptls__flow_handshake_failed(f, t->ssl, st);
         return;
     }
     siptls__flow_want(f, SIPTLS__IO_READ);

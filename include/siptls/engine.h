@@ -260,6 +260,37 @@ struct ev_loop *siptls_engine_loop(const siptls_engine *e);
  *  TLSv1.3 DTLSv1.2; ...)". Static string. */
 const char *siptls_version_text(void);
 
+/* ---- reloading the TLS domains ---------------------------------------- */
+
+/** Reload the TLS domains from `cfg` (read, not kept: the caller may free
+ *  it after): server_domain / client_domain and every per-domain setting
+ *  (certificates, keys, CA lists and directories, CRLs, ciphers, methods,
+ *  groups, verify_cert / require_cert, match lists), and the security
+ *  section: trusted_domain, tls_keylog_file, tls_session_cache,
+ *  tls_session_tickets, tls_ticket_key_file. Files are read again even
+ *  when their names did not change.
+ *
+ *  All or nothing: everything new is built first (every file loaded, every
+ *  domain checked, the default server domain must have a certificate when
+ *  a listener needs one); on any failure nothing changes, the reason is
+ *  logged (the domain and file, as at creation, then "reload refused") and
+ *  the status returned. On success new handshakes use the new domains at
+ *  once; flows already open (and handshakes under way) keep the domains,
+ *  certificates, CAs and trusted_domain list they started with until they
+ *  close (siptls_flow_get_info shows those), and siptls_send_to() may
+ *  still reuse them.
+ *
+ *  Not applied: listeners stay as they are (same sockets, same addresses;
+ *  listen URIs of `cfg` are ignored), and every other parameter (limits,
+ *  timeouts, keepalive, DTLS, log_level, ...) keeps the value the engine
+ *  was created with; each one that differs in `cfg` is named in a WARN
+ *  line. Counts in stats.reloads. Calls no callback; may be called from
+ *  inside one (what running handshakes use stays alive). Returns SIPTLS_OK, SIPTLS_ERR_INVAL (NULL argument, a tls_method /
+ *  cipher list / curve this wolfSSL cannot use, no default client domain),
+ *  SIPTLS_ERR_CERT (a file, a key that does not match, a missing server
+ *  certificate) or SIPTLS_ERR_NOMEM. */
+int siptls_engine_reload(siptls_engine *e, const siptls_config *cfg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,8 +8,10 @@
 #include "siptls/engine.h"
 #include "siptls/flow.h"
 #include "siptls/sipmsg.h"
+#include "siptls/stats.h"
 #include "siptls/status.h"
 #include "siptls/threads.h"
+#include "siptls/token.h"
 #include "siptls/uri.h"
 
 #endif

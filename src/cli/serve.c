@@ -13,10 +13,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "cli.h"
+#include "metrics.h"
+
+/* A configuration handed to every worker by a reload (SIGHUP): read-only,
+ * freed by whoever drops the last reference (under serve_all.lock). */
+typedef struct shared_cfg {
+    siptls_config cfg;
+    int refs;
+} shared_cfg;
+
+struct serve_all;
 
 typedef struct serve_ctx {
+    struct serve_all *all;
     siptls_engine *engine;
     unsigned reply_code;
     const char *reply_reason;
@@ -26,11 +38,16 @@ typedef struct serve_ctx {
     pthread_t thread;
     ev_async wake;
     int index;
-    int pending; /* what the main thread asked for (WORK_*), under lock */
+    int pending;        /* what the main thread asked for (WORK_*), under lock */
+    shared_cfg *reload; /* WORK_RELOAD: the configuration to reload, under lock */
+    /* --metrics: this worker's counters for gathering round `snap_round`
+     * (WORK_SNAPSHOT asks for round `snap_want`), under lock */
+    metrics_snapshot snap;
+    unsigned snap_round, snap_want;
     pthread_mutex_t *lock;
 } serve_ctx;
 
-enum { WORK_STATS = 1, WORK_RELOAD = 2, WORK_STOP = 4 };
+enum { WORK_STATS = 1, WORK_RELOAD = 2, WORK_STOP = 4, WORK_SNAPSHOT = 8 };
 
 static const char *reason_of(unsigned code)
 {
@@ -343,6 +360,134 @@ static void print_stats(siptls_engine *e, int worker)
         (unsigned long long)s.dtls_reasm_lost, (unsigned long long)s.reloads);
 }
 
+/* ---- the configuration serve runs with ----------------------------------- */
+
+/* What the command line asked for, kept so that a reload (SIGHUP) builds
+ * the configuration exactly as the start did: the file again, then the
+ * same options on top. */
+typedef struct serve_opts {
+    const char *config_file;
+    const char *cert, *key;
+    const char *listens[64];
+    int n_listens;
+    const char *sets[64][2]; /* --ca, --verify-cert, --require-cert, --keylog in order */
+    int n_sets;
+    int verbose; /* 1 -v, -1 -q */
+    long workers;
+    /* the in-memory development certificate, once made (reused by reloads) */
+    char dev_cert[64], dev_key[64];
+    /* the listen URIs as the start built them, before a port 0 became the
+     * port the first worker was given */
+    char **listen0;
+    size_t n_listen0;
+    /* the listen URIs the workers use */
+    const siptls_config *running;
+} serve_opts;
+
+/* The file, then the options; the development certificate when there is no
+ * certificate (made at the start, `startup`, and the same one again after).
+ * Returns 0, or -1 with the reason printed (at the start) or in `why` (a
+ * reload: the caller logs it). */
+static int serve_config(serve_opts *o, siptls_config *cfg, int startup, char *why, size_t whylen)
+{
+    snprintf(why, whylen, "cannot build the configuration");
+    if (siptls_config_init(cfg) != SIPTLS_OK) {
+        return -1;
+    }
+    if (o->config_file != NULL) {
+        siptls_config_error err;
+        if (siptls_config_load_file(cfg, o->config_file, &err) != SIPTLS_OK) {
+            if (startup) {
+                fprintf(stderr, "siptls: %s\n", err.msg);
+            }
+            snprintf(why, whylen, "%s", err.msg);
+            goto fail;
+        }
+    }
+    for (int i = 0; i < o->n_sets; i++) {
+        if (cli_set(cfg, o->sets[i][0], o->sets[i][1]) != 0) {
+            goto fail;
+        }
+    }
+    for (int i = 0; i < o->n_listens; i++) {
+        if (cli_set(cfg, "listen", o->listens[i]) != 0) {
+            goto fail;
+        }
+    }
+    if (cfg->n_listen == 0 && cli_set(cfg, "listen", "tls:127.0.0.1:5061") != 0) {
+        goto fail;
+    }
+    if (o->cert != NULL) {
+        /* Without --key the key is read from the --cert file (one PEM with
+         * the chain and the key), not from a private_key of the file. */
+        if (cli_set(cfg, "certificate", o->cert) != 0 ||
+            cli_set(cfg, "private_key", o->key != NULL ? o->key : "") != 0) {
+            goto fail;
+        }
+    } else if (cfg->domains[0].certificate == NULL) {
+        if (startup) {
+            if (cli_use_devcert(cfg, 1) != 0) {
+                goto fail;
+            }
+            snprintf(o->dev_cert, sizeof(o->dev_cert), "%s", cfg->domains[0].certificate);
+            snprintf(o->dev_key, sizeof(o->dev_key), "%s", cfg->domains[0].private_key);
+        } else if (o->dev_cert[0] != '\0') {
+            if (cli_set(cfg, "certificate", o->dev_cert) != 0 ||
+                cli_set(cfg, "private_key", o->dev_key) != 0) {
+                goto fail;
+            }
+        }
+    }
+    if (o->verbose > 0) {
+        cfg->log_level = SIPTLS_LOG_DEBUG;
+    } else if (o->verbose < 0) {
+        cfg->log_level = SIPTLS_LOG_WARN;
+    }
+    if (o->workers > 1) {
+        /* The workers share each port among themselves, nobody else may. */
+        cfg->reuse_port = 1;
+    }
+    if (!startup && o->running != NULL && cfg->n_listen == o->n_listen0) {
+        /* The same listen lines as at the start: say them as the workers
+         * use them (a port 0 is the port they were given), so that the
+         * reload does not report them as changed. */
+        int same = 1;
+        for (size_t k = 0; k < cfg->n_listen && same; k++) {
+            same = strcmp(cfg->listen[k], o->listen0[k]) == 0;
+        }
+        for (size_t k = 0; k < cfg->n_listen && same; k++) {
+            char *copy = strdup(o->running->listen[k]);
+            if (copy == NULL) {
+                goto fail;
+            }
+            free(cfg->listen[k]);
+            cfg->listen[k] = copy;
+        }
+    }
+    return 0;
+fail:
+    siptls_config_cleanup(cfg);
+    return -1;
+}
+
+/* ---- workers ------------------------------------------------------------- */
+
+static void shared_cfg_release(shared_cfg *sc, pthread_mutex_t *lock)
+{
+    if (sc == NULL) {
+        return;
+    }
+    pthread_mutex_lock(lock);
+    int last = --sc->refs == 0;
+    pthread_mutex_unlock(lock);
+    if (last) {
+        siptls_config_cleanup(&sc->cfg);
+        free(sc);
+    }
+}
+
+static void snapshot_worker(serve_ctx *s);
+
 /* Runs on a worker's own thread: do what the main thread asked. */
 static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
 {
@@ -351,12 +496,20 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
     pthread_mutex_lock(s->lock);
     int what = s->pending;
     s->pending = 0;
+    shared_cfg *reload = s->reload;
+    s->reload = NULL;
     pthread_mutex_unlock(s->lock);
-    if (what & WORK_RELOAD) {
-        siptls_engine_reload_certs(s->engine);
+    if (reload != NULL) {
+        /* The engine logs the outcome: "configuration reloaded", or why
+         * it refused and kept what it had. */
+        siptls_engine_reload(s->engine, &reload->cfg);
+        shared_cfg_release(reload, s->lock);
     }
     if (what & WORK_STATS) {
         print_stats(s->engine, s->index);
+    }
+    if (what & WORK_SNAPSHOT) {
+        snapshot_worker(s);
     }
     if (what & WORK_STOP) {
         siptls_engine_shutdown(s->engine);
@@ -368,7 +521,123 @@ typedef struct serve_all {
     serve_ctx *w;
     int n;
     pthread_mutex_t lock;
+    serve_opts *opts;
+    /* --metrics, on the default loop (worker 0's) */
+    struct ev_loop *loop0;
+    metrics_http *metrics;
+    ev_async gathered;   /* a worker has put its snapshot in its slot */
+    ev_timer round_time; /* a gathering round that takes too long */
+    unsigned round;      /* the current gathering round */
+    int round_active;
+    double start_time;
+    char metrics_url[128];
 } serve_all;
+
+/* ---- --metrics: gather every worker's counters, add them up, answer ----- */
+
+#define ROUND_TIMEOUT_S 3.0
+
+static void metrics_answer(serve_all *all, const metrics_snapshot *sum)
+{
+    size_t len = 0;
+    char *text = metrics_render(sum, all->start_time, &len);
+    if (text == NULL) {
+        metrics_http_fail(all->metrics, "out of memory\n");
+        return;
+    }
+    metrics_http_reply(all->metrics, text, len);
+    free(text);
+}
+
+/* The round is complete when every slot holds its counters: add up. */
+static void round_check(serve_all *all)
+{
+    metrics_snapshot sum;
+    memset(&sum, 0, sizeof(sum));
+    int complete = 1, failed = 0;
+    pthread_mutex_lock(&all->lock);
+    for (int i = 0; i < all->n && complete; i++) {
+        complete = all->w[i].snap_round == all->round;
+    }
+    for (int i = 0; i < all->n && complete && !failed; i++) {
+        failed = metrics_snapshot_add(&sum, &all->w[i].snap) != 0;
+    }
+    pthread_mutex_unlock(&all->lock);
+    if (complete) {
+        all->round_active = 0;
+        ev_timer_stop(all->loop0, &all->round_time);
+        if (failed) {
+            metrics_http_fail(all->metrics, "out of memory\n");
+        } else {
+            metrics_answer(all, &sum);
+        }
+    }
+    metrics_snapshot_free(&sum);
+}
+
+/* On a worker's thread: its counters into its slot, then tell loop 0. */
+static void snapshot_worker(serve_ctx *s)
+{
+    metrics_snapshot snap;
+    int ok = metrics_snapshot_take(s->engine, &snap) == 0;
+    pthread_mutex_lock(s->lock);
+    if (ok) {
+        metrics_snapshot_free(&s->snap);
+        s->snap = snap;
+        s->snap_round = s->snap_want;
+    }
+    pthread_mutex_unlock(s->lock);
+    if (s->index > 0) {
+        ev_async_send(s->all->loop0, &s->all->gathered);
+    }
+}
+
+static void on_gathered(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    serve_all *all = w->data;
+    if (all->round_active) {
+        round_check(all);
+    }
+}
+
+static void on_round_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    serve_all *all = w->data;
+    all->round_active = 0;
+    metrics_http_fail(all->metrics, "the workers did not answer in time\n");
+}
+
+/* A scrape waits (on loop 0): start a gathering round unless one is under
+ * way (then it gets that round's answer). Worker 0 runs this loop: its
+ * counters are read here; the others are asked through their loops. */
+static void on_metrics_wanted(metrics_http *m, void *user)
+{
+    (void)m;
+    serve_all *all = user;
+    if (all->round_active) {
+        return;
+    }
+    all->round_active = 1;
+    all->round++;
+    ev_timer_set(&all->round_time, ROUND_TIMEOUT_S, 0.0);
+    ev_timer_start(all->loop0, &all->round_time);
+    for (int i = 1; i < all->n; i++) {
+        pthread_mutex_lock(&all->lock);
+        all->w[i].snap_want = all->round;
+        all->w[i].pending |= WORK_SNAPSHOT;
+        pthread_mutex_unlock(&all->lock);
+        ev_async_send(all->w[i].loop, &all->w[i].wake);
+    }
+    pthread_mutex_lock(&all->lock);
+    all->w[0].snap_want = all->round;
+    pthread_mutex_unlock(&all->lock);
+    snapshot_worker(&all->w[0]);
+    round_check(all);
+}
 
 static void post(serve_all *all, int what)
 {
@@ -380,12 +649,51 @@ static void post(serve_all *all, int what)
     }
 }
 
+/* SIGHUP: read the configuration file again, build the configuration as
+ * the start did, check that it loads (every certificate, key, CA, CRL),
+ * and hand it to every worker. A file that does not load or check is
+ * reported and the configuration in use stays. */
+static void reload_all(serve_all *all)
+{
+    char why[300], line[400];
+    shared_cfg *sc = calloc(1, sizeof(*sc));
+    snprintf(why, sizeof(why), "out of memory");
+    if (sc == NULL || serve_config(all->opts, &sc->cfg, 0, why, sizeof(why)) != 0) {
+        free(sc);
+        snprintf(line, sizeof(line), "reload refused: %s: keeping the configuration in use", why);
+        cli_log(SIPTLS_LOG_ERR, line, NULL);
+        return;
+    }
+    siptls_config_error err;
+    siptls_callbacks cb = {.log = cli_log};
+    if (siptls_config_check(&sc->cfg, &err, &cb, NULL) != SIPTLS_OK) {
+        snprintf(line, sizeof(line), "reload refused: %s: keeping the configuration in use",
+                 err.msg);
+        cli_log(SIPTLS_LOG_ERR, line, NULL);
+        siptls_config_cleanup(&sc->cfg);
+        free(sc);
+        return;
+    }
+    sc->refs = 1; /* ours, until every worker has its own */
+    for (int i = 0; i < all->n; i++) {
+        pthread_mutex_lock(&all->lock);
+        shared_cfg *older = all->w[i].reload;
+        all->w[i].reload = sc;
+        sc->refs++;
+        pthread_mutex_unlock(&all->lock);
+        /* a reload the worker had not started yet: this one replaces it */
+        shared_cfg_release(older, &all->lock);
+        ev_async_send(all->w[i].loop, &all->w[i].wake);
+    }
+    shared_cfg_release(sc, &all->lock);
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)revents;
     serve_all *all = w->data;
     if (w->signum == SIGHUP) {
-        post(all, WORK_RELOAD);
+        reload_all(all);
     } else if (w->signum == SIGUSR1) {
         post(all, WORK_STATS);
     } else {
@@ -434,12 +742,15 @@ static void serve_usage(FILE *out)
         "      --keylog FILE        write TLS secrets in NSS key log format (Wireshark)\n"
         "      --reply CODE         final response to requests other than OPTIONS (default 501)\n"
         "      --stats-interval S   print statistics every S seconds (also on SIGUSR1)\n"
+        "      --metrics ADDR:PORT  serve the counters of every worker, added up, to Prometheus\n"
+        "                           at http://ADDR:PORT/metrics (plain HTTP; port 0: any)\n"
         "  -w, --workers N          N engines on N threads sharing the listen ports\n"
         "                           (SO_REUSEPORT: the kernel spreads connections); default 1\n"
         "  -v, --verbose            debug logging\n"
         "  -q, --quiet              warnings and errors only (no per-flow lines)\n"
         "  -h, --help               this text\n"
-        "signals: SIGHUP reloads certificates, SIGUSR1 prints statistics,\n"
+        "signals: SIGHUP reads the configuration file again and reloads the TLS domains,\n"
+        "         certificates and CAs; SIGUSR1 prints statistics;\n"
         "         SIGINT/SIGTERM close every flow with close_notify and exit\n");
 }
 
@@ -459,87 +770,96 @@ static int whole_number(const char *text, unsigned long lo, unsigned long hi, un
     return 0;
 }
 
+/* Keep the listen URIs as built (before port 0 is rewritten). */
+static int keep_listen0(serve_opts *o, const siptls_config *cfg)
+{
+    o->listen0 = calloc(cfg->n_listen + 1, sizeof(*o->listen0));
+    if (o->listen0 == NULL) {
+        return -1;
+    }
+    for (size_t k = 0; k < cfg->n_listen; k++) {
+        o->listen0[k] = strdup(cfg->listen[k]);
+        if (o->listen0[k] == NULL) {
+            return -1;
+        }
+        o->n_listen0 = k + 1;
+    }
+    return 0;
+}
+
+static void free_listen0(serve_opts *o)
+{
+    for (size_t k = 0; k < o->n_listen0; k++) {
+        free(o->listen0[k]);
+    }
+    free(o->listen0);
+    o->listen0 = NULL;
+    o->n_listen0 = 0;
+}
+
 int siptls_cli_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"listen", required_argument, NULL, 'l'},
-                                         {"cert", required_argument, NULL, 'C'},
-                                         {"key", required_argument, NULL, 'K'},
-                                         {"ca", required_argument, NULL, 'A'},
-                                         {"verify-cert", no_argument, NULL, 'V'},
-                                         {"require-cert", no_argument, NULL, 'R'},
-                                         {"keylog", required_argument, NULL, 'k'},
-                                         {"reply", required_argument, NULL, 'r'},
-                                         {"stats-interval", required_argument, NULL, 's'},
-                                         {"verbose", no_argument, NULL, 'v'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"workers", required_argument, NULL, 'w'},
-                                         {"quiet", no_argument, NULL, 'q'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
+        {"cert", required_argument, NULL, 'C'},    {"key", required_argument, NULL, 'K'},
+        {"ca", required_argument, NULL, 'A'},      {"verify-cert", no_argument, NULL, 'V'},
+        {"require-cert", no_argument, NULL, 'R'},  {"keylog", required_argument, NULL, 'k'},
+        {"reply", required_argument, NULL, 'r'},   {"stats-interval", required_argument, NULL, 's'},
+        {"verbose", no_argument, NULL, 'v'},       {"help", no_argument, NULL, 'h'},
+        {"workers", required_argument, NULL, 'w'}, {"quiet", no_argument, NULL, 'q'},
+        {"metrics", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0}};
     siptls_config cfg;
-    if (siptls_config_init(&cfg) != SIPTLS_OK) {
-        return 1;
-    }
-    const char *config_file = NULL, *cert = NULL, *key = NULL;
-    const char *listens[64];
-    int n_listens = 0, verbose = 0;
+    memset(&cfg, 0, sizeof(cfg));
+    serve_opts o;
+    memset(&o, 0, sizeof(o));
+    o.workers = 1;
     unsigned reply = 501;
-    long workers = 1;
     double stats_interval = 0;
+    const char *metrics_addr = NULL;
     unsigned long num = 0;
     int c, rc = 1;
-    /* Two passes: the file first, then the command line on top of it. */
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:l:vhw:q", opts, NULL)) != -1) {
-        if (c == 'c') {
-            config_file = optarg;
-        } else if (c == 'h') {
-            serve_usage(stdout);
-            siptls_config_cleanup(&cfg);
-            return 0;
-        } else if (c == '?') {
-            serve_usage(stderr);
-            siptls_config_cleanup(&cfg);
-            return 2;
-        }
-    }
-    if (config_file != NULL) {
-        siptls_config_error err;
-        if (siptls_config_load_file(&cfg, config_file, &err) != SIPTLS_OK) {
-            fprintf(stderr, "siptls: %s\n", err.msg);
-            goto out;
-        }
-    }
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:l:vhw:q", opts, NULL)) != -1) {
-        int bad = 0;
         switch (c) {
+        case 'c':
+            o.config_file = optarg;
+            break;
+        case 'h':
+            serve_usage(stdout);
+            return 0;
+        case '?':
+            serve_usage(stderr);
+            return 2;
         case 'l':
-            if (n_listens == 64) {
+            if (o.n_listens == 64) {
                 fprintf(stderr, "siptls serve: at most 64 --listen options\n");
-                rc = 2;
-                goto out;
+                return 2;
             }
-            listens[n_listens++] = optarg;
+            o.listens[o.n_listens++] = optarg;
             break;
         case 'C':
-            cert = optarg;
+            o.cert = optarg;
             break;
         case 'K':
-            key = optarg;
+            o.key = optarg;
             break;
         case 'A':
-            bad = cli_set(&cfg, "ca_list", optarg);
+            o.sets[o.n_sets][0] = "ca_list";
+            o.sets[o.n_sets++][1] = optarg;
             break;
         case 'V':
-            bad = cli_set(&cfg, "verify_cert", "[server:default]1");
+            o.sets[o.n_sets][0] = "verify_cert";
+            o.sets[o.n_sets++][1] = "[server:default]1";
             break;
         case 'R':
-            bad = cli_set(&cfg, "verify_cert", "[server:default]1") ||
-                  cli_set(&cfg, "require_cert", "[server:default]1");
+            o.sets[o.n_sets][0] = "verify_cert";
+            o.sets[o.n_sets++][1] = "[server:default]1";
+            o.sets[o.n_sets][0] = "require_cert";
+            o.sets[o.n_sets++][1] = "[server:default]1";
             break;
         case 'k':
-            bad = cli_set(&cfg, "tls_keylog_file", optarg);
+            o.sets[o.n_sets][0] = "tls_keylog_file";
+            o.sets[o.n_sets++][1] = optarg;
             break;
         case 'r':
             if (whole_number(optarg, 300, 699, &num) != 0) {
@@ -547,8 +867,7 @@ int siptls_cli_serve(int argc, char **argv)
                         "siptls serve: --reply '%s': a final error response code "
                         "300..699\n",
                         optarg);
-                rc = 2;
-                goto out;
+                return 2;
             }
             reply = (unsigned)num;
             break;
@@ -562,88 +881,82 @@ int siptls_cli_serve(int argc, char **argv)
                         "siptls serve: --stats-interval '%s': seconds, 0 or more "
                         "(0 = never)\n",
                         optarg);
-                rc = 2;
-                goto out;
+                return 2;
             }
             break;
         }
+        case 'M':
+            if (strchr(optarg, ':') == NULL) {
+                fprintf(stderr, "siptls serve: --metrics '%s': want ADDR:PORT\n", optarg);
+                return 2;
+            }
+            metrics_addr = optarg;
+            break;
         case 'v':
-            verbose = 1;
+            o.verbose = 1;
             break;
         case 'q':
-            verbose = -1;
+            o.verbose = -1;
             break;
         case 'w':
             if (whole_number(optarg, 1, 64, &num) != 0) {
                 fprintf(stderr, "siptls serve: --workers '%s': a number of engines 1..64\n",
                         optarg);
-                rc = 2;
-                goto out;
+                return 2;
             }
-            workers = (long)num;
+            o.workers = (long)num;
             break;
         default:
             break;
         }
-        if (bad) {
-            goto out;
+        if (o.n_sets > 60) {
+            fprintf(stderr, "siptls serve: too many certificate options\n");
+            return 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "siptls serve: unexpected argument '%s'\n", argv[optind]);
-        rc = 2;
-        goto out;
+        return 2;
     }
-    for (int i = 0; i < n_listens; i++) {
-        if (cli_set(&cfg, "listen", listens[i]) != 0) {
-            goto out;
-        }
+    if (o.key != NULL && o.cert == NULL) {
+        fprintf(stderr, "siptls serve: --key needs --cert\n");
+        return 2;
     }
-    if (cfg.n_listen == 0 && cli_set(&cfg, "listen", "tls:127.0.0.1:5061") != 0) {
-        goto out;
+    char why[300];
+    if (serve_config(&o, &cfg, 1, why, sizeof(why)) != 0) {
+        return 1;
     }
     /* A name that does not resolve is reported with the resolver's own
      * message, before any engine starts. */
-    if (cli_resolve_listen(&cfg, "siptls serve") != 0) {
+    if (cli_resolve_listen(&cfg, "siptls serve") != 0 || keep_listen0(&o, &cfg) != 0) {
         goto out;
-    }
-    if (key != NULL && cert == NULL) {
-        fprintf(stderr, "siptls serve: --key needs --cert\n");
-        rc = 2;
-        goto out;
-    }
-    if (cert != NULL) {
-        /* Without --key the key is read from the --cert file (one PEM with
-         * the chain and the key), not from a private_key of the file. */
-        if (cli_set(&cfg, "certificate", cert) != 0 ||
-            cli_set(&cfg, "private_key", key != NULL ? key : "") != 0) {
-            goto out;
-        }
-    } else if (cfg.domains[0].certificate == NULL && cli_use_devcert(&cfg, 1) != 0) {
-        goto out;
-    }
-    if (verbose > 0) {
-        cfg.log_level = SIPTLS_LOG_DEBUG;
-    } else if (verbose < 0) {
-        cfg.log_level = SIPTLS_LOG_WARN;
     }
     cli_log_level = cfg.log_level;
-    if (workers > 1) {
-        /* The workers share each port among themselves, nobody else may. */
-        cfg.reuse_port = 1;
-    }
+    o.running = &cfg;
+    long workers = o.workers;
     signal(SIGPIPE, SIG_IGN);
 
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-    serve_all all = {calloc((size_t)workers, sizeof(serve_ctx)), (int)workers,
-                     PTHREAD_MUTEX_INITIALIZER};
+    serve_all all;
+    memset(&all, 0, sizeof(all));
+    all.w = calloc((size_t)workers, sizeof(serve_ctx));
+    all.n = (int)workers;
+    pthread_mutex_init(&all.lock, NULL);
+    all.opts = &o;
     if (all.w == NULL) {
         goto out;
     }
+    all.loop0 = loop;
+    all.start_time = (double)time(NULL);
+    ev_async_init(&all.gathered, on_gathered);
+    all.gathered.data = &all;
+    ev_timer_init(&all.round_time, on_round_timeout, ROUND_TIMEOUT_S, 0.0);
+    all.round_time.data = &all;
     siptls_callbacks cb = {on_message, on_flow, NULL, cli_log};
     int started = 0;
     for (int i = 0; i < workers; i++) {
         serve_ctx *w = &all.w[i];
+        w->all = &all;
         w->reply_code = reply;
         w->reply_reason = reason_of(reply);
         w->index = workers > 1 ? i : -1;
@@ -676,13 +989,29 @@ int siptls_cli_serve(int argc, char **argv)
             }
         }
     }
-    if (started == workers) {
+    if (started == workers && metrics_addr != NULL) {
+        char bound[96];
+        if (metrics_http_new(&all.metrics, loop, metrics_addr, on_metrics_wanted, &all, bound,
+                             sizeof(bound), why, sizeof(why)) != 0) {
+            fprintf(stderr, "siptls serve: --metrics %s\n", why);
+            started = -started; /* free what started, exit 1 */
+        } else {
+            ev_async_start(loop, &all.gathered);
+            snprintf(all.metrics_url, sizeof(all.metrics_url), "http://%s/metrics", bound);
+        }
+    }
+    if (started < 0) {
+        started = -started;
+    } else if (started == workers) {
         for (int i = 0; i < siptls_listener_count(all.w[0].engine); i++) {
             printf("siptls serve: ready on %s port %u\n", cfg.listen[i],
                    siptls_listener_port(all.w[0].engine, i));
         }
         if (workers > 1) {
             printf("siptls serve: %ld workers (one engine per thread, SO_REUSEPORT)\n", workers);
+        }
+        if (all.metrics != NULL) {
+            printf("siptls serve: metrics on %s\n", all.metrics_url);
         }
         /* the URI a client can use: the bound port, an address to reach */
         siptls_uri try_uri;
@@ -731,6 +1060,9 @@ int siptls_cli_serve(int argc, char **argv)
         ev_timer_stop(loop, &stats_timer);
         rc = 0;
     }
+    metrics_http_free(all.metrics);
+    ev_async_stop(loop, &all.gathered);
+    ev_timer_stop(loop, &all.round_time);
     for (int i = 0; i < started; i++) {
         print_stats(all.w[i].engine, all.w[i].index);
         ev_async_stop(all.w[i].loop, &all.w[i].wake);
@@ -738,9 +1070,13 @@ int siptls_cli_serve(int argc, char **argv)
         if (i > 0) {
             ev_loop_destroy(all.w[i].loop);
         }
+        shared_cfg_release(all.w[i].reload, &all.lock);
+        metrics_snapshot_free(&all.w[i].snap);
     }
     free(all.w);
+    pthread_mutex_destroy(&all.lock);
 out:
+    free_listen0(&o);
     siptls_config_cleanup(&cfg);
     return rc;
 }

@@ -78,7 +78,7 @@ echo "$out" | grep -q "requests .*2xx 200" && echo "$out" | grep -q "latency .*p
 kill -USR1 "$serve_pid"
 wait_for "stats: flows open" "$work/serve.err" || { fails=$((fails + 1)); echo "FAIL no stats on SIGUSR1"; }
 kill -HUP "$serve_pid"
-wait_for "certificates reloaded" "$work/serve.err" || { fails=$((fails + 1)); echo "FAIL no reload on SIGHUP"; }
+wait_for "configuration reloaded" "$work/serve.err" || { fails=$((fails + 1)); echo "FAIL no reload on SIGHUP"; }
 timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" > /dev/null 2>&1
 check "ping after reload" 0 $?
 kill -TERM "$serve_pid"

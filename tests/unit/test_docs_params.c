@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 
+#include "config_reload.h"
 #include "siptls/config.h"
 
 #define GUIDE SIPTLS_TEST_DIR "/../docs/admin-guide.md"
@@ -189,6 +190,54 @@ static void test_every_param_documented(void **state)
         }
     }
     assert_true(count > 0);
+}
+
+/* The lines of the paragraph of the "Reloading the TLS domains" section
+ * that starts with `lead`, joined (up to the next empty line). */
+static void reload_paragraph(const char *lead, char *out, size_t cap)
+{
+    out[0] = '\0';
+    size_t i = 0;
+    while (i < guide.n && strcmp(guide.lines[i], "### Reloading the TLS domains") != 0) {
+        i++;
+    }
+    assert_true(i < guide.n);
+    while (i < guide.n && strncmp(guide.lines[i], lead, strlen(lead)) != 0) {
+        i++;
+    }
+    assert_true(i < guide.n);
+    for (; i < guide.n && guide.lines[i][0] != '\0'; i++) {
+        strncat(out, guide.lines[i], cap - strlen(out) - 2);
+        strcat(out, " ");
+    }
+}
+
+/* The guide's list of what a reload applies is the code's
+ * (siptls__config_reloadable), both ways. */
+static void test_reload_list(void **state)
+{
+    (void)state;
+    char applied[4096], kept[4096];
+    reload_paragraph("Applied by a reload:", applied, sizeof(applied));
+    reload_paragraph("Not applied", kept, sizeof(kept));
+    const char *name;
+    unsigned n_applied = 0;
+    for (size_t k = 0; siptls_config_param(k, &name, NULL); k++) {
+        char quoted[80];
+        snprintf(quoted, sizeof(quoted), "`%s`", name);
+        int in_applied = strstr(applied, quoted) != NULL;
+        if (siptls__config_reloadable(name)) {
+            n_applied++;
+            if (!in_applied || strstr(kept, quoted) != NULL) {
+                fail_msg("docs: a reload applies %s: the 'Applied by a reload' paragraph must "
+                         "name it, 'Not applied' must not",
+                         name);
+            }
+        } else if (in_applied) {
+            fail_msg("docs: 'Applied by a reload' names %s, which a reload does not apply", name);
+        }
+    }
+    assert_true(n_applied > 10);
 }
 
 /* The other way round: a parameter-style heading ("#### name (type...)")
@@ -416,6 +465,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_param_documented),
         cmocka_unit_test(test_no_stale_headings),
+        cmocka_unit_test(test_reload_list),
         cmocka_unit_test(test_numbers_in_prose),
     };
     return cmocka_run_group_tests(tests, load_guide, free_guide);

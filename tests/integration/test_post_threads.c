@@ -306,6 +306,56 @@ static void test_send_async_flow_gone(void **state)
                      SIPTLS_ERR_INVAL);
 }
 
+/* Async sends past the flow's queue limit: done() hears
+ * SIPTLS_ERR_QUEUE_FULL for those dropped, and the flow's on_writable
+ * follows once the queue has drained (the backpressure of flow.h applies to
+ * async sends too). Posted before the flow is up, run by the loop in one
+ * batch before the handshake can end: 32 queued
+ * (tls_async_max_postponed_chunks), 8 refused. */
+static unsigned g_writable;
+static siptls_flow_id g_writable_flow;
+
+static void on_writable(siptls_engine *e, siptls_flow_id flow, void *user)
+{
+    (void)e;
+    (void)user;
+    g_writable++;
+    g_writable_flow = flow;
+}
+
+static int writable_and_all_in(void *arg)
+{
+    return g_writable >= 1 && E->srec.n_msgs >= *(const unsigned *)arg;
+}
+
+static void test_send_async_queue_full_then_writable(void **state)
+{
+    (void)state;
+    g_writable = 0;
+    g_writable_flow = 0;
+    tu_pair_start(E);
+    assert_int_equal(siptls_engine_set_writable_cb(E->client, on_writable), SIPTLS_OK);
+    siptls_flow_id f = 0;
+    assert_int_equal(siptls_connect(E->client, tu_uri(E->server, 0, "tls", "127.0.0.1"), &f),
+                     SIPTLS_OK);
+    sender s = {.e = E->client, .flow = f, .n = 40, .first_seq = 1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, send_thread, &s), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(s.failures, 0);
+    unsigned want = 32;
+    tu_run_pred(E->loop, writable_and_all_in, &want, 20, "the queue written out, on_writable");
+    assert_int_equal(atomic_load(&s.done_ok), 32);
+    assert_int_equal(atomic_load(&s.done_failed), 8);
+    assert_int_equal(atomic_load(&s.done_status), SIPTLS_ERR_QUEUE_FULL);
+    assert_int_equal(g_writable, 1);
+    assert_true(g_writable_flow == f);
+    assert_int_equal(tu_stats(E->client).drop_queue_full, 8);
+    tu_run_for(E->loop, 0.05);
+    assert_int_equal(E->srec.n_msgs, 32);
+    assert_int_equal(g_writable, 1);
+}
+
 /* siptls_send_to_async opens the flow on the loop and tells which. */
 static void test_send_to_async(void **state)
 {
@@ -780,6 +830,7 @@ int main(void)
         TU_PAIR_TEST(test_send_async_tls, setup_tls),
         TU_PAIR_TEST(test_send_async_dtls, setup_dtls),
         TU_PAIR_TEST(test_send_async_flow_gone, setup_tls),
+        TU_PAIR_TEST(test_send_async_queue_full_then_writable, setup_tls),
         TU_PAIR_TEST(test_send_to_async, setup_tls),
         TU_PAIR_TEST(test_free_with_posts_pending, setup_tls),
         TU_PAIR_TEST(test_free_after_flood, setup_tls),

@@ -69,7 +69,7 @@ static int dtls_connect(siptls__flow *f)
     siptls_engine *e = siptls__flow_engine(f);
     socklen_t rl;
     const struct sockaddr *remote = siptls__flow_remote(f, &rl);
-    int fd = socket(remote->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = siptls__flow_socket(f, SOCK_DGRAM);
     if (fd < 0) {
         return SIPTLS_ERR_CONNECT;
     }

@@ -33,7 +33,7 @@ jobs=${JOBS:-2}
 # The bundled wolfSSL (default) is fetched with apt-get source (dpkg-dev)
 # and built with autotools; SIPTLS_WOLFSSL=system links libwolfssl-dev.
 wolfssl_mode=${SIPTLS_WOLFSSL:-bundled}
-deps=(build-essential cmake pkg-config libev-dev)
+deps=(build-essential cmake pkg-config libev-dev libc-ares-dev)
 if [[ $wolfssl_mode == system ]]; then
     deps+=(libwolfssl-dev)
 else

@@ -39,14 +39,17 @@ say() { printf '\n== test.sh: %s\n' "$*"; }
 # Every tool a test uses is here (a fresh Debian 12 has none of them, nor
 # python3, which no test uses): openssl and gnutls-bin are the interop
 # peers, jq reads the bench's JSON, iproute2's ss finds the port a peer
-# bound, curl scrapes serve --metrics, libssl-dev is the install test's OpenSSL host, strace watches
+# bound, curl scrapes serve --metrics, dnsmasq (dnsmasq-base: the binary,
+# no system service) is the real DNS server the resolver tests start on
+# loopback with their own zone, libssl-dev is the install test's OpenSSL
+# host, strace watches
 # test_keylog_off. wolfSSL: the bundled build (the default) fetches Debian
 # 13's source with apt-get source (dpkg-dev) and builds it (autotools);
 # SIPTLS_WOLFSSL=system uses Debian 12's libwolfssl-dev instead
 # (docs/security.md).
 wolfssl_mode=${SIPTLS_WOLFSSL:-bundled}
-deps=(build-essential cmake pkg-config libev-dev libcmocka-dev lcov openssl
-      gnutls-bin jq iproute2 curl clang libclang-rt-14-dev libssl-dev strace)
+deps=(build-essential cmake pkg-config libev-dev libc-ares-dev libcmocka-dev lcov openssl
+      gnutls-bin jq iproute2 curl dnsmasq-base clang libclang-rt-14-dev libssl-dev strace)
 if [[ $wolfssl_mode == system ]]; then
     deps+=(libwolfssl-dev)
 else

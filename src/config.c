@@ -85,6 +85,11 @@ const param siptls__config_params[] = {
      86400, 0},
     /* logging */
     {"log_level", T_INT, S_GLOBAL, G(log_level), 0, "2", NULL, NULL, 0, 3, 0},
+    /* name resolution (c-ares) */
+    {"dns_servers", T_ADDRLIST, S_GLOBAL, G(dns_servers), G(n_dns_servers), "", NULL, NULL, 0, 0,
+     F_NO_STAR},
+    {"dns_timeout", T_UINT, S_GLOBAL, G(dns_timeout), 0, "2000", NULL, NULL, 10, 60000, 0},
+    {"dns_tries", T_UINT, S_GLOBAL, G(dns_tries), 0, "3", NULL, NULL, 1, 10, 0},
     /* TLS domains: declarations, then the per-domain keys */
     {"server_domain", T_DOMAIN, S_GLOBAL, 0, 0, "", NULL, NULL, 1, 0, 0},
     {"client_domain", T_DOMAIN, S_GLOBAL, 0, 0, "", NULL, NULL, 0, 0, 0},

@@ -48,8 +48,9 @@ typedef enum scope {
     S_DOMAIN  /* offsets into siptls_domain_cfg, optional [NAME] prefix */
 } scope;
 
-#define F_STAR 1u   /* T_NAMELIST: a lone "*" (any domain) is allowed */
-#define F_RELOAD 2u /* S_GLOBAL: applied by a reload (siptls_engine_reload), with the domains */
+#define F_STAR 1u    /* T_NAMELIST: a lone "*" (any domain) is allowed */
+#define F_RELOAD 2u  /* S_GLOBAL: applied by a reload (siptls_engine_reload), with the domains */
+#define F_NO_STAR 4u /* T_ADDRLIST: "*" (any address) is refused */
 
 typedef struct param {
     const char *name;

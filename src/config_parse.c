@@ -221,6 +221,10 @@ int siptls__config_parse_items(const param *p, const char *value, items *out, ch
             why_set(why, "empty item in list");
             return SIPTLS_ERR_CONFIG_VALUE;
         }
+        if (p->type == T_ADDRLIST && (p->flags & F_NO_STAR) && strcmp(item, "*") == 0) {
+            why_set(why, "'*' is not an address here (want IP:port or [IPv6]:port)");
+            return SIPTLS_ERR_CONFIG_VALUE;
+        }
         int rc = p->type == T_ADDRLIST
                      ? siptls__config_canon_addr(item, canon, sizeof(canon), why)
                      : siptls__config_canon_name(item, p->flags, canon, sizeof(canon), why);

@@ -18,6 +18,7 @@
 
 #include "config_reload.h"
 #include "engine_internal.h"
+#include "resolver.h"
 
 /* ------------------------------------------------------------------------ */
 /* small helpers                                                            */
@@ -101,7 +102,13 @@ void siptls__engine_enter(siptls_engine *e)
 void siptls__engine_leave(siptls_engine *e)
 {
     if (e->depth == 1) {
-        flush_pending(e);
+        /* Finished name lookups first (they start connects and may call the
+         * host back), then the flows' queued work; either may add to the
+         * other (a host sending from a callback). */
+        do {
+            siptls__resolver_deliver(e);
+            flush_pending(e);
+        } while (siptls__resolver_has_done(e) || e->flush_list != NULL);
         while (e->zombies != NULL) {
             siptls__flow *z = e->zombies;
             e->zombies = z->zombie_next;
@@ -150,8 +157,120 @@ void siptls__engine_schedule(siptls__flow *f)
     }
     /* Outside our callbacks (a host call from its own code) the work runs
      * before the loop next waits. */
-    if (e->depth == 0 && !ev_is_active((ev_prepare *)e->prepare)) {
+    siptls__engine_kick(e);
+}
+
+void siptls__engine_kick(siptls_engine *e)
+{
+    if (e->depth == 0 && !e->freeing && !ev_is_active((ev_prepare *)e->prepare)) {
         ev_prepare_start(e->loop, e->prepare);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* watchers of the engine's own modules (the resolver's sockets and timer)  */
+/* ------------------------------------------------------------------------ */
+
+struct siptls__io {
+    ev_io w;
+    siptls_engine *e;
+    siptls__io_fn fn;
+    void *arg;
+};
+
+struct siptls__timer {
+    ev_timer w;
+    siptls_engine *e;
+    siptls__timer_fn fn;
+    void *arg;
+};
+
+static void module_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    siptls__io *io = w->data;
+    siptls_engine *e = io->e;
+    siptls__engine_enter(e);
+    io->fn(io->arg, w->fd,
+           ((revents & EV_READ) ? SIPTLS__IO_READ : 0) |
+               ((revents & EV_WRITE) ? SIPTLS__IO_WRITE : 0));
+    siptls__engine_leave(e);
+}
+
+static void module_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    siptls__timer *t = w->data;
+    siptls_engine *e = t->e;
+    siptls__engine_enter(e);
+    t->fn(t->arg);
+    siptls__engine_leave(e);
+}
+
+siptls__io *siptls__engine_io_new(siptls_engine *e, int fd, siptls__io_fn fn, void *arg)
+{
+    siptls__io *io = calloc(1, sizeof(*io));
+    if (io == NULL) {
+        return NULL;
+    }
+    ev_io_init(&io->w, module_io_cb, fd, EV_READ);
+    io->w.data = io;
+    io->e = e;
+    io->fn = fn;
+    io->arg = arg;
+    return io;
+}
+
+void siptls__engine_io_want(siptls__io *io, int mask)
+{
+    int ev = ((mask & SIPTLS__IO_READ) ? EV_READ : 0) | ((mask & SIPTLS__IO_WRITE) ? EV_WRITE : 0);
+    if (ev_is_active(&io->w) && (io->w.events & (EV_READ | EV_WRITE)) == ev) {
+        return;
+    }
+    ev_io_stop(io->e->loop, &io->w);
+    if (ev != 0) {
+        ev_io_set(&io->w, io->w.fd, ev);
+        ev_io_start(io->e->loop, &io->w);
+    }
+}
+
+void siptls__engine_io_free(siptls__io *io)
+{
+    if (io != NULL) {
+        ev_io_stop(io->e->loop, &io->w);
+        free(io);
+    }
+}
+
+siptls__timer *siptls__engine_timer_new(siptls_engine *e, siptls__timer_fn fn, void *arg)
+{
+    siptls__timer *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return NULL;
+    }
+    ev_timer_init(&t->w, module_timer_cb, 0.0, 0.0);
+    t->w.data = t;
+    t->e = e;
+    t->fn = fn;
+    t->arg = arg;
+    return t;
+}
+
+void siptls__engine_timer_after(siptls__timer *t, int64_t after_ms)
+{
+    ev_timer_stop(t->e->loop, &t->w);
+    if (after_ms >= 0) {
+        ev_timer_set(&t->w, (double)after_ms / 1000.0, 0.0);
+        ev_timer_start(t->e->loop, &t->w);
+    }
+}
+
+void siptls__engine_timer_free(siptls__timer *t)
+{
+    if (t != NULL) {
+        ev_timer_stop(t->e->loop, &t->w);
+        free(t);
     }
 }
 
@@ -737,6 +856,9 @@ void siptls_engine_free(siptls_engine *e)
     siptls__engine_enter(e);
     close_all(e, 0);
     close_listeners(e);
+    /* After the flows (their lookups are cancelled by then): the host's
+     * own lookups hear SIPTLS_ERR_SHUTDOWN, the c-ares channel goes. */
+    siptls__resolver_free(e);
     e->flush_list = NULL;
     siptls__engine_leave(e);
     siptls__linger_free_all(e);
@@ -754,6 +876,7 @@ void siptls_engine_free(siptls_engine *e)
     free(e->listeners);
     free(e->by_id);
     free(e->by_addr);
+    free(e->by_dest);
     siptls_config_cleanup(&e->cfg);
     free(e);
 }

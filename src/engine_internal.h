@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "addr.h"
+#include "resolver.h"
 #include "secctx.h"
 #include "siptls/config.h"
 #include "siptls/engine.h"
@@ -61,7 +62,10 @@ struct siptls__flow {
     socklen_t remote_len;
     struct sockaddr_storage local;
     socklen_t local_len;
-    char *sip_domain; /**< outbound: host of the URI (RFC 5922 identity, SNI) */
+    char *sip_domain;    /**< outbound: host of the URI (RFC 5922 identity, SNI) */
+    char *sni;           /**< outbound: SNI to send instead of sip_domain (NULL: none asked) */
+    char *client_domain; /**< outbound: client TLS domain by name (NULL: by the match rules) */
+    siptls__addr bind;   /**< outbound: local address to bind before connecting (len 0: none) */
     /** the security context the flow was made with (a reference): its
      *  domains, trusted_domain list and session cache, kept across a
      *  reload until the flow is freed */
@@ -71,9 +75,17 @@ struct siptls__flow {
     siptls__domstat *dom;
     /* outbound: every address the name resolved to, in resolver order;
      * the flow moves to the next one while it has not heard from the
-     * current one (RFC 3263 §4.3) */
+     * current one (RFC 3263 §4.3), and with failover_handshake also when
+     * its handshake fails */
     siptls__addr *alts;
     uint8_t n_alts, alt_next;
+    uint8_t failover_handshake;
+    struct siptls__rquery *resolving; /**< RESOLVING: the name lookup (resolver.h) */
+    /* outbound to a name: the destination as a key (reuse before the name
+     * is resolved), in the engine's by-destination table */
+    char *dest_key;
+    uint64_t dest_hash;
+    siptls__flow *dest_next;
     void *tp; /**< transport-private (WOLFSSL etc.) */
     union {
         siptls_stream_framer *stream;
@@ -138,6 +150,7 @@ struct siptls_engine {
     /* flows */
     siptls__flow **by_id; /**< open hash, chained, power-of-two buckets */
     siptls__flow **by_addr;
+    siptls__flow **by_dest; /**< outbound flows to names, by dest_hash */
     size_t n_buckets;
     size_t n_flows;
     siptls__flow *all;     /**< every linked flow */
@@ -152,8 +165,9 @@ struct siptls_engine {
     int host_call;             /**< > 0 while a host call writes a queue out */
     siptls__ratelog limit_log; /**< "refusing: connection limit" lines */
     siptls_stats stats;
-    siptls__domstat *domstats; /**< per TLS domain counters (stats.c) */
-    void *tp_shared[3];        /**< per-engine state of each transport */
+    siptls__domstat *domstats;         /**< per TLS domain counters (stats.c) */
+    void *tp_shared[3];                /**< per-engine state of each transport */
+    struct siptls__resolver *resolver; /**< c-ares channel, made on first use (resolver.c) */
 
     /* flow tokens (flow_token.c) */
     uint32_t id;         /**< siptls_engine_id(): unique in the process */
@@ -186,11 +200,37 @@ void siptls__linger_free_all(siptls_engine *e);
 /* ---- engine.c: libev glue, deferred work -------------------------------- */
 
 /** Enter / leave engine processing: leaving the outermost level runs the
- *  deferred work (flushes, closes) and frees closed flows. */
+ *  deferred work (finished name lookups, flushes, closes) and frees closed
+ *  flows. */
 void siptls__engine_enter(siptls_engine *e);
 void siptls__engine_leave(siptls_engine *e);
 /** The flow has queued work or a deferred close: handle it from the loop. */
 void siptls__engine_schedule(siptls__flow *f);
+/** Deferred work exists outside a flow (a finished name lookup): when no
+ *  engine callback runs (a host call), run it before the loop next waits. */
+void siptls__engine_kick(siptls_engine *e);
+
+/* Watchers for the engine's own modules (the resolver's sockets and
+ * timer): libev stays in engine.c. The callbacks run inside engine
+ * processing (enter / leave), so the deferred work follows them. */
+typedef struct siptls__io siptls__io;
+typedef struct siptls__timer siptls__timer;
+typedef void (*siptls__io_fn)(void *arg, int fd, int mask);
+typedef void (*siptls__timer_fn)(void *arg);
+/** A watcher of `fd` (stopped until siptls__engine_io_want). NULL when out
+ *  of memory. */
+siptls__io *siptls__engine_io_new(siptls_engine *e, int fd, siptls__io_fn fn, void *arg);
+/** Readiness wanted (SIPTLS__IO_* mask; 0 stops the watcher). */
+void siptls__engine_io_want(siptls__io *io, int mask);
+/** Stop and free (before the fd is closed). NULL is accepted. */
+void siptls__engine_io_free(siptls__io *io);
+/** A one-shot timer (stopped). NULL when out of memory. */
+siptls__timer *siptls__engine_timer_new(siptls_engine *e, siptls__timer_fn fn, void *arg);
+/** Fire once `after_ms` from now (0: at the next loop iteration); a
+ *  negative value stops it. */
+void siptls__engine_timer_after(siptls__timer *t, int64_t after_ms);
+/** Stop and free. NULL is accepted. */
+void siptls__engine_timer_free(siptls__timer *t);
 /** Watchers of a new flow (timer; io when `fd` >= 0). Returns SIPTLS_OK or
  *  SIPTLS_ERR_NOMEM. */
 int siptls__engine_watch_flow(siptls__flow *f, int fd);
@@ -225,6 +265,11 @@ siptls__flow *siptls__table_live(siptls_engine *e, siptls_flow_id id);
  *  (`after` NULL for the first). */
 siptls__flow *siptls__table_next_by_addr(siptls_engine *e, siptls_transport t,
                                          const struct sockaddr *sa, siptls__flow *after);
+/** Link an outbound flow whose dest_key / dest_hash are set. */
+void siptls__table_link_dest(siptls_engine *e, siptls__flow *f);
+/** An open flow of `t` (not closing) made for destination `key`. */
+siptls__flow *siptls__table_by_dest(siptls_engine *e, siptls_transport t, const char *key,
+                                    uint64_t hash);
 
 /* ---- flow.c ----------------------------------------------------------- */
 
@@ -265,10 +310,39 @@ int siptls__flow_connect(siptls__flow *f);
 int siptls__flow_next_address(siptls__flow *f, int *reason);
 /* ---- outbound.c --------------------------------------------------------- */
 
+/** One outbound destination, whatever call named it (target.c makes it
+ *  from a URI or a target list). Strings point into the struct itself or
+ *  into the caller's arguments (valid for the call). */
+typedef struct siptls__dest {
+    siptls_transport transport;
+    const char *sip_domain;    /**< the identity to verify (RFC 5922) and the SNI */
+    const char *sni;           /**< NULL: sip_domain */
+    const char *client_domain; /**< NULL: by the match rules */
+    siptls__addr local;        /**< len 0: none */
+    int failover_handshake;    /**< also a failed handshake moves on to the next address */
+    /** RFC 3263: NAPTR (unless srv_only) and SRV records of `lookup` */
+    int rfc3263, srv_only;
+    char lookup[SIPTLS_URI_HOST_MAX];
+    /** otherwise: the A/AAAA records (or the address) of each host; for
+     *  rfc3263, hosts[0].port is the port of the A/AAAA fallback */
+    siptls__rhost hosts[SIPTLS__RESOLVE_MAX_HOSTS];
+    int n_hosts;
+    int all_numeric; /**< every host is an IP address: no lookup */
+    char domain_buf[SIPTLS_URI_HOST_MAX];
+} siptls__dest;
+
+/** Open (or, with `reuse`, find) a flow to `d`: IP addresses at once, names
+ *  through the resolver (the flow is RESOLVING until the lookup is done).
+ *  Statuses as siptls_connect_target(). */
+int siptls__open_dest(siptls_engine *e, const siptls__dest *d, int reuse, siptls__flow **out);
+/** The lookup that resolves `d`'s names. */
+void siptls__dest_request(const siptls__dest *d, siptls__rreq *req);
+
 /** Open (or, with `reuse`, find) an outbound flow of `t` to `host` (the
  *  SIP domain to verify and send as SNI, or the IP literal) at the first
  *  of `addrs`, moving on to the next while one cannot be reached (RFC 3263
- *  §4.3). At most 8 addresses are used. Statuses as siptls_connect(). */
+ *  §4.3). At most SIPTLS_TARGETS_MAX addresses are used. Statuses as
+ *  siptls_connect(). */
 int siptls__open_addrs(siptls_engine *e, siptls_transport t, const char *host, int literal,
                        const siptls__addr *addrs, int n, int reuse, siptls__flow **out);
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "resolver.h"
 
 /* How long repeats of one warning are counted instead of logged. */
 #define WARN_WINDOW_MS 10000
@@ -229,6 +230,9 @@ void siptls__flow_free(siptls__flow *f)
         siptls_dgram_framer_free(f->framer.dgram);
     }
     free(f->sip_domain);
+    free(f->sni);
+    free(f->client_domain);
+    free(f->dest_key);
     free(f->alts);
     siptls__engine_free_watchers(f);
     siptls__flow_drop_domain(f);
@@ -240,8 +244,11 @@ int siptls__flow_connect(siptls__flow *f)
 {
     /* The client domain is chosen by destination: the flow counts into it
      * from its first connect on (each address may choose another). */
-    siptls__flow_set_domain_name(
-        f, siptls__secctx_client_domain(f->sec, f->sip_domain, (struct sockaddr *)&f->remote), 0);
+    siptls__flow_set_domain_name(f,
+                                 siptls__secctx_client_domain(f->sec, f->sip_domain,
+                                                              f->client_domain,
+                                                              (struct sockaddr *)&f->remote),
+                                 0);
     f->phase = SIPTLS__PHASE_CONNECTING;
     f->phase_since_ms = siptls__engine_now(f->engine);
     f->local_len = 0;
@@ -292,8 +299,9 @@ static void count_close_in(siptls_stats *s, const siptls__flow *f, int reason)
     s->flows_closed++;
     if (!f->reported_up) {
         /* failed before it came up: a handshake (or connect) failure,
-         * unless we closed it ourselves */
-        if (reason != SIPTLS_ERR_SHUTDOWN && reason != SIPTLS_ERR_CLOSED_LOCAL) {
+         * unless we closed it ourselves or it never had an address */
+        if (reason != SIPTLS_ERR_SHUTDOWN && reason != SIPTLS_ERR_CLOSED_LOCAL &&
+            f->phase != SIPTLS__PHASE_RESOLVING) {
             siptls__count_hs_failure_in(s, reason);
         }
         return;
@@ -371,6 +379,10 @@ void siptls__flow_finalize(siptls__flow *f)
         return;
     }
     int reason = f->reason ? f->reason : SIPTLS_ERR_CLOSED_LOCAL;
+    if (f->resolving != NULL) {
+        siptls__resolve_cancel(f->resolving);
+        f->resolving = NULL;
+    }
     warn_summary(f);
     count_close(f, reason);
     f->phase = SIPTLS__PHASE_CLOSED;
@@ -411,7 +423,12 @@ void siptls__flow_fail(siptls__flow *f, int reason, int graceful)
         siptls__engine_schedule(f);
         return;
     }
-    if (f->phase == SIPTLS__PHASE_CONNECTING && f->outbound && !f->close_requested && !e->freeing &&
+    /* An outbound flow that has not heard from its address, or (targets,
+     * sip:/sips: URIs) whose handshake failed, moves on to the next
+     * address: nothing was sent on it yet. */
+    if ((f->phase == SIPTLS__PHASE_CONNECTING ||
+         (f->phase == SIPTLS__PHASE_HANDSHAKE && f->failover_handshake)) &&
+        f->outbound && !f->reported_up && !f->close_requested && !e->freeing &&
         siptls__flow_next_address(f, &reason)) {
         return;
     }

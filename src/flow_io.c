@@ -314,7 +314,8 @@ static void session_key(const siptls__flow *f, char *key, size_t len)
 {
     char addr[64];
     siptls__addr_text((const struct sockaddr *)&f->remote, addr, sizeof(addr));
-    snprintf(key, len, "%s:%s@%s", f->ops->name, f->sip_domain ? f->sip_domain : "", addr);
+    snprintf(key, len, "%s:%s%s%s@%s", f->ops->name, f->sip_domain ? f->sip_domain : "",
+             f->sni ? "/sni=" : "", f->sni ? f->sni : "", addr);
 }
 
 struct WOLFSSL *siptls__flow_client_ssl(siptls__flow *f, int *resuming)
@@ -324,7 +325,8 @@ struct WOLFSSL *siptls__flow_client_ssl(siptls__flow *f, int *resuming)
     }
     siptls__secctx *sec = f->sec;
     struct WOLFSSL *ssl =
-        sec != NULL ? siptls__secctx_client_ssl(sec, f->sip_domain, (struct sockaddr *)&f->remote)
+        sec != NULL ? siptls__secctx_client_ssl_ex(sec, f->sip_domain, f->sni, f->client_domain,
+                                                   (struct sockaddr *)&f->remote)
                     : NULL;
     /* The client domain is chosen by destination: known from here on (and
      * again at the next address, which may choose another). */
@@ -332,7 +334,7 @@ struct WOLFSSL *siptls__flow_client_ssl(siptls__flow *f, int *resuming)
     if (ssl != NULL && f->engine->cfg.tls_session_cache) {
         /* RFC 5246 §7.3 abbreviated handshake / RFC 8446 §2.2: one round
          * trip and the certificate checks less. */
-        char key[SIPTLS_URI_HOST_MAX + 80];
+        char key[2 * SIPTLS_URI_HOST_MAX + 96];
         session_key(f, key, sizeof(key));
         int applied = siptls__secctx_client_session_apply(sec, ssl, key);
         if (resuming != NULL) {
@@ -351,7 +353,7 @@ void siptls__flow_session_save(siptls__flow *f, struct WOLFSSL *ssl)
     if (sec != NULL) {
         /* Saved at close, not at handshake end: TLS 1.3 tickets arrive
          * after the handshake. */
-        char key[SIPTLS_URI_HOST_MAX + 80];
+        char key[2 * SIPTLS_URI_HOST_MAX + 96];
         session_key(f, key, sizeof(key));
         siptls__secctx_client_session_save(sec, ssl, key);
     }
@@ -362,6 +364,10 @@ void siptls__flow_describe(siptls__flow *f, struct WOLFSSL *ssl, siptls_flow_inf
     siptls__secctx *sec = f->sec;
     if (sec != NULL && ssl != NULL) {
         siptls__secctx_describe(sec, ssl, !f->outbound, f->sip_domain, info);
+        if (f->outbound && f->sni != NULL) {
+            /* what we sent: the host's SNI instead of the SIP domain */
+            snprintf(info->sni, sizeof(info->sni), "%s", f->sni);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
-/* siptls — the engine's flow tables: by id (the host's handle) and by
- * remote address (reuse, lookups), chained hashes with power-of-two
- * buckets that double as flows come. */
+/* siptls — the engine's flow tables: by id (the host's handle), by
+ * remote address (reuse, lookups) and, for outbound flows to names, by
+ * destination (reuse before the name is resolved); chained hashes with
+ * power-of-two buckets that double as flows come. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,9 +24,11 @@ int siptls__table_grow(siptls_engine *e)
     size_t n = e->n_buckets ? e->n_buckets * 2 : ID_BUCKETS_MIN;
     siptls__flow **ids = calloc(n, sizeof(*ids));
     siptls__flow **addrs = calloc(n, sizeof(*addrs));
-    if (ids == NULL || addrs == NULL) {
+    siptls__flow **dests = calloc(n, sizeof(*dests));
+    if (ids == NULL || addrs == NULL || dests == NULL) {
         free(ids);
         free(addrs);
+        free(dests);
         return SIPTLS_ERR_NOMEM;
     }
     for (siptls__flow *f = e->all; f != NULL; f = f->all_next) {
@@ -35,11 +38,18 @@ int siptls__table_grow(siptls_engine *e)
         size_t ba = siptls__addr_hash((struct sockaddr *)&f->remote) & (n - 1);
         f->addr_next = addrs[ba];
         addrs[ba] = f;
+        if (f->dest_key != NULL) {
+            size_t bd = (size_t)siptls__hash64(f->dest_hash) & (n - 1);
+            f->dest_next = dests[bd];
+            dests[bd] = f;
+        }
     }
     free(e->by_id);
     free(e->by_addr);
+    free(e->by_dest);
     e->by_id = ids;
     e->by_addr = addrs;
+    e->by_dest = dests;
     e->n_buckets = n;
     return SIPTLS_OK;
 }
@@ -94,6 +104,15 @@ void siptls__table_remove(siptls_engine *e, siptls__flow *f)
         }
     }
     addr_unlink(e, f);
+    if (f->dest_key != NULL) {
+        size_t bd = (size_t)siptls__hash64(f->dest_hash) & (e->n_buckets - 1);
+        for (siptls__flow **pp = &e->by_dest[bd]; *pp != NULL; pp = &(*pp)->dest_next) {
+            if (*pp == f) {
+                *pp = f->dest_next;
+                break;
+            }
+        }
+    }
     if (f->all_prev != NULL) {
         f->all_prev->all_next = f->all_next;
     } else {
@@ -145,6 +164,29 @@ siptls__flow *siptls__table_next_by_addr(siptls_engine *e, siptls_transport t,
     for (; f != NULL; f = f->addr_next) {
         if (f->ops->kind == t && f->phase < SIPTLS__PHASE_CLOSING && !f->close_requested &&
             !f->pending_fail && siptls__addr_equal((struct sockaddr *)&f->remote, sa)) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+void siptls__table_link_dest(siptls_engine *e, siptls__flow *f)
+{
+    size_t bd = (size_t)siptls__hash64(f->dest_hash) & (e->n_buckets - 1);
+    f->dest_next = e->by_dest[bd];
+    e->by_dest[bd] = f;
+}
+
+siptls__flow *siptls__table_by_dest(siptls_engine *e, siptls_transport t, const char *key,
+                                    uint64_t hash)
+{
+    if (e->n_buckets == 0) {
+        return NULL;
+    }
+    size_t bd = (size_t)siptls__hash64(hash) & (e->n_buckets - 1);
+    for (siptls__flow *f = e->by_dest[bd]; f != NULL; f = f->dest_next) {
+        if (f->ops->kind == t && f->dest_hash == hash && f->phase < SIPTLS__PHASE_CLOSING &&
+            !f->close_requested && !f->pending_fail && strcmp(f->dest_key, key) == 0) {
             return f;
         }
     }

@@ -77,10 +77,25 @@ struct WOLFSSL *siptls__secctx_server_ssl(siptls__secctx *s, const struct sockad
 struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_domain,
                                           const struct sockaddr *remote);
 
-/** The name of the client domain siptls__secctx_client_ssl() would choose
- *  for `sip_domain` at `remote` (owned by `s`), NULL when there is none. */
+/** As siptls__secctx_client_ssl(), with what an outbound target may ask
+ *  for: `client_domain` (non-NULL) is the client domain of that name,
+ *  taken instead of the match rules (NULL is returned when there is no
+ *  such domain); `sni` (non-NULL) is the name sent as SNI instead of
+ *  sip_domain (none when it is an IP literal). The certificate is still
+ *  checked against sip_domain (siptls__secctx_peer_check). */
+struct WOLFSSL *siptls__secctx_client_ssl_ex(siptls__secctx *s, const char *sip_domain,
+                                             const char *sni, const char *client_domain,
+                                             const struct sockaddr *remote);
+
+/** 1 when `s` has a client domain declared with this name (as written in
+ *  the configuration: "default" or a client_domain name). */
+int siptls__secctx_has_client_domain(const siptls__secctx *s, const char *name);
+
+/** The name of the client domain siptls__secctx_client_ssl_ex() would
+ *  choose for `sip_domain` at `remote` (or the one named `by_name`; owned by
+ *  `s`), NULL when there is none. */
 const char *siptls__secctx_client_domain(siptls__secctx *s, const char *sip_domain,
-                                         const struct sockaddr *remote);
+                                         const char *by_name, const struct sockaddr *remote);
 
 /** Remember the session of an outbound flow so that the next connection
  *  with the same `key` resumes it. `key` names the destination (for

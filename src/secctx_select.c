@@ -238,10 +238,29 @@ struct WOLFSSL *siptls__secctx_server_ssl(siptls__secctx *s, const struct sockad
     return ssl;
 }
 
-/* The client domain for `sip_domain` at `remote` (NULL: none). */
-static sec_domain *client_domain(siptls__secctx *s, const char *sip_domain,
+static sec_domain *client_domain_by_name(const siptls__secctx *s, const char *name)
+{
+    for (size_t i = 0; s != NULL && name != NULL && i < s->n_doms; i++) {
+        if (!s->doms[i].is_server && strcmp(s->doms[i].name, name) == 0) {
+            return &s->doms[i];
+        }
+    }
+    return NULL;
+}
+
+int siptls__secctx_has_client_domain(const siptls__secctx *s, const char *name)
+{
+    return client_domain_by_name(s, name) != NULL;
+}
+
+/* The client domain for `sip_domain` at `remote`, or the one the host
+ * named (`by_name`, OpenSIPS client_tls_domain_avp); NULL: none. */
+static sec_domain *client_domain(siptls__secctx *s, const char *sip_domain, const char *by_name,
                                  const struct sockaddr *remote)
 {
+    if (by_name != NULL) {
+        return client_domain_by_name(s, by_name);
+    }
     char host[INET6_ADDRSTRLEN];
     unsigned port = 0;
     int have_addr = siptls__addr_host_port(remote, host, sizeof(host), &port);
@@ -281,19 +300,26 @@ static sec_domain *client_domain(siptls__secctx *s, const char *sip_domain,
 }
 
 const char *siptls__secctx_client_domain(siptls__secctx *s, const char *sip_domain,
-                                         const struct sockaddr *remote)
+                                         const char *by_name, const struct sockaddr *remote)
 {
-    sec_domain *dom = s != NULL ? client_domain(s, sip_domain, remote) : NULL;
+    sec_domain *dom = s != NULL ? client_domain(s, sip_domain, by_name, remote) : NULL;
     return dom != NULL ? dom->name : NULL;
 }
 
 struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_domain,
                                           const struct sockaddr *remote)
 {
+    return siptls__secctx_client_ssl_ex(s, sip_domain, NULL, NULL, remote);
+}
+
+struct WOLFSSL *siptls__secctx_client_ssl_ex(siptls__secctx *s, const char *sip_domain,
+                                             const char *sni, const char *client_domain_name,
+                                             const struct sockaddr *remote)
+{
     if (s == NULL) {
         return NULL;
     }
-    sec_domain *dom = client_domain(s, sip_domain, remote);
+    sec_domain *dom = client_domain(s, sip_domain, client_domain_name, remote);
     if (dom == NULL || dom->ctx == NULL) {
         return NULL;
     }
@@ -315,10 +341,13 @@ struct WOLFSSL *siptls__secctx_client_ssl(siptls__secctx *s, const char *sip_dom
         return NULL;
     }
 #endif
-    if (sip_domain != NULL && sip_domain[0] != '\0' && !siptls__secctx_is_ip_literal(sip_domain)) {
+    /* RFC 5922 §7.2: the SNI is the SIP domain (not the address we
+     * connect to), unless the host asked for another name. */
+    const char *name = sni != NULL ? sni : sip_domain;
+    if (name != NULL && name[0] != '\0' && !siptls__secctx_is_ip_literal(name)) {
         /* RFC 6066 §3: "Literal IPv4 and IPv6 addresses are not permitted
          * in "HostName"." */
-        if (wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, sip_domain, (word16)strlen(sip_domain)) !=
+        if (wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, name, (word16)strlen(name)) !=
             WOLFSSL_SUCCESS) {
             wolfSSL_free(ssl);
             return NULL;

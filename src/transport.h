@@ -53,6 +53,8 @@ typedef struct siptls__flow_limits {
 } siptls__flow_limits;
 
 typedef enum siptls__phase {
+    SIPTLS__PHASE_RESOLVING = 0,  /**< outbound, its name is being resolved: no address, no
+                                       socket, no transport state yet (only free/info are called) */
     SIPTLS__PHASE_CONNECTING = 1, /**< outbound, not heard from the peer yet */
     SIPTLS__PHASE_HANDSHAKE = 2,
     SIPTLS__PHASE_UP = 3,
@@ -200,6 +202,11 @@ const char *siptls__flow_name(const siptls__flow *f, char *buf, size_t len);
  *  closes its socket. */
 siptls__flow *siptls__flow_new_inbound(siptls__listener *l, int fd, const struct sockaddr *remote,
                                        socklen_t remote_len);
+/** A non-blocking, close-on-exec socket of `type` (SOCK_STREAM /
+ *  SOCK_DGRAM) for an outbound flow, of its remote address's family,
+ *  bound to the local address the host asked for (if it did). Returns the
+ *  fd, or -1 (logged when the bind failed). */
+int siptls__flow_socket(siptls__flow *f, int type);
 /** Give an outbound flow the socket its connect() made, with interest
  *  `mask`. SIPTLS_OK or SIPTLS_ERR_NOMEM (the socket stays the caller's). */
 int siptls__flow_attach_fd(siptls__flow *f, int fd, int mask);

@@ -1,8 +1,12 @@
-/* siptls — listen / destination URIs (`tls:ADDR[:PORT]`, `dtls:ADDR[:PORT]`).
+/* siptls — listen / destination URIs (`tls:ADDR[:PORT]`, `dtls:ADDR[:PORT]`)
+ * and, for destinations, SIP and SIPS URIs (`sips:user@host;params`).
  *
- * Pure string code: no resolution, no I/O, no allocation. The grammar and the
- * status each kind of mistake gets are documented in include/siptls/uri.h. */
+ * Pure string code: no resolution, no I/O, no allocation. The grammars and
+ * the status each kind of mistake gets are documented in
+ * include/siptls/uri.h and include/siptls/target.h. */
 #include "siptls/uri.h"
+
+#include "siptls/target.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -253,4 +257,134 @@ const char *siptls_transport_name(siptls_transport t)
         return "dtls";
     }
     return "unknown";
+}
+
+/* ------------------------------------------------------------------------ */
+/* SIP and SIPS URIs (include/siptls/target.h)                              */
+/* ------------------------------------------------------------------------ */
+
+/* A host of a SIP URI at *p, ending at one of ":;?" or the end: strict
+ * IPv4, [IPv6] (canonical, no zone) or an RFC 1123 name. */
+static int sip_host(const char **p, char *out, siptls_host_kind *kind)
+{
+    const char *s = *p;
+    if (*s == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL) {
+            return SIPTLS_ERR_URI_ADDR;
+        }
+        size_t n = (size_t)(close - (s + 1));
+        char buf[INET6_ADDRSTRLEN];
+        struct in6_addr a6;
+        if (n == 0 || n >= sizeof(buf)) {
+            return SIPTLS_ERR_URI_ADDR;
+        }
+        memcpy(buf, s + 1, n);
+        buf[n] = '\0';
+        if (inet_pton(AF_INET6, buf, &a6) != 1 ||
+            inet_ntop(AF_INET6, &a6, out, SIPTLS_URI_HOST_MAX) == NULL) {
+            return SIPTLS_ERR_URI_ADDR;
+        }
+        *kind = SIPTLS_HOST_IPV6;
+        *p = close + 1;
+        return SIPTLS_OK;
+    }
+    size_t n = strcspn(s, ":;?");
+    if (is_ipv4(s, n)) {
+        *kind = SIPTLS_HOST_IPV4;
+    } else if (is_hostname(s, n)) {
+        *kind = SIPTLS_HOST_NAME;
+    } else {
+        return SIPTLS_ERR_URI_ADDR;
+    }
+    memcpy(out, s, n); /* n <= 253 < SIPTLS_URI_HOST_MAX */
+    out[n] = '\0';
+    *p = s + n;
+    return SIPTLS_OK;
+}
+
+int siptls_sip_uri_parse(const char *text, siptls_sip_uri *out)
+{
+    if (text == NULL || out == NULL) {
+        return SIPTLS_ERR_INVAL;
+    }
+    siptls_sip_uri u;
+    memset(&u, 0, sizeof(u));
+    u.transport = SIPTLS_TRANSPORT_TLS;
+    const char *colon = strchr(text, ':');
+    if (colon == NULL) {
+        return SIPTLS_ERR_URI_SCHEME;
+    }
+    size_t scheme_len = (size_t)(colon - text);
+    if (scheme_len == 4 && strncasecmp(text, "sips", 4) == 0) {
+        u.sips = 1;
+    } else if (scheme_len != 3 || strncasecmp(text, "sip", 3) != 0) {
+        return SIPTLS_ERR_URI_SCHEME;
+    }
+    const char *p = colon + 1;
+    /* RFC 3261 §25.1: neither the user nor the password holds an
+     * unescaped '@', nor do parameters or headers: the first '@' ends the
+     * userinfo. */
+    const char *at = strchr(p, '@');
+    if (at != NULL) {
+        p = at + 1;
+    }
+    int rc = sip_host(&p, u.host, &u.host_kind);
+    if (rc != SIPTLS_OK) {
+        return rc;
+    }
+    if (*p == ':') {
+        p++;
+        rc = parse_port(&p, 0, &u.port);
+        if (rc != SIPTLS_OK) {
+            return rc;
+        }
+    }
+    while (*p == ';') {
+        p++;
+        size_t nl = strcspn(p, "=;?");
+        if (nl == 0) {
+            return SIPTLS_ERR_URI_TRAILING;
+        }
+        const char *name = p;
+        const char *val = "";
+        size_t vl = 0;
+        p += nl;
+        if (*p == '=') {
+            val = ++p;
+            vl = strcspn(p, ";?");
+            p += vl;
+        }
+        if (nl == 9 && strncasecmp(name, "transport", 9) == 0) {
+            /* RFC 3261 §19.1.1: transport=tls is TLS; in a SIPS URI
+             * transport=tcp means TLS over TCP too (§26.2.2). */
+            if ((vl == 3 && strncasecmp(val, "tls", 3) == 0) ||
+                (u.sips && vl == 3 && strncasecmp(val, "tcp", 3) == 0)) {
+                u.transport = SIPTLS_TRANSPORT_TLS;
+            } else if (vl == 4 && strncasecmp(val, "dtls", 4) == 0) {
+                u.transport = SIPTLS_TRANSPORT_DTLS;
+            } else {
+                return SIPTLS_ERR_URI_TRANSPORT;
+            }
+            u.has_transport = 1;
+        } else if (nl == 5 && strncasecmp(name, "maddr", 5) == 0) {
+            char buf[SIPTLS_URI_HOST_MAX];
+            if (vl == 0 || vl >= sizeof(buf)) {
+                return SIPTLS_ERR_URI_ADDR;
+            }
+            memcpy(buf, val, vl);
+            buf[vl] = '\0';
+            const char *q = buf;
+            rc = sip_host(&q, u.maddr, &u.maddr_kind);
+            if (rc != SIPTLS_OK || *q != '\0') {
+                return SIPTLS_ERR_URI_ADDR;
+            }
+        }
+    }
+    /* "?" headers: nothing of them matters for where the request goes. */
+    if (*p != '\0' && *p != '?') {
+        return SIPTLS_ERR_URI_TRAILING;
+    }
+    *out = u;
+    return SIPTLS_OK;
 }

@@ -166,7 +166,7 @@ static int tls_connect(siptls__flow *f)
 {
     socklen_t rl;
     const struct sockaddr *remote = siptls__flow_remote(f, &rl);
-    int fd = socket(remote->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = siptls__flow_socket(f, SOCK_STREAM);
     if (fd < 0) {
         return SIPTLS_ERR_CONNECT;
     }

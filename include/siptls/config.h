@@ -133,6 +133,15 @@ typedef struct siptls_config {
     /* --- logging ---------------------------------------------------------- */
     int log_level;                        /**< 0 err, 1 warn, 2 info, 3 debug (2) */
 
+    /* --- name resolution (c-ares, on the engine's loop) --------------------- */
+    char **dns_servers;                   /**< "IP:port" / "[IPv6]:port" DNS servers to ask,
+                                               in order; none: those of /etc/resolv.conf */
+    size_t n_dns_servers;
+    unsigned dns_timeout;                 /**< ms to wait for the first answer of a query;
+                                               c-ares doubles it each round over the
+                                               servers (2000) */
+    unsigned dns_tries;                   /**< rounds over the servers per query (3) */
+
     /* --- flows: backpressure, posting from other threads ------------------- */
     /* (added at the end: the offsets of the fields above stay as they were) */
     unsigned queue_high_water;            /**< % of a flow's queue limits: past it, on_writable

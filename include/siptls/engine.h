@@ -199,13 +199,20 @@ int siptls_listener_count(const siptls_engine *e);
  *  synchronously. */
 int siptls_send(siptls_engine *e, siptls_flow_id flow, const uint8_t *buf, size_t len);
 
-/** Send to `uri` ("tls:sip.example.org:5061", "dtls:192.0.2.1"): reuse an
- *  open flow to that peer or open one (the message waits in its queue until
- *  the handshake completes). `*flow` (may be NULL) receives the id.
- *  The host name of the URI is the SIP domain checked against the server
- *  certificate (RFC 5922) and sent as SNI. Returns SIPTLS_OK, any status of
- *  siptls_send(), SIPTLS_ERR_URI_*, SIPTLS_ERR_RESOLVE (name did not
- *  resolve), SIPTLS_ERR_CONNECT, SIPTLS_ERR_LIMIT. */
+/** Send to `uri` ("tls:sip.example.org:5061", "dtls:192.0.2.1", or a SIP
+ *  URI "sips:carrier.example.net" located by RFC 3263: siptls/target.h):
+ *  reuse an open flow to that peer or open one (the message waits in its
+ *  queue until the handshake completes). `*flow` (may be NULL) receives
+ *  the id. The host name of the URI is the SIP domain checked against the
+ *  server certificate (RFC 5922) and sent as SNI. A name is resolved on
+ *  the loop without blocking (siptls/target.h): the call returns at once,
+ *  and a name that does not resolve closes the flow later with
+ *  on_flow(CLOSED, SIPTLS_ERR_RESOLVE or SIPTLS_ERR_RESOLVE_TIMEOUT).
+ *  Returns SIPTLS_OK, any status of siptls_send(), SIPTLS_ERR_URI_*
+ *  (SIPTLS_ERR_URI_TRANSPORT: a SIP URI's transport siptls does not
+ *  offer), SIPTLS_ERR_RESOLVE (the resolver cannot start: logged),
+ *  SIPTLS_ERR_CONNECT, SIPTLS_ERR_LIMIT, SIPTLS_ERR_CERT,
+ *  SIPTLS_ERR_SHUTDOWN (the engine is being freed). */
 int siptls_send_to(siptls_engine *e, const char *uri, const uint8_t *buf, size_t len,
                    siptls_flow_id *flow);
 

@@ -10,6 +10,7 @@
 #include "siptls/sipmsg.h"
 #include "siptls/stats.h"
 #include "siptls/status.h"
+#include "siptls/target.h"
 #include "siptls/threads.h"
 #include "siptls/token.h"
 #include "siptls/uri.h"

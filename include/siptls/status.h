@@ -23,6 +23,7 @@ extern "C" {
     X(SIPTLS_ERR_URI_ADDR, -11, 0, "URI: bad address")                              \
     X(SIPTLS_ERR_URI_PORT, -12, 0, "URI: bad port (want 1..65535)")                 \
     X(SIPTLS_ERR_URI_TRAILING, -13, 0, "URI: trailing characters")                  \
+    X(SIPTLS_ERR_URI_TRANSPORT, -14, 0, "URI: transport not offered (siptls has TLS and DTLS)") \
     X(SIPTLS_ERR_CONFIG_IO, -20, 0, "config: cannot read file")                     \
     X(SIPTLS_ERR_CONFIG_SYNTAX, -21, 0, "config: syntax error")                     \
     X(SIPTLS_ERR_CONFIG_KEY, -22, 0, "config: unknown parameter")                   \
@@ -59,6 +60,7 @@ extern "C" {
     X(SIPTLS_ERR_BIND, -69, 0, "cannot bind listener")                              \
     X(SIPTLS_ERR_CERT, -70, 0, "cannot load certificate, key, CA or CRL")           \
     X(SIPTLS_ERR_RATE_LIMIT, -71, 0, "handshake rate limit reached")                 \
+    X(SIPTLS_ERR_RESOLVE_TIMEOUT, -75, 1, "DNS lookup timed out (no DNS server answered)") \
     X(SIPTLS_ERR_RENEGOTIATION, -90, 1, "peer tried to renegotiate TLS 1.2 (refused: not supported)") \
     X(SIPTLS_ERR_BUFFER_SMALL, -100, 0, "buffer too small (the length needed is returned)") \
     X(SIPTLS_ERR_NO_CERT, -101, 0, "the peer presented no certificate")             \

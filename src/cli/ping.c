@@ -29,7 +29,14 @@ typedef struct ping_ctx {
     int have_cert;    /* we have a client certificate to offer */
     char up_line[1024];
     ev_timer timer;
-    char host[SIPTLS_URI_HOST_MAX];
+    char host[SIPTLS_URI_HOST_MAX + 2];
+    const char *domain;   /* --domain: the SIP domain to verify (and SNI) */
+    const char *sni;      /* --sni: the server name to send instead */
+    int dtls;             /* the URI's transport is DTLS */
+    int is_sip;           /* a sip:/sips: URI (RFC 3263) */
+    siptls_target target; /* a tls:/dtls: URI with --domain / --sni */
+    uint8_t first[1024];  /* the first request, while a sip: URI is located */
+    size_t first_len;
 } ping_ctx;
 
 /* The "connected" line waits for the server's first answer: in TLS 1.3
@@ -54,6 +61,45 @@ static void finish(ping_ctx *p, int code)
     ev_break(p->loop, EVBREAK_ALL);
 }
 
+static void arm_timeout(ping_ctx *p)
+{
+    ev_timer_stop(p->loop, &p->timer);
+    ev_timer_set(&p->timer, p->timeout, 0.0);
+    ev_timer_start(p->loop, &p->timer);
+}
+
+static void first_failed(ping_ctx *p, int st)
+{
+    fprintf(stderr, "siptls ping: %s: %s\n", p->uri, siptls_strerror(st));
+    finish(p, 4);
+}
+
+/* A sip:/sips: URI with --domain / --sni: located first (RFC 3263), then
+ * every address it gave is tried with the domain and SNI asked for. */
+static void on_resolved(siptls_engine *e, int status, const siptls_target *targets, size_t n,
+                        void *user)
+{
+    ping_ctx *p = user;
+    if (status != SIPTLS_OK || p->exit_code != 0) {
+        if (p->exit_code == 0) {
+            first_failed(p, status);
+        }
+        return;
+    }
+    siptls_target t[SIPTLS_TARGETS_MAX];
+    for (size_t i = 0; i < n && i < SIPTLS_TARGETS_MAX; i++) {
+        t[i] = targets[i];
+        if (p->domain != NULL) {
+            t[i].sip_domain = p->domain;
+        }
+        t[i].sni = p->sni;
+    }
+    int st = siptls_send_target(e, t, n, p->first, p->first_len, &p->flow);
+    if (st != SIPTLS_OK) {
+        first_failed(p, st);
+    }
+}
+
 static void send_one(ping_ctx *p)
 {
     char buf[1024];
@@ -75,21 +121,28 @@ static void send_one(ping_ctx *p)
             "Accept: application/sdp\r\n"
             "User-Agent: siptls-ping\r\n"
             "Content-Length: 0\r\n\r\n",
-            p->host, strncmp(p->uri, "dtls", 4) == 0 ? "DTLS" : "TLS", (unsigned)rand(), p->sent,
-            (unsigned)rand(), p->host, (unsigned)rand(), (unsigned)rand(), p->sent);
+            p->host, p->dtls ? "DTLS" : "TLS", (unsigned)rand(), p->sent, (unsigned)rand(), p->host,
+            (unsigned)rand(), (unsigned)rand(), p->sent);
     }
     p->t_sent = cli_now();
     p->waiting = 1;
-    int st = p->sent == 1 ? siptls_send_to(p->engine, p->uri, (const uint8_t *)buf, len, &p->flow)
-                          : siptls_send(p->engine, p->flow, (const uint8_t *)buf, len);
+    int st;
+    if (p->sent > 1) {
+        st = siptls_send(p->engine, p->flow, (const uint8_t *)buf, len);
+    } else if (p->domain == NULL && p->sni == NULL) {
+        st = siptls_send_to(p->engine, p->uri, (const uint8_t *)buf, len, &p->flow);
+    } else if (!p->is_sip) {
+        st = siptls_send_target(p->engine, &p->target, 1, (const uint8_t *)buf, len, &p->flow);
+    } else {
+        memcpy(p->first, buf, len);
+        p->first_len = len;
+        st = siptls_resolve(p->engine, p->uri, on_resolved, p);
+    }
     if (st != SIPTLS_OK) {
-        fprintf(stderr, "siptls ping: %s: %s\n", p->uri, siptls_strerror(st));
-        finish(p, 4);
+        first_failed(p, st);
         return;
     }
-    ev_timer_stop(p->loop, &p->timer);
-    ev_timer_set(&p->timer, p->timeout, 0.0);
-    ev_timer_start(p->loop, &p->timer);
+    arm_timeout(p);
 }
 
 static void answered(ping_ctx *p, int good)
@@ -247,13 +300,17 @@ static void ping_usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: siptls ping URI [options]      URI: tls:HOST[:PORT] or dtls:HOST[:PORT]\n"
+        "usage: siptls ping URI [options]      URI: tls:HOST[:PORT], dtls:HOST[:PORT],\n"
+        "                                      sips:DOMAIN or sip:DOMAIN (RFC 3263: NAPTR, SRV)\n"
         "  -n, --count N        requests to send (default 1)\n"
         "  -i, --interval S     seconds between requests (default 1)\n"
         "  -t, --timeout S      seconds to wait for each answer (default 5)\n"
         "      --crlf           send a CRLFCRLF keepalive and wait for the CRLF pong (RFC 5626)\n"
         "      --ca FILE        CA list to verify the server (default: system CAs)\n"
         "  -k, --insecure       do not verify the server certificate\n"
+        "      --domain NAME    SIP domain the server certificate must match, and the SNI\n"
+        "                       (default: the URI's host)\n"
+        "      --sni NAME       server name to send in the handshake instead of the domain\n"
         "      --cert FILE      client certificate chain (PEM)\n"
         "      --key FILE       private key of --cert (default: read from the --cert file)\n"
         "  -c, --config FILE    configuration file\n"
@@ -271,6 +328,7 @@ int siptls_cli_ping(int argc, char **argv)
         {"ca", required_argument, NULL, 'A'},      {"insecure", no_argument, NULL, 'k'},
         {"cert", required_argument, NULL, 'C'},    {"key", required_argument, NULL, 'K'},
         {"config", required_argument, NULL, 'c'},  {"verbose", no_argument, NULL, 'v'},
+        {"domain", required_argument, NULL, 'D'},  {"sni", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     ping_ctx p;
     memset(&p, 0, sizeof(p));
@@ -312,6 +370,12 @@ int siptls_cli_ping(int argc, char **argv)
         case 'v':
             verbose = 1;
             break;
+        case 'D':
+            p.domain = optarg;
+            break;
+        case 'S':
+            p.sni = optarg;
+            break;
         case 'h':
             ping_usage(stdout);
             return 0;
@@ -326,13 +390,42 @@ int siptls_cli_ping(int argc, char **argv)
     }
     p.uri = argv[optind];
     siptls_uri u;
+    siptls_sip_uri su;
     int st = siptls_uri_parse(p.uri, 5061, 5061, 0, &u);
-    if (st != SIPTLS_OK || u.host_kind == SIPTLS_HOST_ANY) {
+    if (st == SIPTLS_OK) {
+        p.dtls = u.transport == SIPTLS_TRANSPORT_DTLS;
+    } else if (st == SIPTLS_ERR_URI_SCHEME) {
+        /* not tls:/dtls:: a SIP URI, or the SIP URI's own complaint */
+        int sst = siptls_sip_uri_parse(p.uri, &su);
+        if (sst == SIPTLS_OK) {
+            p.is_sip = 1;
+            p.dtls = su.transport == SIPTLS_TRANSPORT_DTLS;
+            u.host_kind = su.host_kind;
+            snprintf(u.host, sizeof(u.host), "%s", su.host);
+        }
+        st = sst == SIPTLS_ERR_URI_SCHEME ? st : sst;
+    }
+    if (st != SIPTLS_OK || u.host_kind == SIPTLS_HOST_ANY || (p.domain && !p.domain[0]) ||
+        (p.sni && !p.sni[0])) {
         fprintf(stderr, "siptls ping: '%s': %s\n", p.uri,
-                siptls_strerror(st ? st : SIPTLS_ERR_URI_ADDR));
+                st ? siptls_strerror(st)
+                   : (u.host_kind == SIPTLS_HOST_ANY ? siptls_strerror(SIPTLS_ERR_URI_ADDR)
+                                                     : "empty --domain or --sni"));
         return 2;
     }
-    snprintf(p.host, sizeof(p.host), u.host_kind == SIPTLS_HOST_IPV6 ? "[%s]" : "%s", u.host);
+    if (!p.is_sip) {
+        siptls_target_init(&p.target);
+        p.target.transport = u.transport;
+        p.target.host = u.host;
+        p.target.port = u.port;
+        p.target.sip_domain = p.domain;
+        p.target.sni = p.sni;
+    }
+    if (p.domain != NULL) {
+        snprintf(p.host, sizeof(p.host), "%s", p.domain);
+    } else {
+        snprintf(p.host, sizeof(p.host), u.host_kind == SIPTLS_HOST_IPV6 ? "[%s]" : "%s", u.host);
+    }
     siptls_config cfg;
     if (siptls_config_init(&cfg) != SIPTLS_OK) {
         return 1;

@@ -257,6 +257,8 @@ static const range_case ranges[] = {
     R(dtls_reassembly_timeout, 1, 600000),
     R(dtls_handshake_rate, 0, 1000000),
     R(dtls_cookie_lifetime, 1, 86400),
+    R(dns_timeout, 10, 60000),
+    R(dns_tries, 1, 10),
     {"log_level", 0, 3, offsetof(siptls_config, log_level), 1},
 };
 
@@ -1129,6 +1131,27 @@ static void test_copy(void **state)
 
 /* One non-default value per parameter: each makes the config differ from a
  * fresh one. The test fails when a table parameter is missing here. */
+/* dns_servers: "IP:port" items (IPv6 in brackets), canonical, appended per
+ * line and per comma; "*", a name or a missing port are refused. */
+static void test_dns_servers(void **state)
+{
+    siptls_config *c = *state;
+    assert_int_equal(c->n_dns_servers, 0);
+    assert_int_equal(c->dns_timeout, 2000);
+    assert_int_equal(c->dns_tries, 3);
+    expect_set_ok(c, "dns_servers", "127.0.0.1:5353, [0:0::1]:53");
+    expect_set_ok(c, "dns_servers", "192.0.2.53:53");
+    assert_int_equal(c->n_dns_servers, 3);
+    assert_string_equal(c->dns_servers[0], "127.0.0.1:5353");
+    assert_string_equal(c->dns_servers[1], "[::1]:53");
+    assert_string_equal(c->dns_servers[2], "192.0.2.53:53");
+    expect_set_fails(c, "dns_servers", "*", SIPTLS_ERR_CONFIG_VALUE);
+    expect_set_fails(c, "dns_servers", "127.0.0.1", SIPTLS_ERR_CONFIG_VALUE);
+    expect_set_fails(c, "dns_servers", "ns.example.org:53", SIPTLS_ERR_CONFIG_VALUE);
+    expect_set_fails(c, "dns_servers", "127.0.0.1:53,", SIPTLS_ERR_CONFIG_VALUE);
+    assert_int_equal(c->n_dns_servers, 3);
+}
+
 static const char *const mutations[][2] = {
     {"listen", "tls:192.0.2.1"},
     {"tls_port", "5062"},
@@ -1166,6 +1189,9 @@ static const char *const mutations[][2] = {
     {"dtls_handshake_rate", "0"},
     {"dtls_cookie_lifetime", "1"},
     {"log_level", "3"},
+    {"dns_servers", "127.0.0.1:5353"},
+    {"dns_timeout", "500"},
+    {"dns_tries", "1"},
     {"server_domain", "s"},
     {"client_domain", "c"},
     {"match_ip_address", "192.0.2.1:5061"},
@@ -1258,6 +1284,7 @@ int main(void)
         T(test_dump_round_trip),
         T(test_copy),
         T(test_equal_sees_every_param),
+        T(test_dns_servers),
         T(test_cleanup_and_reinit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

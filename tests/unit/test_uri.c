@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "siptls/target.h"
 #include "siptls/uri.h"
 
 typedef struct ok_case {
@@ -294,6 +295,122 @@ static void test_transport_name(void **state)
     assert_string_equal(siptls_transport_name((siptls_transport)0), "unknown");
 }
 
+/* ------------------------------------------------------------------------ */
+/* SIP and SIPS URIs (siptls_sip_uri_parse, include/siptls/target.h)        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct sip_case {
+    const char *text;
+    int sips;
+    siptls_host_kind kind;
+    const char *host;
+    unsigned port;
+    int has_transport;
+    siptls_transport transport;
+    const char *maddr; /* "" when none */
+} sip_case;
+
+#define T_TLS SIPTLS_TRANSPORT_TLS
+#define T_DTLS SIPTLS_TRANSPORT_DTLS
+
+static const sip_case sip_ok[] = {
+    {"sips:carrier.example.net", 1, SIPTLS_HOST_NAME, "carrier.example.net", 0, 0, T_TLS, ""},
+    {"SIP:carrier.example.net", 0, SIPTLS_HOST_NAME, "carrier.example.net", 0, 0, T_TLS, ""},
+    {"SiPs:alice@example.org:5071", 1, SIPTLS_HOST_NAME, "example.org", 5071, 0, T_TLS, ""},
+    {"sip:alice:secret@192.0.2.1", 0, SIPTLS_HOST_IPV4, "192.0.2.1", 0, 0, T_TLS, ""},
+    {"sip:+1-555;npdi@gw.example.org;user=phone", 0, SIPTLS_HOST_NAME, "gw.example.org", 0, 0,
+     T_TLS, ""},
+    {"sips:[2001:DB8::1]:5061;lr", 1, SIPTLS_HOST_IPV6, "2001:db8::1", 5061, 0, T_TLS, ""},
+    {"sip:example.org;transport=TLS", 0, SIPTLS_HOST_NAME, "example.org", 0, 1, T_TLS, ""},
+    {"sips:example.org;transport=tcp", 1, SIPTLS_HOST_NAME, "example.org", 0, 1, T_TLS, ""},
+    {"sip:example.org:5070;transport=dtls", 0, SIPTLS_HOST_NAME, "example.org", 5070, 1, T_DTLS,
+     ""},
+    {"sip:example.org;lr;maddr=192.0.2.9;ob", 0, SIPTLS_HOST_NAME, "example.org", 0, 0, T_TLS,
+     "192.0.2.9"},
+    {"sip:example.org;maddr=[::1]", 0, SIPTLS_HOST_NAME, "example.org", 0, 0, T_TLS, "::1"},
+    {"sip:example.org;maddr=proxy.example.org?Subject=x&Priority=urgent", 0, SIPTLS_HOST_NAME,
+     "example.org", 0, 0, T_TLS, "proxy.example.org"},
+    {"sip:example.org?to=a%40b", 0, SIPTLS_HOST_NAME, "example.org", 0, 0, T_TLS, ""},
+    {"sip:example.org;flag", 0, SIPTLS_HOST_NAME, "example.org", 0, 0, T_TLS, ""},
+};
+
+static void test_sip_uri_ok(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(sip_ok) / sizeof(sip_ok[0]); i++) {
+        const sip_case *c = &sip_ok[i];
+        siptls_sip_uri u;
+        int st = siptls_sip_uri_parse(c->text, &u);
+        if (st != SIPTLS_OK) {
+            fail_msg("'%s': %s", c->text, siptls_status_name(st));
+        }
+        assert_int_equal(u.sips, c->sips);
+        assert_int_equal(u.host_kind, c->kind);
+        assert_string_equal(u.host, c->host);
+        assert_int_equal(u.port, c->port);
+        assert_int_equal(u.has_transport, c->has_transport);
+        assert_int_equal(u.transport, c->transport);
+        assert_string_equal(u.maddr, c->maddr);
+        assert_int_equal(u.maddr_kind != 0, c->maddr[0] != '\0');
+    }
+}
+
+typedef struct sip_bad {
+    const char *text;
+    int status;
+} sip_bad;
+
+static const sip_bad sip_errors[] = {
+    {"tls:example.org", SIPTLS_ERR_URI_SCHEME},
+    {"tel:+15551234", SIPTLS_ERR_URI_SCHEME},
+    {"sipx:example.org", SIPTLS_ERR_URI_SCHEME},
+    {"sip", SIPTLS_ERR_URI_SCHEME},
+    {"sip:", SIPTLS_ERR_URI_ADDR},
+    {"sip:*", SIPTLS_ERR_URI_ADDR},
+    {"sip:alice@", SIPTLS_ERR_URI_ADDR},
+    {"sip:exa mple.org", SIPTLS_ERR_URI_ADDR},
+    {"sip:1.2.3.256", SIPTLS_ERR_URI_ADDR},
+    {"sip:[::1", SIPTLS_ERR_URI_ADDR},
+    {"sip:[fe80::1%eth0]", SIPTLS_ERR_URI_ADDR},
+    {"sip:::1", SIPTLS_ERR_URI_ADDR},
+    {"sip:example.org:0", SIPTLS_ERR_URI_PORT},
+    {"sip:example.org:65536", SIPTLS_ERR_URI_PORT},
+    {"sip:example.org:", SIPTLS_ERR_URI_PORT},
+    {"sip:example.org:50x", SIPTLS_ERR_URI_TRAILING},
+    {"sip:[::1]x", SIPTLS_ERR_URI_TRAILING},
+    {"sip:example.org;", SIPTLS_ERR_URI_TRAILING},
+    {"sip:example.org;=x", SIPTLS_ERR_URI_TRAILING},
+    {"sip:example.org;transport=udp", SIPTLS_ERR_URI_TRANSPORT},
+    {"sip:example.org;transport=tcp", SIPTLS_ERR_URI_TRANSPORT},
+    {"sips:example.org;transport=sctp", SIPTLS_ERR_URI_TRANSPORT},
+    {"sip:example.org;transport=ws", SIPTLS_ERR_URI_TRANSPORT},
+    {"sip:example.org;transport=", SIPTLS_ERR_URI_TRANSPORT},
+    {"sip:example.org;maddr=", SIPTLS_ERR_URI_ADDR},
+    {"sip:example.org;maddr=*", SIPTLS_ERR_URI_ADDR},
+    {"sip:example.org;maddr=[::1]x", SIPTLS_ERR_URI_ADDR},
+};
+
+static void test_sip_uri_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(sip_errors) / sizeof(sip_errors[0]); i++) {
+        siptls_sip_uri u;
+        memset(&u, 0x5a, sizeof(u));
+        int st = siptls_sip_uri_parse(sip_errors[i].text, &u);
+        if (st != sip_errors[i].status) {
+            fail_msg("'%s': %s, want %s", sip_errors[i].text, siptls_status_name(st),
+                     siptls_status_name(sip_errors[i].status));
+        }
+        assert_int_equal(u.sips, 0x5a5a5a5a); /* untouched on error */
+    }
+    siptls_sip_uri u;
+    assert_int_equal(siptls_sip_uri_parse(NULL, &u), SIPTLS_ERR_INVAL);
+    assert_int_equal(siptls_sip_uri_parse("sip:a.org", NULL), SIPTLS_ERR_INVAL);
+    /* The tls:/dtls: grammar is unchanged: a SIP URI is still not one. */
+    siptls_uri t;
+    assert_int_equal(siptls_uri_parse("sips:a.org", 5061, 5061, 0, &t), SIPTLS_ERR_URI_SCHEME);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_null_args),       cmocka_unit_test(test_port0),
         cmocka_unit_test(test_hostname_limits), cmocka_unit_test(test_format),
         cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_transport_name),
+        cmocka_unit_test(test_sip_uri_ok),      cmocka_unit_test(test_sip_uri_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

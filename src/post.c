@@ -17,6 +17,8 @@
  * Every counter and the list are guarded by the lock; the backlog is the
  * loop's alone. */
 #include <pthread.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +27,7 @@
 /* Items run per loop wakeup before the loop gets back to I/O. */
 #define POST_BATCH 256
 
-typedef enum item_kind { ITEM_FN, ITEM_SEND, ITEM_SEND_TO } item_kind;
+typedef enum item_kind { ITEM_FN, ITEM_SEND, ITEM_SEND_TO, ITEM_SEND_TARGET } item_kind;
 
 typedef struct item {
     struct item *next;
@@ -34,10 +36,12 @@ typedef struct item {
     siptls_send_done_fn done;
     void *arg;
     siptls_flow_id flow;
-    size_t len;      /**< message bytes at data */
-    size_t weight;   /**< bytes counted against post_max_pending_bytes */
-    const char *uri; /**< ITEM_SEND_TO: NUL-terminated, after the message */
-    uint8_t data[];
+    size_t len;             /**< message bytes at data */
+    size_t weight;          /**< bytes counted against post_max_pending_bytes */
+    const char *uri;        /**< ITEM_SEND_TO: NUL-terminated, after the message */
+    siptls_target *targets; /**< ITEM_SEND_TARGET: deep copies, after the message */
+    size_t n_targets;
+    alignas(max_align_t) uint8_t data[];
 } item;
 
 struct siptls__mailbox {
@@ -169,6 +173,77 @@ int siptls_send_to_async(siptls_engine *e, const char *uri, const uint8_t *buf, 
     return mailbox_put(e, it);
 }
 
+/* One borrowed string of a target copied to `*at` (NULL stays NULL). */
+static const char *copy_str(const char *src, char **at)
+{
+    if (src == NULL) {
+        return NULL;
+    }
+    size_t n = strlen(src) + 1;
+    memcpy(*at, src, n);
+    const char *out = *at;
+    *at += n;
+    return out;
+}
+
+static size_t round_up(size_t n, size_t a)
+{
+    return (n + a - 1) / a * a;
+}
+
+int siptls_send_target_async(siptls_engine *e, const siptls_target *targets, size_t n,
+                             const uint8_t *buf, size_t len, siptls_send_done_fn done, void *arg)
+{
+    if (e == NULL || targets == NULL || n == 0 || n > SIPTLS_TARGETS_MAX || buf == NULL ||
+        len == 0 || len > e->mbox->max_len) {
+        return SIPTLS_ERR_INVAL;
+    }
+    /* one allocation: the message, the targets, their local addresses,
+     * their strings */
+    size_t strings = 0;
+    for (size_t i = 0; i < n; i++) {
+        const siptls_target *t = &targets[i];
+        if (t->host == NULL ||
+            (t->local != NULL &&
+             (t->local_len == 0 || t->local_len > sizeof(struct sockaddr_storage)))) {
+            return SIPTLS_ERR_INVAL;
+        }
+        const char *str[] = {t->host, t->sip_domain, t->sni, t->client_domain};
+        for (size_t k = 0; k < sizeof(str) / sizeof(str[0]); k++) {
+            strings += str[k] != NULL ? strlen(str[k]) + 1 : 0;
+        }
+    }
+    size_t t_off = round_up(len, alignof(max_align_t));
+    size_t l_off = t_off + n * sizeof(siptls_target);
+    size_t s_off = l_off + n * sizeof(struct sockaddr_storage);
+    item *it = item_new(ITEM_SEND_TARGET, s_off + strings, 0);
+    if (it == NULL) {
+        return SIPTLS_ERR_NOMEM;
+    }
+    it->len = len; /* the message; the rest counts in weight */
+    it->done = done;
+    it->arg = arg;
+    memcpy(it->data, buf, len);
+    it->targets = (siptls_target *)(void *)(it->data + t_off);
+    it->n_targets = n;
+    struct sockaddr_storage *locals = (struct sockaddr_storage *)(void *)(it->data + l_off);
+    char *at = (char *)it->data + s_off;
+    for (size_t i = 0; i < n; i++) {
+        const siptls_target *src = &targets[i];
+        siptls_target *t = &it->targets[i];
+        *t = *src;
+        t->host = copy_str(src->host, &at);
+        t->sip_domain = copy_str(src->sip_domain, &at);
+        t->sni = copy_str(src->sni, &at);
+        t->client_domain = copy_str(src->client_domain, &at);
+        if (src->local != NULL) {
+            memcpy(&locals[i], src->local, src->local_len);
+            t->local = (const struct sockaddr *)&locals[i];
+        }
+    }
+    return mailbox_put(e, it);
+}
+
 void siptls_engine_post_stats(siptls_engine *e, siptls_post_stats *st)
 {
     if (e == NULL || st == NULL || e->mbox == NULL) {
@@ -194,8 +269,11 @@ static int item_run(siptls_engine *e, item *it)
         st = siptls_send(e, flow, it->data, it->len);
         break;
     case ITEM_SEND_TO:
+    case ITEM_SEND_TARGET:
         flow = 0;
-        st = siptls_send_to(e, it->uri, it->data, it->len, &flow);
+        st = it->kind == ITEM_SEND_TO
+                 ? siptls_send_to(e, it->uri, it->data, it->len, &flow)
+                 : siptls_send_target(e, it->targets, it->n_targets, it->data, it->len, &flow);
         if (st != SIPTLS_OK && siptls__table_live(e, flow) == NULL) {
             flow = 0;
         }

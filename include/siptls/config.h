@@ -150,7 +150,8 @@ typedef struct siptls_config {
                                                on_writable fires (25); below queue_high_water */
     unsigned post_max_pending;            /**< posts and async sends waiting for an engine's
                                                loop (65536) */
-    unsigned post_max_pending_bytes;      /**< message bytes of the async sends waiting (67108864) */
+    unsigned post_max_pending_bytes;      /**< bytes of the async sends waiting: messages and
+                                               their URI / target copies (67108864) */
 } siptls_config;
 
 /** Where a configuration error happened. `file` is "" for siptls_config_set. */

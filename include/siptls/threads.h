@@ -33,7 +33,7 @@
  *     the message again into the flow's queue, as siptls_send() does.
  *     docs/benchmarks.md has the measured numbers.
  *  6. The mailbox is bounded by post_max_pending posts and
- *     post_max_pending_bytes message bytes (docs/admin-guide.md): past it a
+ *     post_max_pending_bytes bytes (docs/admin-guide.md): past it a
  *     call returns SIPTLS_ERR_QUEUE_FULL. */
 #ifndef SIPTLS_THREADS_H
 #define SIPTLS_THREADS_H
@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "siptls/engine.h"
+#include "siptls/target.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,9 +53,10 @@ extern "C" {
 typedef void (*siptls_post_fn)(siptls_engine *e, void *arg, int status);
 
 /** Outcome of an async send: `status` is what siptls_send() /
- *  siptls_send_to() returned on the loop (SIPTLS_OK: queued on the flow),
+ *  siptls_send_to() / siptls_send_target() returned on the loop (SIPTLS_OK: queued on the flow),
  *  or SIPTLS_ERR_SHUTDOWN (rule 3). `flow` is the flow sent to (for
- *  siptls_send_to_async(), the flow found or opened; 0 when none was). */
+ *  siptls_send_to_async() and siptls_send_target_async(), the flow found or
+ *  opened; 0 when none was). */
 typedef void (*siptls_send_done_fn)(siptls_engine *e, siptls_flow_id flow, int status, void *arg);
 
 /** Run `fn(e, arg, SIPTLS_OK)` on the engine's loop thread, after the posts
@@ -91,10 +93,26 @@ int siptls_send_async(siptls_engine *e, siptls_flow_id flow, const uint8_t *buf,
 int siptls_send_to_async(siptls_engine *e, const char *uri, const uint8_t *buf, size_t len,
                          siptls_send_done_fn done, void *arg);
 
+/** siptls_send_target(e, targets, n, buf, len, &flow) from any thread:
+ *  the message and the targets are copied (each target's strings and
+ *  local address too: nothing the caller passed is used after the call
+ *  returns); `done` (may be NULL) gets the flow and the status of
+ *  siptls_send_target() on the loop (or SIPTLS_ERR_SHUTDOWN). What
+ *  siptls_send_target() checks (transports, agreeing targets, a declared
+ *  client_domain, addresses) is checked there, on the loop: its refusal
+ *  comes to `done` with flow 0. Returns SIPTLS_OK, SIPTLS_ERR_INVAL (`e`,
+ *  `targets` or `buf` NULL, `n` 0 or over SIPTLS_TARGETS_MAX, a target
+ *  with a NULL host or a local_len of 0 or over sizeof(struct
+ *  sockaddr_storage) with `local` set, `len` 0 or over max_msg_size),
+ *  SIPTLS_ERR_QUEUE_FULL (the mailbox is full), SIPTLS_ERR_SHUTDOWN,
+ *  SIPTLS_ERR_NOMEM. */
+int siptls_send_target_async(siptls_engine *e, const siptls_target *targets, size_t n,
+                             const uint8_t *buf, size_t len, siptls_send_done_fn done, void *arg);
+
 /** The mailbox's counters (monotonic unless marked "now"). */
 typedef struct siptls_post_stats {
     uint64_t pending;                 /**< now: accepted, not run yet */
-    uint64_t pending_bytes;           /**< now: their message and URI bytes */
+    uint64_t pending_bytes;           /**< now: their message, URI and target bytes */
     uint64_t posted;                  /**< accepted (posts and async sends) */
     uint64_t refused;                 /**< refused: mailbox full (SIPTLS_ERR_QUEUE_FULL) */
     uint64_t run;                     /**< run on the loop */

@@ -9,6 +9,8 @@
  * four more threads send into flows of engines they do not own. Real
  * loopback sockets and handshakes throughout. Labelled `threads` too: CI
  * runs it under ThreadSanitizer (.ci/run, phase tsan). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -384,6 +386,101 @@ static void test_send_to_async(void **state)
     assert_int_equal(atomic_load(&bad.done_failed), 1);
     assert_int_equal(atomic_load(&bad.done_status), SIPTLS_ERR_URI_SCHEME);
     assert_int_equal(atomic_load(&bad.done_flow), 0);
+}
+
+/* siptls_send_target_async: the targets are copied with their strings and
+ * local address (the posting thread scribbles over its own copies as soon
+ * as the call returned); the flow verifies the SIP domain and sends the
+ * SNI asked for (RFC 5922 §7.2). */
+typedef struct target_poster {
+    unsigned port;
+    sender s;
+    int st_ok, st_inval_n, st_inval_host, st_inval_local;
+} target_poster;
+
+static void *target_thread(void *arg)
+{
+    target_poster *tp = arg;
+    char host[32], domain[64], sni[64];
+    struct sockaddr_in l4;
+    memset(&l4, 0, sizeof(l4));
+    l4.sin_family = AF_INET;
+    l4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    snprintf(host, sizeof(host), "127.0.0.1");
+    snprintf(domain, sizeof(domain), "alt.example.test");
+    snprintf(sni, sizeof(sni), "front.example.test");
+    siptls_target t;
+    siptls_target_init(&t);
+    t.host = host;
+    t.port = (uint16_t)tp->port;
+    t.sip_domain = domain;
+    t.sni = sni;
+    t.local = (const struct sockaddr *)&l4;
+    t.local_len = sizeof(l4);
+    char buf[600];
+    size_t n = make_msg(buf, sizeof(buf), 1, 0);
+    tp->st_ok = siptls_send_target_async(tp->s.e, &t, 1, (uint8_t *)buf, n, count_done, &tp->s);
+    /* nothing of the caller's is read after the call */
+    memset(host, 'x', sizeof(host) - 1);
+    memset(domain, 'x', sizeof(domain) - 1);
+    memset(sni, 'x', sizeof(sni) - 1);
+    memset(&l4, 0xff, sizeof(l4));
+    memset(buf, 'x', sizeof(buf));
+    tp->st_inval_n = siptls_send_target_async(tp->s.e, &t, 0, (uint8_t *)buf, n, NULL, NULL);
+    t.local_len = 0;
+    tp->st_inval_local = siptls_send_target_async(tp->s.e, &t, 1, (uint8_t *)buf, n, NULL, NULL);
+    t.host = NULL;
+    tp->st_inval_host = siptls_send_target_async(tp->s.e, &t, 1, (uint8_t *)buf, n, NULL, NULL);
+    return NULL;
+}
+
+static void test_send_target_async(void **state)
+{
+    (void)state;
+    char v[600];
+    snprintf(v, sizeof(v), "[server:default]%s.pem", tu_pki("alt"));
+    tu_set(&E->scfg, "certificate", v);
+    snprintf(v, sizeof(v), "[server:default]%s.key", tu_pki("alt"));
+    tu_set(&E->scfg, "private_key", v);
+    E->srec.keep_copies = 1;
+    tu_pair_start(E);
+    target_poster tp = {.port = siptls_listener_port(E->server, 0), .s = {.e = E->client}};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, target_thread, &tp), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(tp.st_ok, SIPTLS_OK);
+    assert_int_equal(tp.st_inval_n, SIPTLS_ERR_INVAL);
+    assert_int_equal(tp.st_inval_local, SIPTLS_ERR_INVAL);
+    assert_int_equal(tp.st_inval_host, SIPTLS_ERR_INVAL);
+    unsigned want = 1;
+    tu_run_pred(E->loop, server_got, &want, 20, "the message sent to the target");
+    assert_int_equal(atomic_load(&tp.s.done_ok), 1);
+    siptls_flow_id f = (siptls_flow_id)atomic_load(&tp.s.done_flow);
+    assert_true(f != 0);
+    assert_int_equal(header_num(E->srec.msgs[0].copy, E->srec.msgs[0].len, "X-Seq: "), 1);
+    siptls_flow_info *ci = malloc(sizeof(*ci));
+    assert_non_null(ci);
+    assert_int_equal(siptls_flow_get_info(E->client, f, ci), SIPTLS_OK);
+    assert_true(ci->peer_verified); /* against alt.example.test */
+    assert_string_equal(ci->sni, "front.example.test");
+    assert_int_equal(strncmp(ci->local_text, "127.0.0.1:", 10), 0);
+    free(ci);
+    /* what siptls_send_target() refuses on the loop comes to done() */
+    siptls_target bad;
+    siptls_target_init(&bad);
+    bad.host = "127.0.0.1";
+    bad.port = (uint16_t)tp.port;
+    bad.client_domain = "no-such-domain";
+    sender s2 = {.e = E->client};
+    char buf[600];
+    size_t n = make_msg(buf, sizeof(buf), 2, 0);
+    assert_int_equal(
+        siptls_send_target_async(E->client, &bad, 1, (uint8_t *)buf, n, count_done, &s2),
+        SIPTLS_OK);
+    tu_run_for(E->loop, 0.05);
+    assert_int_equal(atomic_load(&s2.done_failed), 1);
+    assert_int_equal(atomic_load(&s2.done_status), SIPTLS_ERR_INVAL);
+    assert_int_equal(atomic_load(&s2.done_flow), 0);
 }
 
 /* ---- the engine freed with posts waiting ------------------------------------ */
@@ -832,6 +929,7 @@ int main(void)
         TU_PAIR_TEST(test_send_async_flow_gone, setup_tls),
         TU_PAIR_TEST(test_send_async_queue_full_then_writable, setup_tls),
         TU_PAIR_TEST(test_send_to_async, setup_tls),
+        TU_PAIR_TEST(test_send_target_async, setup_tls),
         TU_PAIR_TEST(test_free_with_posts_pending, setup_tls),
         TU_PAIR_TEST(test_free_after_flood, setup_tls),
         TU_PAIR_TEST(test_mailbox_bounds, setup_tls),

@@ -851,8 +851,7 @@ void siptls_engine_free(siptls_engine *e)
     e->freeing = 1;
     /* Posts that have not run hear SIPTLS_ERR_SHUTDOWN, on this thread,
      * before the flows close (threads.h). */
-    siptls__mailbox_free(e, e->mbox);
-    e->mbox = NULL;
+    siptls__mailbox_close(e);
     siptls__engine_enter(e);
     close_all(e, 0);
     close_listeners(e);
@@ -867,6 +866,9 @@ void siptls_engine_free(siptls_engine *e)
         ev_async_stop(e->loop, e->async);
         free(e->async);
     }
+    /* closed above: the callbacks of the flows closed since were refused
+     * what they posted */
+    siptls__mailbox_free(e->mbox);
     ev_prepare_stop(e->loop, e->prepare);
     free(e->prepare);
     for (int t = 0; t < 3; t++) {

@@ -354,9 +354,14 @@ int siptls__mailbox_new(siptls__mailbox **out, const siptls_config *cfg);
 /** On the loop (engine.c's ev_async callback): run what was posted, at
  *  most a batch; 1 when more waits (the caller wakes the loop again). */
 int siptls__mailbox_run(siptls_engine *e);
-/** siptls_engine_free(): refuse new posts, call back every waiting one
- *  with SIPTLS_ERR_SHUTDOWN, free the mailbox. NULL is accepted. */
-void siptls__mailbox_free(siptls_engine *e, siptls__mailbox *m);
+/** siptls_engine_free(), first: refuse every post from now on
+ *  (SIPTLS_ERR_SHUTDOWN: also those the host makes from the callbacks the
+ *  free still calls), call back every waiting one with
+ *  SIPTLS_ERR_SHUTDOWN. A NULL mailbox is accepted. */
+void siptls__mailbox_close(siptls_engine *e);
+/** siptls_engine_free(), last: free the (closed) mailbox. NULL is
+ *  accepted. */
+void siptls__mailbox_free(siptls__mailbox *m);
 /** Wake the engine's loop (ev_async_send; any thread). In engine.c. */
 void siptls__engine_wake(siptls_engine *e);
 

@@ -332,8 +332,9 @@ static void item_cancel(siptls_engine *e, item *it)
     free(it);
 }
 
-void siptls__mailbox_free(siptls_engine *e, siptls__mailbox *m)
+void siptls__mailbox_close(siptls_engine *e)
 {
+    siptls__mailbox *m = e->mbox;
     if (m == NULL) {
         return;
     }
@@ -359,6 +360,13 @@ void siptls__mailbox_free(siptls_engine *e, siptls__mailbox *m)
     m->st.pending = 0;
     m->st.pending_bytes = 0;
     pthread_mutex_unlock(&m->lock);
+}
+
+void siptls__mailbox_free(siptls__mailbox *m)
+{
+    if (m == NULL) {
+        return;
+    }
     pthread_mutex_destroy(&m->lock);
     free(m);
 }

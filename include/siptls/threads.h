@@ -17,7 +17,10 @@
  *     (when it has one): on the engine's loop thread with the outcome, or,
  *     when the engine is freed first, from inside siptls_engine_free() on
  *     the thread that frees it, with SIPTLS_ERR_SHUTDOWN. A call that
- *     fails calls nothing.
+ *     fails calls nothing. Once siptls_engine_free() has begun, every call
+ *     here on that engine returns SIPTLS_ERR_SHUTDOWN: also those the
+ *     host makes from the callbacks the free still calls (on_flow(CLOSED)
+ *     of each open flow) on that engine's own thread.
  *  3. Callbacks with SIPTLS_OK (or any status other than
  *     SIPTLS_ERR_SHUTDOWN) run as engine callbacks on the loop: they may
  *     call any engine call a callback may (siptls_send, siptls_close, ...),
@@ -26,7 +29,7 @@
  *  4. The mailbox does not keep the loop running on its own (its watcher is
  *     ev_unref'd): an ev_run() with nothing else to wait for returns, and
  *     posts wait for the next ev_run() (or siptls_engine_free()).
- *  5. Cost: one malloc (with the message and URI copied into it), one
+ *  5. Cost: one malloc (with the message, URI or targets copied into it), one
  *     mutex lock, and an ev_async_send() when the mailbox was empty (a
  *     write to the loop's eventfd; the posts that follow before the loop
  *     takes them share that wakeup); on the loop, the send itself copies

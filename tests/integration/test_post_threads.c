@@ -581,6 +581,78 @@ static void test_free_with_posts_pending(void **state)
     assert_int_equal(E->srec.n_msgs, srv_before);
 }
 
+/* A host callback that runs inside siptls_engine_free() (on_flow(CLOSED,
+ * SIPTLS_ERR_SHUTDOWN) of each open flow) and posts to that same engine:
+ * refused with SIPTLS_ERR_SHUTDOWN, nothing called back, nothing leaks. */
+typedef struct closing_rec {
+    siptls_flow_id up;
+    unsigned closed;
+    int post_st, send_st, target_st;
+    unsigned called;
+} closing_rec;
+
+static void closing_fn(siptls_engine *e, void *arg, int status)
+{
+    (void)e;
+    (void)status;
+    ((closing_rec *)arg)->called++;
+}
+
+static void closing_done(siptls_engine *e, siptls_flow_id flow, int status, void *arg)
+{
+    (void)e;
+    (void)flow;
+    (void)status;
+    ((closing_rec *)arg)->called++;
+}
+
+static void closing_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state state, int reason,
+                         void *user)
+{
+    closing_rec *r = user;
+    if (state == SIPTLS_FLOW_UP) {
+        r->up = flow;
+        return;
+    }
+    if (state != SIPTLS_FLOW_CLOSED || reason != SIPTLS_ERR_SHUTDOWN) {
+        return;
+    }
+    r->closed++;
+    static const uint8_t m[] = "OPTIONS sip:x SIP/2.0\r\n\r\n";
+    r->post_st = siptls_engine_post(e, closing_fn, r);
+    r->send_st = siptls_send_async(e, flow, m, sizeof(m) - 1, closing_done, r);
+    siptls_target t;
+    siptls_target_init(&t);
+    t.host = "127.0.0.1";
+    t.port = 9;
+    r->target_st = siptls_send_target_async(e, &t, 1, m, sizeof(m) - 1, closing_done, r);
+}
+
+static int closing_up(void *arg)
+{
+    return ((closing_rec *)arg)->up != 0;
+}
+
+static void test_post_from_callback_during_free(void **state)
+{
+    (void)state;
+    tu_pair_start(E);
+    closing_rec r = {0};
+    siptls_callbacks cb = {.on_flow = closing_flow};
+    siptls_engine *x = NULL;
+    assert_int_equal(siptls_engine_new(&x, E->loop, &E->ccfg, &cb, &r), SIPTLS_OK);
+    siptls_flow_id f = 0;
+    assert_int_equal(siptls_connect(x, tu_uri(E->server, 0, "tls", "127.0.0.1"), &f), SIPTLS_OK);
+    tu_run_pred(E->loop, closing_up, &r, 10, "the extra engine's flow up");
+    siptls_engine_free(x);
+    assert_int_equal(r.closed, 1);
+    assert_int_equal(r.post_st, SIPTLS_ERR_SHUTDOWN);
+    assert_int_equal(r.send_st, SIPTLS_ERR_SHUTDOWN);
+    assert_int_equal(r.target_st, SIPTLS_ERR_SHUTDOWN);
+    assert_int_equal(r.called, 0);
+    tu_run_pred(E->loop, tu_pair_all_closed, E, 10, "the server's side closed");
+}
+
 /* A thread that keeps posting until told to stop; the engine is freed once
  * it has stopped: every post was either run or cancelled, none lost. */
 typedef struct flood {
@@ -932,6 +1004,7 @@ int main(void)
         TU_PAIR_TEST(test_send_target_async, setup_tls),
         TU_PAIR_TEST(test_free_with_posts_pending, setup_tls),
         TU_PAIR_TEST(test_free_after_flood, setup_tls),
+        TU_PAIR_TEST(test_post_from_callback_during_free, setup_tls),
         TU_PAIR_TEST(test_mailbox_bounds, setup_tls),
         TU_PAIR_TEST(test_workers_relay, setup_none),
     };

@@ -16,16 +16,7 @@ pki=$build/pki
 [ -x "$bin" ] || { echo "FAIL no siptls binary"; exit 1; }
 [ -f "$pki/ca.pem" ] || { echo "FAIL no test PKI in $pki"; exit 1; }
 need jq
-work=$(mktemp -d)
-serve_pid=
-cleanup() {
-    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $1"; }
-bad() { fails=$((fails + 1)); echo "FAIL $1"; }
+shtest_start
 
 # The loopback DTLS handshakes all come from 127.0.0.1: lift the
 # per-source handshake rate limit for this server.

@@ -18,19 +18,9 @@ bin=$build/siptls
 pki=$build/pki
 [ -x "$bin" ] || { echo "no siptls binary"; exit 77; }
 [ -f "$pki/ca.pem" ] || { echo "no test PKI in $pki"; exit 77; }
-work=$(mktemp -d)
-serve_pid=
-cleanup() {
-    if [ -n "$serve_pid" ]; then
-        kill -CONT "$serve_pid" 2>/dev/null
-        kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $1"; }
-bad() { fails=$((fails + 1)); echo "FAIL $1"; }
+# shellcheck source=../support/shtest.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../support/shtest.sh"
+shtest_start
 check() { # name expected-exit actual-exit [file to show]
     if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (exit $3, want $2) ${4:+$(cat "$4")}"; fi
 }

@@ -9,16 +9,9 @@ build=$2
 bin=$build/siptls
 pki=$build/pki
 [ -x "$bin" ] || { echo "no siptls binary"; exit 1; }
-work=$(mktemp -d)
-serve_pid=
-cleanup() {
-    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $1"; }
-bad() { fails=$((fails + 1)); echo "FAIL $1"; }
+# shellcheck source=../support/shtest.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../support/shtest.sh"
+shtest_start
 wait_for() { # pattern file: up to 20 s
     for _ in $(seq 1 400); do grep -q "$1" "$2" && return 0; sleep 0.05; done
     return 1

@@ -19,16 +19,7 @@ pki=$build/pki
 . "$src/tests/support/shtest.sh"
 [ -x "$bin" ] || { echo "FAIL no siptls binary"; exit 1; }
 need curl
-work=$(mktemp -d)
-serve_pid=
-cleanup() {
-    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $1"; }
-bad() { fails=$((fails + 1)); echo "FAIL $1"; }
+shtest_start
 
 # check_format FILE: the text exposition format, strictly. Prints the
 # problems (nothing when the text is right).

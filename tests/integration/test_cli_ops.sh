@@ -8,16 +8,9 @@ src=$1 build=$2
 bin=$build/siptls
 pki=$build/pki
 [ -x "$bin" ] || { echo "no siptls binary"; exit 77; }
-work=$(mktemp -d)
-serve_pid=
-cleanup() {
-    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $1"; }
-bad() { fails=$((fails + 1)); echo "FAIL $1"; }
+# shellcheck source=../support/shtest.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../support/shtest.sh"
+shtest_start
 check() { # name expected-exit actual-exit
     if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (exit $3, want $2)"; fi
 }

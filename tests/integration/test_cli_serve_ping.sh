@@ -12,14 +12,7 @@ pki=$build/pki
 . "$src/tests/support/shtest.sh"
 [ -x "$bin" ] || { echo "FAIL no siptls binary"; exit 1; }
 need openssl
-work=$(mktemp -d)
-serve_pid=
-cleanup() {
-    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fails=0 passes=0
+shtest_start
 check() { # name expected-exit actual-exit
     if [ "$2" = "$3" ]; then passes=$((passes + 1)); echo "ok   $1";
     else fails=$((fails + 1)); echo "FAIL $1 (exit $3, want $2)"; fi

@@ -23,16 +23,10 @@ guide=$src/docs/admin-guide.md
 [ -x "$bin" ] || { echo "no siptls binary"; exit 77; }
 [ -f "$guide" ] || { echo "no $guide"; exit 1; }
 export LC_ALL=C # getopt's messages untranslated
-work=$(mktemp -d)
-serve_pid=
-cleanup() {
-    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fails=0 passes=0
+# shellcheck source=../support/shtest.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../support/shtest.sh"
+shtest_start
 ok() { passes=$((passes + 1)); }
-bad() { fails=$((fails + 1)); echo "FAIL $1"; }
 
 # Lines of the "### `siptls CMD`" section (up to the next ## or ### heading;
 # fenced code blocks are not headings).

@@ -118,3 +118,23 @@ converse() {
     rm -f "$fifo"
     return $rc
 }
+
+# shtest_start: the common start of a CLI test. A private folder $work,
+# removed on exit together with the `siptls serve` whose pid the test keeps
+# in $serve_pid (continued first, should the test have stopped it); the
+# counters that ok and bad keep and shtest_report reports.
+shtest_start() {
+    work=$(mktemp -d)
+    serve_pid=
+    fails=0 passes=0
+    trap shtest_cleanup EXIT
+}
+shtest_cleanup() {
+    if [ -n "$serve_pid" ]; then
+        kill -CONT "$serve_pid" 2> /dev/null
+        kill "$serve_pid" 2> /dev/null && wait "$serve_pid" 2> /dev/null
+    fi
+    rm -rf "$work"
+}
+ok() { passes=$((passes + 1)); echo "ok   $1"; }
+bad() { fails=$((fails + 1)); echo "FAIL $1"; }

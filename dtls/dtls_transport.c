@@ -281,6 +281,12 @@ static void dtls_info(siptls__flow *f, siptls_flow_info *info)
     siptls__flow_describe(f, s->ssl, info);
 }
 
+static struct WOLFSSL *dtls_session_ssl(siptls__flow *f)
+{
+    dtls_session *s = siptls__flow_tp(f);
+    return s != NULL && s->ssl != NULL && wolfSSL_is_init_finished(s->ssl) ? s->ssl : NULL;
+}
+
 const siptls__transport_ops siptls__dtls_ops = {
     .kind = SIPTLS_TRANSPORT_DTLS,
     .name = "dtls",
@@ -300,4 +306,5 @@ const siptls__transport_ops siptls__dtls_ops = {
     .shutdown = dtls_shutdown,
     .free = dtls_free,
     .info = dtls_info,
+    .session = dtls_session_ssl,
 };

@@ -52,6 +52,13 @@ const param siptls__config_params[] = {
      1, 2592000, 0},
     {"tls_max_connections", T_UINT, S_GLOBAL, G(tls_max_connections), 0, "2048", NULL, NULL, 1,
      1000000, 0},
+    /* flows: backpressure, posting from other threads */
+    {"queue_high_water", T_UINT, S_GLOBAL, G(queue_high_water), 0, "75", NULL, NULL, 1, 100, 0},
+    {"queue_low_water", T_UINT, S_GLOBAL, G(queue_low_water), 0, "25", NULL, NULL, 0, 99, 0},
+    {"post_max_pending", T_UINT, S_GLOBAL, G(post_max_pending), 0, "65536", NULL, NULL, 1, 16777216,
+     0},
+    {"post_max_pending_bytes", T_UINT, S_GLOBAL, G(post_max_pending_bytes), 0, "67108864", NULL,
+     NULL, 65536, 1073741824, 0},
     /* security */
     {"trusted_domain", T_NAMELIST, S_GLOBAL, G(trusted_domain), G(n_trusted_domain), "", NULL, NULL,
      0, 0, F_RELOAD},

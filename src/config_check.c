@@ -71,6 +71,12 @@ int siptls_config_check(const siptls_config *cfg, siptls_config_error *err,
     if (cfg == NULL) {
         return fail(&c, SIPTLS_ERR_INVAL);
     }
+    if (cfg->queue_low_water >= cfg->queue_high_water) {
+        /* the engine's own words (siptls__backpressure_init) */
+        check_log(&c, SIPTLS_LOG_ERR, "queue_low_water (%u) must be below queue_high_water (%u)",
+                  cfg->queue_low_water, cfg->queue_high_water);
+        return fail(&c, SIPTLS_ERR_INVAL);
+    }
     int want_dtls = 0;
     for (size_t i = 0; i < cfg->n_listen; i++) {
         siptls_uri u;

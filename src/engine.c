@@ -127,6 +127,26 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     siptls__engine_leave(e);
 }
 
+/* Posts from other threads (post.c) arrived: run a batch of them as
+ * engine callbacks. A long mailbox wakes the loop again, so sockets get
+ * their turn between batches. */
+static void async_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)revents;
+    siptls_engine *e = w->data;
+    siptls__engine_enter(e);
+    int more = siptls__mailbox_run(e);
+    siptls__engine_leave(e);
+    if (more) {
+        ev_async_send(loop, w);
+    }
+}
+
+void siptls__engine_wake(siptls_engine *e)
+{
+    ev_async_send(e->loop, (ev_async *)e->async);
+}
+
 void siptls__engine_schedule(siptls__flow *f)
 {
     siptls_engine *e = f->engine;
@@ -762,13 +782,31 @@ int siptls_engine_new(siptls_engine **out, struct ev_loop *loop, const siptls_co
     for (size_t i = 0; (ops = siptls__transport_at(i)) != NULL; i++) {
         ops->limits(&e->cfg, &e->lim[ops->kind]);
     }
+    int st = siptls__backpressure_init(e);
+    if (st != SIPTLS_OK) {
+        siptls_engine_free(e);
+        return st;
+    }
+    /* The mailbox of posts from other threads (threads.h) and its wakeup.
+     * Unref'd: it does not keep ev_run() going by itself. */
+    ev_async *as = calloc(1, sizeof(*as));
+    if (as == NULL || siptls__mailbox_new(&e->mbox, &e->cfg) != SIPTLS_OK) {
+        free(as);
+        siptls_engine_free(e);
+        return SIPTLS_ERR_NOMEM;
+    }
+    ev_async_init(as, async_cb);
+    as->data = e;
+    e->async = as;
+    ev_async_start(loop, as);
+    ev_unref(loop);
     if (siptls__table_grow(e) != SIPTLS_OK || siptls__domstat_prepare(e, &e->cfg) != SIPTLS_OK) {
         siptls_engine_free(e);
         return SIPTLS_ERR_NOMEM;
     }
     siptls__domstat_commit(e, &e->cfg);
     for (size_t i = 0; i < e->cfg.n_listen; i++) {
-        int st = siptls_listen(e, e->cfg.listen[i]);
+        st = siptls_listen(e, e->cfg.listen[i]);
         if (st < 0) {
             siptls_engine_free(e);
             return st;
@@ -811,6 +849,9 @@ void siptls_engine_free(siptls_engine *e)
         return;
     }
     e->freeing = 1;
+    /* Posts that have not run hear SIPTLS_ERR_SHUTDOWN, on this thread,
+     * before the flows close (threads.h). */
+    siptls__mailbox_close(e);
     siptls__engine_enter(e);
     close_all(e, 0);
     close_listeners(e);
@@ -820,6 +861,14 @@ void siptls_engine_free(siptls_engine *e)
     e->flush_list = NULL;
     siptls__engine_leave(e);
     siptls__linger_free_all(e);
+    if (e->async != NULL) {
+        ev_ref(e->loop); /* as libev asks: re-ref an unref'd watcher before stopping it */
+        ev_async_stop(e->loop, e->async);
+        free(e->async);
+    }
+    /* closed above: the callbacks of the flows closed since were refused
+     * what they posted */
+    siptls__mailbox_free(e->mbox);
     ev_prepare_stop(e->loop, e->prepare);
     free(e->prepare);
     for (int t = 0; t < 3; t++) {
@@ -866,6 +915,7 @@ int siptls_send(siptls_engine *e, siptls_flow_id id, const uint8_t *buf, size_t 
     }
     int st =
         siptls__flow_queue_full(f, len) ? SIPTLS_ERR_QUEUE_FULL : siptls__flow_queue(f, buf, len);
+    siptls__flow_after_send(f, st == SIPTLS_ERR_QUEUE_FULL);
     if (st != SIPTLS_OK) {
         if (st == SIPTLS_ERR_QUEUE_FULL) {
             SIPTLS__FLOW_COUNT(f, drop_queue_full, 1);

@@ -15,9 +15,13 @@
 #include "secctx.h"
 #include "siptls/config.h"
 #include "siptls/engine.h"
+#include "siptls/flow.h"
 #include "siptls/sipmsg.h"
+#include "siptls/threads.h"
 #include "siptls/uri.h"
 #include "transport.h"
+
+typedef struct siptls__mailbox siptls__mailbox; /* post.c's */
 
 struct siptls__listener {
     siptls_engine *engine;
@@ -118,6 +122,11 @@ struct siptls__flow {
     /* counters for info */
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 
+    /* the host's (flow_data.c) */
+    void *user;             /**< siptls_flow_set_user(); never dereferenced */
+    uint8_t writable_armed; /**< a send was refused or the queue passed high water */
+    uint8_t writable_due;   /**< drained to low water: on_writable from the loop */
+
     /* tables */
     siptls__flow *id_next;   /**< hash chain by id */
     siptls__flow *addr_next; /**< hash chain by remote address */
@@ -168,6 +177,17 @@ struct siptls_engine {
     uint8_t tok_boot[16]; /**< the process's boot id */
     void *lingering;      /**< linger.c: refused sockets read until the peer closes */
     unsigned n_lingering;
+
+    /* backpressure (flow_data.c): queue depths, from the water marks */
+    siptls_writable_fn on_writable;
+    unsigned hw_msgs, lw_msgs;
+    size_t hw_bytes, lw_bytes;
+    /** The flow whose on_flow(CLOSED) runs (its user pointer still reads). */
+    siptls__flow *closing;
+
+    /* posts from other threads (post.c; the ev_async is engine.c's) */
+    siptls__mailbox *mbox;
+    void *async; /**< ev_async */
 };
 
 /* ---- linger.c: lingering close of refused TCP connections --------------- */
@@ -325,6 +345,38 @@ void siptls__dest_request(const siptls__dest *d, siptls__rreq *req);
  *  siptls_connect(). */
 int siptls__open_addrs(siptls_engine *e, siptls_transport t, const char *host, int literal,
                        const siptls__addr *addrs, int n, int reuse, siptls__flow **out);
+
+/* ---- post.c: functions and sends from other threads -------------------- */
+
+/** The engine's mailbox, with its limits from `cfg`. SIPTLS_OK or
+ *  SIPTLS_ERR_NOMEM. */
+int siptls__mailbox_new(siptls__mailbox **out, const siptls_config *cfg);
+/** On the loop (engine.c's ev_async callback): run what was posted, at
+ *  most a batch; 1 when more waits (the caller wakes the loop again). */
+int siptls__mailbox_run(siptls_engine *e);
+/** siptls_engine_free(), first: refuse every post from now on
+ *  (SIPTLS_ERR_SHUTDOWN: also those the host makes from the callbacks the
+ *  free still calls), call back every waiting one with
+ *  SIPTLS_ERR_SHUTDOWN. A NULL mailbox is accepted. */
+void siptls__mailbox_close(siptls_engine *e);
+/** siptls_engine_free(), last: free the (closed) mailbox. NULL is
+ *  accepted. */
+void siptls__mailbox_free(siptls__mailbox *m);
+/** Wake the engine's loop (ev_async_send; any thread). In engine.c. */
+void siptls__engine_wake(siptls_engine *e);
+
+/* ---- flow_data.c: per-flow data and backpressure ------------------------- */
+
+/** The water marks of `cfg` as message and byte counts (engine creation).
+ *  SIPTLS_OK or SIPTLS_ERR_INVAL (queue_low_water not below
+ *  queue_high_water; logged). */
+int siptls__backpressure_init(siptls_engine *e);
+/** A send of the host's was refused, or queued past high water. */
+void siptls__flow_after_send(siptls__flow *f, int refused);
+/** A queued message left the queue (written or dropped). */
+void siptls__flow_drained(siptls__flow *f);
+/** From the loop's deferred work: call on_writable when it is due. */
+void siptls__flow_writable_run(siptls__flow *f);
 
 /* ---- stats.c: per listener and per TLS domain counters -------------------- */
 

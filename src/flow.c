@@ -400,7 +400,11 @@ void siptls__flow_finalize(siptls__flow *f)
                     siptls_strerror(reason));
     }
     if ((f->reported_up || f->outbound) && e->cb.on_flow != NULL) {
+        /* siptls_flow_get_user() still answers for it inside the call */
+        siptls__flow *outer = e->closing;
+        e->closing = f;
         e->cb.on_flow(e, f->id, SIPTLS_FLOW_CLOSED, reason, e->user);
+        e->closing = outer;
     }
     f->zombie_next = e->zombies;
     e->zombies = f;
@@ -550,7 +554,9 @@ void siptls__flow_run_deferred(siptls__flow *f)
     if (f->phase == SIPTLS__PHASE_CLOSING && f->q_head == NULL) {
         f->ops->shutdown(f);
         siptls__flow_finalize(f);
+        return;
     }
+    siptls__flow_writable_run(f);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -248,6 +248,7 @@ void siptls__flow_qdrop(siptls__flow *f)
     f->q_count--;
     f->q_bytes -= m->len;
     free(m);
+    siptls__flow_drained(f);
 }
 
 void siptls__flow_qpop(siptls__flow *f)
@@ -272,6 +273,7 @@ void siptls__flow_qpop(siptls__flow *f)
      * that does not move, not for a long one that does (a burst over a
      * slow link); the next full socket starts the clock again. */
     f->send_blocked_since = 0;
+    siptls__flow_drained(f);
 }
 
 uint64_t siptls__flow_acked(const siptls__flow *f)

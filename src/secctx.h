@@ -8,10 +8,12 @@
 #define SIPTLS_SECCTX_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "siptls/config.h"
 #include "siptls/engine.h"
+#include "siptls/flow.h"
 
 struct WOLFSSL;
 
@@ -143,6 +145,25 @@ int siptls__secctx_peer_check(siptls__secctx *s, struct WOLFSSL *ssl, int is_ser
  *  the key log (used by siptls_flow_get_info()). */
 void siptls__secctx_describe(siptls__secctx *s, struct WOLFSSL *ssl, int is_server,
                              const char *sip_domain, siptls_flow_info *info);
+
+/** The peer certificate of a completed handshake `ssl`, parsed into `out`
+ *  (include/siptls/flow.h). Returns SIPTLS_OK, SIPTLS_ERR_NO_CERT or
+ *  SIPTLS_ERR_NOMEM. */
+int siptls__secctx_peer_cert(struct WOLFSSL *ssl, siptls_peer_cert *out);
+
+/** The peer certificate as DER (`pem` 0) or PEM text (`pem` 1, with a
+ *  NUL) into `buf` of `cap` bytes; `*len` gets the length (PEM: without
+ *  the NUL) also when `cap` is too small. Returns SIPTLS_OK,
+ *  SIPTLS_ERR_BUFFER_SMALL, SIPTLS_ERR_NO_CERT, SIPTLS_ERR_NOMEM. */
+int siptls__secctx_peer_cert_export(struct WOLFSSL *ssl, int pem, uint8_t *buf, size_t cap,
+                                    size_t *len);
+
+/** Call `fn` with every subjectAltName of the peer certificate,
+ *  untruncated (siptls_flow_peer_sans()). `fn` may be
+ *  NULL (count only); `*count` (may be NULL) gets how many names were
+ *  given. Returns SIPTLS_OK, SIPTLS_ERR_NO_CERT, SIPTLS_ERR_NOMEM. */
+int siptls__secctx_peer_sans(struct WOLFSSL *ssl, int (*fn)(const char *, size_t, void *),
+                             void *arg, unsigned *count);
 
 /** The name of the TLS domain `ssl` works with now (after an SNI switch:
  *  the new one) and in *is_server its kind; NULL when unknown (its secctx

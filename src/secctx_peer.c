@@ -7,6 +7,7 @@
  * info. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/asn.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/hash.h>
 
 #include "secctx_internal.h"
 
@@ -337,6 +339,280 @@ void siptls__secctx_describe(siptls__secctx *s, struct WOLFSSL *ssl, int is_serv
         info_fill(ssl, is_server, sip_domain, &v, info);
     }
     siptls__secctx_peer_view_free(&v);
+}
+
+/* ------------------------------------------------------------------------ */
+/* the peer's certificate (siptls_flow_peer_cert and friends)               */
+/* ------------------------------------------------------------------------ */
+
+static const char hex_digits[] = "0123456789ABCDEF";
+
+/* Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int digits(const unsigned char *p, int n, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (unsigned)(p[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* An X.509 validity time (RFC 5280 §4.1.2.5: UTCTime YYMMDDHHMMSSZ or
+ * GeneralizedTime YYYYMMDDHHMMSSZ) as seconds since the epoch and ISO 8601
+ * text. 0 on success. */
+static int asn1_time(const WOLFSSL_ASN1_TIME *t, int64_t *secs, char *text, size_t cap)
+{
+    if (t == NULL || t->length < 13 || t->length > (int)sizeof(t->data)) {
+        return -1;
+    }
+    const unsigned char *p = t->data;
+    int ylen = t->length >= 15 ? 4 : 2;
+    unsigned y, mo, d, h, mi, sec;
+    if (digits(p, ylen, &y) || digits(p + ylen, 2, &mo) || digits(p + ylen + 2, 2, &d) ||
+        digits(p + ylen + 4, 2, &h) || digits(p + ylen + 6, 2, &mi) ||
+        digits(p + ylen + 8, 2, &sec) || p[ylen + 10] != 'Z' || mo < 1 || mo > 12 || d < 1 ||
+        d > 31 || h > 23 || mi > 59 || sec > 60) {
+        return -1;
+    }
+    if (ylen == 2) {
+        /* RFC 5280 §4.1.2.5.1: "Where YY is greater than or equal to 50, the
+         * year SHALL be interpreted as 19YY; and Where YY is less than 50,
+         * the year SHALL be interpreted as 20YY." */
+        y += y >= 50 ? 1900 : 2000;
+    }
+    *secs = days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + mi * 60 + sec;
+    snprintf(text, cap, "%04u-%02u-%02uT%02u:%02u:%02uZ", y, mo, d, h, mi, sec);
+    return 0;
+}
+
+/* RFC 7468 §2: the textual encoding, base64 in lines of 64 characters.
+ * Returns the length without the NUL; writes only when it fits `cap`. */
+static size_t pem_encode(const uint8_t *der, size_t n, char *out, size_t cap)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char head[] = "-----BEGIN CERTIFICATE-----\n";
+    static const char tail[] = "-----END CERTIFICATE-----\n";
+    size_t chars = (n + 2) / 3 * 4;
+    size_t need = sizeof(head) - 1 + chars + (chars + 63) / 64 + sizeof(tail) - 1;
+    if (out == NULL || need + 1 > cap) {
+        return need;
+    }
+    char *o = out;
+    memcpy(o, head, sizeof(head) - 1);
+    o += sizeof(head) - 1;
+    size_t col = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)der[i] << 16;
+        if (i + 1 < n) {
+            v |= (uint32_t)der[i + 1] << 8;
+        }
+        if (i + 2 < n) {
+            v |= der[i + 2];
+        }
+        char q[4] = {b64[(v >> 18) & 63], b64[(v >> 12) & 63], i + 1 < n ? b64[(v >> 6) & 63] : '=',
+                     i + 2 < n ? b64[v & 63] : '='};
+        for (int k = 0; k < 4; k++) {
+            *o++ = q[k];
+            if (++col == 64) {
+                *o++ = '\n';
+                col = 0;
+            }
+        }
+    }
+    if (col != 0) {
+        *o++ = '\n';
+    }
+    memcpy(o, tail, sizeof(tail) - 1);
+    o += sizeof(tail) - 1;
+    *o = '\0';
+    return need;
+}
+
+/* Why a completed handshake has no peer certificate: in a full one the
+ * peer sent none; a resumed session carries none unless wolfSSL keeps it
+ * (SESSION_CERTS: Debian 12's build does, the bundled one does not). A
+ * server resuming knows from the verdict sealed in its ticket whether the
+ * client had presented (and passed) one: a server asks for a client
+ * certificate only when it verifies it. A server always presents one. */
+static int no_cert(struct WOLFSSL *ssl)
+{
+    if (wolfSSL_session_reused(ssl) != 1) {
+        return SIPTLS_ERR_NO_CERT;
+    }
+    if (!wolfSSL_is_server(ssl)) {
+        return SIPTLS_ERR_CERT_NOT_KEPT;
+    }
+    uintptr_t f = get_flags(ssl);
+    sec_domain *dom = ssl_domain(ssl);
+    int sealed = (f & F_TICKET) && dom != NULL && get_aux(ssl) == dom->policy;
+    return sealed && (f & F_T_VERIFIED) ? SIPTLS_ERR_CERT_NOT_KEPT : SIPTLS_ERR_NO_CERT;
+}
+
+int siptls__secctx_peer_cert(struct WOLFSSL *ssl, siptls_peer_cert *out)
+{
+    memset(out, 0, sizeof(*out));
+    WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
+    if (x == NULL) {
+        return no_cert(ssl);
+    }
+    int rc = SIPTLS_OK;
+    unsigned char serial[32];
+    int sn = (int)sizeof(serial);
+    if (wolfSSL_X509_get_serial_number(x, serial, &sn) == WOLFSSL_SUCCESS && sn > 0 &&
+        sn <= (int)sizeof(serial)) {
+        int skip = sn > 1 && serial[0] == 0 && (serial[1] & 0x80) != 0; /* DER sign padding */
+        memmove(serial, serial + skip, (size_t)(sn - skip));
+        sn -= skip;
+        for (int i = 0; i < sn; i++) {
+            out->serial[2 * i] = hex_digits[serial[i] >> 4];
+            out->serial[2 * i + 1] = hex_digits[serial[i] & 15];
+        }
+        out->serial[2 * sn] = '\0';
+    }
+    if (asn1_time(wolfSSL_X509_get_notBefore(x), &out->not_before, out->not_before_text,
+                  sizeof(out->not_before_text)) != 0) {
+        out->not_before_text[0] = '\0';
+    }
+    if (asn1_time(wolfSSL_X509_get_notAfter(x), &out->not_after, out->not_after_text,
+                  sizeof(out->not_after_text)) != 0) {
+        out->not_after_text[0] = '\0';
+    }
+    int dlen = 0;
+    const unsigned char *der = wolfSSL_X509_get_der(x, &dlen);
+    if (der != NULL && dlen > 0) {
+        out->der_len = (size_t)dlen;
+        out->pem_len = pem_encode(der, (size_t)dlen, NULL, 0);
+        if (wc_Sha256Hash(der, (word32)dlen, out->sha256) == 0) {
+            for (int i = 0; i < 32; i++) {
+                char *t = out->sha256_text + 3 * i;
+                t[0] = hex_digits[out->sha256[i] >> 4];
+                t[1] = hex_digits[out->sha256[i] & 15];
+                t[2] = i < 31 ? ':' : '\0';
+            }
+        }
+    }
+    wolfSSL_X509_free(x);
+    if (siptls__secctx_peer_sans(ssl, NULL, NULL, &out->n_sans) == SIPTLS_ERR_NOMEM) {
+        rc = SIPTLS_ERR_NOMEM;
+    }
+    return rc;
+}
+
+int siptls__secctx_peer_cert_export(struct WOLFSSL *ssl, int pem, uint8_t *buf, size_t cap,
+                                    size_t *len)
+{
+    WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
+    if (x == NULL) {
+        return no_cert(ssl);
+    }
+    int dlen = 0;
+    const unsigned char *der = wolfSSL_X509_get_der(x, &dlen);
+    int rc = SIPTLS_OK;
+    size_t need = 0;
+    if (der == NULL || dlen <= 0) {
+        rc = SIPTLS_ERR_NOMEM; /* wolfSSL keeps the DER: only memory fails here */
+    } else if (pem) {
+        need = pem_encode(der, (size_t)dlen, buf != NULL ? (char *)buf : NULL, cap);
+        rc = need + 1 > cap || buf == NULL ? SIPTLS_ERR_BUFFER_SMALL : SIPTLS_OK;
+    } else {
+        need = (size_t)dlen;
+        if (buf == NULL || need > cap) {
+            rc = SIPTLS_ERR_BUFFER_SMALL;
+        } else {
+            memcpy(buf, der, need);
+        }
+    }
+    wolfSSL_X509_free(x);
+    if (len != NULL) {
+        *len = need;
+    }
+    return rc;
+}
+
+/* One name for siptls__secctx_peer_sans: "PREFIX" + value, non-printable
+ * bytes shown as '?'. 0 to go on. */
+static int give_san(const char *prefix, const char *val, size_t n,
+                    int (*fn)(const char *, size_t, void *), void *arg, int *nomem)
+{
+    size_t plen = strlen(prefix);
+    char *t = malloc(plen + n + 1);
+    if (t == NULL) {
+        *nomem = 1;
+        return 1;
+    }
+    memcpy(t, prefix, plen);
+    copy_printable(t + plen, n + 1, val, n);
+    int stop = fn(t, plen + n, arg);
+    free(t);
+    return stop;
+}
+
+int siptls__secctx_peer_sans(struct WOLFSSL *ssl, int (*fn)(const char *, size_t, void *),
+                             void *arg, unsigned *count)
+{
+    if (count != NULL) {
+        *count = 0;
+    }
+    WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
+    if (x == NULL) {
+        return no_cert(ssl);
+    }
+    WOLFSSL_STACK *gns = wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    wolfSSL_X509_free(x);
+    if (gns == NULL) {
+        return SIPTLS_OK; /* no subjectAltName extension */
+    }
+    int nomem = 0;
+    int stop = 0;
+    int n = wolfSSL_sk_GENERAL_NAME_num(gns);
+    /* wolfSSL lists DNS, URI and IP names in reverse certificate order
+     * (email names apart): walked backwards, those come in order. */
+    for (int i = n - 1; i >= 0 && !stop; i--) {
+        WOLFSSL_GENERAL_NAME *g = wolfSSL_sk_GENERAL_NAME_value(gns, i);
+        if (g == NULL ||
+            (g->type != ASN_DNS_TYPE && g->type != ASN_URI_TYPE && g->type != ASN_IP_TYPE &&
+             g->type != ASN_RFC822_TYPE) ||
+            g->d.ia5 == NULL || g->d.ia5->data == NULL || g->d.ia5->length < 0) {
+            continue;
+        }
+        const char *data = g->d.ia5->data;
+        size_t len = (size_t)g->d.ia5->length;
+        char ip[INET6_ADDRSTRLEN];
+        const char *prefix = g->type == ASN_DNS_TYPE   ? "DNS:"
+                             : g->type == ASN_URI_TYPE ? "URI:"
+                             : g->type == ASN_IP_TYPE  ? "IP:"
+                                                       : "email:";
+        if (g->type == ASN_IP_TYPE) {
+            int af = len == 4 ? AF_INET : len == 16 ? AF_INET6 : 0;
+            if (af == 0 || inet_ntop(af, data, ip, sizeof(ip)) == NULL) {
+                continue;
+            }
+            data = ip;
+            len = strlen(ip);
+        }
+        if (count != NULL) {
+            (*count)++;
+        }
+        if (fn != NULL) {
+            stop = give_san(prefix, data, len, fn, arg, &nomem);
+        }
+    }
+    wolfSSL_GENERAL_NAMES_free(gns);
+    return nomem ? SIPTLS_ERR_NOMEM : SIPTLS_OK;
 }
 
 /* ------------------------------------------------------------------------ */

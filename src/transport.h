@@ -99,6 +99,9 @@ typedef struct siptls__transport_ops {
     void (*free)(siptls__flow *f);
     /** Fill the security part of a flow's info (TLS version, cipher, peer). */
     void (*info)(siptls__flow *f, siptls_flow_info *info);
+    /** The flow's WOLFSSL once its handshake has completed (the engine
+     *  reads the peer's certificate from it), NULL before. */
+    struct WOLFSSL *(*session)(siptls__flow *f);
 } siptls__transport_ops;
 
 /* The transports (defined in tls/ and dtls/). */

@@ -25,6 +25,11 @@
 #else
 #define F_AESNI "no (ChaCha20-Poly1305 preferred)"
 #endif
+#ifdef SESSION_CERTS
+#define F_RESUMED_CERT "yes"
+#else
+#define F_RESUMED_CERT "no (siptls_flow_peer_cert: SIPTLS_ERR_CERT_NOT_KEPT)"
+#endif
 #ifdef HAVE_SECRET_CALLBACK
 #define F_KEYLOG "TLS 1.2 and 1.3"
 #else
@@ -37,5 +42,6 @@ const char *siptls_version_text(void)
            "transports: tls (TLSv1.2 TLSv1.3), dtls (DTLSv1.2" F_DTLS13 ")\n"
            "DTLS connection ID: " F_CID "\n"
            "AES acceleration: " F_AESNI "\n"
-           "key log (SSLKEYLOGFILE format): " F_KEYLOG;
+           "key log (SSLKEYLOGFILE format): " F_KEYLOG "\n"
+           "peer certificate of a resumed flow: " F_RESUMED_CERT;
 }

@@ -412,6 +412,12 @@ static void tls_info(siptls__flow *f, siptls_flow_info *info)
     }
 }
 
+static struct WOLFSSL *tls_session_ssl(siptls__flow *f)
+{
+    tls_flow *t = siptls__flow_tp(f);
+    return t != NULL && siptls__flow_was_up(f) ? t->ssl : NULL;
+}
+
 const siptls__transport_ops siptls__tls_ops = {
     .kind = SIPTLS_TRANSPORT_TLS,
     .name = "tls",
@@ -431,4 +437,5 @@ const siptls__transport_ops siptls__tls_ops = {
     .shutdown = tls_shutdown,
     .free = tls_free,
     .info = tls_info,
+    .session = tls_session_ssl,
 };

@@ -141,6 +141,17 @@ typedef struct siptls_config {
                                                c-ares doubles it each round over the
                                                servers (2000) */
     unsigned dns_tries;                   /**< rounds over the servers per query (3) */
+
+    /* --- flows: backpressure, posting from other threads ------------------- */
+    /* (added at the end: the offsets of the fields above stay as they were) */
+    unsigned queue_high_water;            /**< % of a flow's queue limits: past it, on_writable
+                                               is armed (75) */
+    unsigned queue_low_water;             /**< % of a flow's queue limits: drained to it,
+                                               on_writable fires (25); below queue_high_water */
+    unsigned post_max_pending;            /**< posts and async sends waiting for an engine's
+                                               loop (65536) */
+    unsigned post_max_pending_bytes;      /**< bytes of the async sends waiting: messages and
+                                               their URI / target copies (67108864) */
 } siptls_config;
 
 /** Where a configuration error happened. `file` is "" for siptls_config_set. */

@@ -6,7 +6,8 @@
  * on one thread and run on another; nothing in the library depends on the
  * thread that created it. A host that wants several cores runs one engine
  * per thread (with reuse_port, listeners of this process share ports with
- * SO_REUSEPORT; another process never can).
+ * SO_REUSEPORT; another process never can). The calls of siptls/threads.h
+ * (post a function, send a copy) are the ones any thread may make.
  *
  * Lifecycle rules:
  *  1. A host holds flow ids (64-bit, never reused, never 0), not pointers.
@@ -136,7 +137,8 @@ typedef struct siptls_stats {
 /** Create an engine on `loop` (not owned). `cfg` is copied (the caller may
  *  free it after). `cb` is copied; `user` is passed to every callback.
  *  Loads certificates of every domain and creates the listeners of
- *  cfg->listen. Returns SIPTLS_OK, SIPTLS_ERR_NOMEM, SIPTLS_ERR_INVAL,
+ *  cfg->listen. Returns SIPTLS_OK, SIPTLS_ERR_NOMEM, SIPTLS_ERR_INVAL
+ *  (also: queue_low_water not below queue_high_water; logged),
  *  SIPTLS_ERR_CERT (a file could not be loaded: logged with the path),
  *  SIPTLS_ERR_URI_*, SIPTLS_ERR_BIND. On error *out is NULL and nothing is
  *  left behind. */
@@ -158,7 +160,8 @@ int siptls_engine_new(siptls_engine **out, struct ev_loop *loop, const siptls_co
  *  never blocks on the network, creates no engine; any thread. Returns
  *  SIPTLS_OK, SIPTLS_ERR_CERT (a file, a key or a missing server
  *  certificate), SIPTLS_ERR_INVAL (NULL `cfg`, a tls_method / cipher list
- *  / curve this wolfSSL cannot use), a SIPTLS_ERR_URI_* status (a listen
+ *  / curve this wolfSSL cannot use, queue_low_water not below
+ *  queue_high_water), a SIPTLS_ERR_URI_* status (a listen
  *  URI edited into the struct by hand) or SIPTLS_ERR_NOMEM. */
 int siptls_config_check(const siptls_config *cfg, siptls_config_error *err,
                         const siptls_callbacks *cb, void *user);

@@ -6,10 +6,12 @@
 #include "siptls/config.h"
 #include "siptls/devcert.h"
 #include "siptls/engine.h"
+#include "siptls/flow.h"
 #include "siptls/sipmsg.h"
 #include "siptls/stats.h"
 #include "siptls/status.h"
 #include "siptls/target.h"
+#include "siptls/threads.h"
 #include "siptls/token.h"
 #include "siptls/uri.h"
 

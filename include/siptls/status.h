@@ -61,7 +61,10 @@ extern "C" {
     X(SIPTLS_ERR_CERT, -70, 0, "cannot load certificate, key, CA or CRL")           \
     X(SIPTLS_ERR_RATE_LIMIT, -71, 0, "handshake rate limit reached")                 \
     X(SIPTLS_ERR_RESOLVE_TIMEOUT, -75, 1, "DNS lookup timed out (no DNS server answered)") \
-    X(SIPTLS_ERR_RENEGOTIATION, -90, 1, "peer tried to renegotiate TLS 1.2 (refused: not supported)")
+    X(SIPTLS_ERR_RENEGOTIATION, -90, 1, "peer tried to renegotiate TLS 1.2 (refused: not supported)") \
+    X(SIPTLS_ERR_BUFFER_SMALL, -100, 0, "buffer too small (the length needed is returned)") \
+    X(SIPTLS_ERR_NO_CERT, -101, 0, "the peer presented no certificate")             \
+    X(SIPTLS_ERR_CERT_NOT_KEPT, -102, 0, "resumed session: the peer's certificate was not kept")
 
 /* A fatal TLS alert the peer sent ends a flow with the status
  * SIPTLS_ERR_PEER_ALERT(description): one status per alert of RFC 8446 §6

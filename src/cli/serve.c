@@ -691,6 +691,7 @@ static void reload_all(serve_all *all)
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)revents;
+    (void)loop;
     serve_all *all = w->data;
     if (w->signum == SIGHUP) {
         reload_all(all);
@@ -698,10 +699,11 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
         post(all, WORK_STATS);
     } else {
         cli_log(SIPTLS_LOG_INFO, "shutting down: close_notify to every flow", NULL);
+        /* every worker, this one (worker 0, on the default loop) too, shuts
+         * its engine down from its own loop: close_notify to every flow,
+         * then ends its loop (breaking this loop here ended worker 0 before
+         * it had closed its flows) */
         post(all, WORK_STOP);
-        if (all->n > 1) {
-            ev_break(loop, EVBREAK_ALL);
-        }
     }
 }
 

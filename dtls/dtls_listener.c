@@ -137,8 +137,7 @@ int siptls__dtls_listen(siptls__listener *l)
      * hashes each peer's 4-tuple to one socket, so a session stays on one
      * engine. */
     int fd = siptls__listener_fd(l);
-    int rcvbuf = 1 << 20;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    siptls__dtls_socket_buffers(fd);
     const struct sockaddr_storage *la = siptls__listener_addr(l, NULL);
 
     const siptls_config *c = siptls__engine_config(e);

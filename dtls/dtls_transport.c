@@ -79,6 +79,7 @@ static int dtls_connect(siptls__flow *f)
         close(fd);
         return SIPTLS_ERR_CONNECT;
     }
+    siptls__dtls_socket_buffers(fd);
     dtls_session *s = siptls__dtls_session_new(e, fd);
     /* The client domain, SNI, verification and, with tls_session_cache,
      * the session of the previous flow to this destination (RFC 5246 §7.3

@@ -51,6 +51,8 @@
 /* Datagrams read per wakeup, so one busy socket cannot starve the loop
  * (libev's level-triggered watcher calls us again). */
 #define READS_PER_WAKEUP 64
+/* receive buffer of every DTLS socket (siptls__dtls_socket_buffers) */
+#define DTLS_RCVBUF (2 << 20)
 /* A full socket buffer: retry writing after this many ms. */
 #define WRITE_RETRY_MS 5
 #define COOKIE_SECRET_LEN 32
@@ -190,6 +192,12 @@ void siptls__dtls_listener_close(siptls__listener *l);
 
 /* dtls_cookie.c */
 int siptls__dtls_random_bytes(uint8_t *p, size_t n);
+/** Give a DTLS socket (a listener's, or an outbound flow's) a receive
+ *  buffer for bursts: DTLS_RCVBUF bytes, beyond net.core.rmem_max where
+ *  the process may (SO_RCVBUFFORCE), else as much as the kernel allows. A
+ *  trunk's hundreds of answers arrive back to back, and the kernel default
+ *  (208 KiB, about 100 datagrams) dropped them. */
+void siptls__dtls_socket_buffers(int fd);
 void siptls__dtls_rotate_secret(dtls_listener *dl, uint64_t now);
 int siptls__dtls_make_hello_object(dtls_listener *dl);
 void siptls__dtls_on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,

@@ -64,6 +64,10 @@ typedef void (*metrics_want_fn)(metrics_http *m, void *user);
  *  a numeric address and a port, 0 for any) on `loop`. The bound address
  *  is written to `bound` ("127.0.0.1:41234"). Returns 0, or -1 with the
  *  reason in `why`. */
+/** Check a --metrics ADDR:PORT before anything starts: a numeric address
+ *  ([v6] in brackets) and a decimal port 0..65535. 0, or -1 and why. */
+int metrics_addr_check(const char *addrport, char *why, size_t why_len);
+
 int metrics_http_new(metrics_http **out, struct ev_loop *loop, const char *addrport,
                      metrics_want_fn want, void *user, char *bound, size_t bound_len, char *why,
                      size_t why_len);

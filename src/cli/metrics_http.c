@@ -308,12 +308,11 @@ static void pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* public                                                                   */
 /* ------------------------------------------------------------------------ */
 
-int metrics_http_new(metrics_http **out, struct ev_loop *loop, const char *addrport,
-                     metrics_want_fn want, void *user, char *bound, size_t bound_len, char *why,
-                     size_t why_len)
+/* ADDR:PORT or [V6]:PORT, numeric only (no name lookup that could block),
+ * PORT 0..65535 in decimal: the address in *res (freeaddrinfo), or -1 and
+ * why. */
+static int parse_addrport(const char *addrport, struct addrinfo **res, char *why, size_t why_len)
 {
-    *out = NULL;
-    /* ADDR:PORT, [V6]:PORT; numeric only: no name lookup that could block */
     char host[64];
     const char *colon = strrchr(addrport, ':');
     const char *h = addrport;
@@ -327,15 +326,51 @@ int metrics_http_new(metrics_http **out, struct ev_loop *loop, const char *addrp
                  addrport);
         return -1;
     }
+    const char *port = colon + 1;
+    size_t pl = strspn(port, "0123456789");
+    if (pl == 0 || pl > 5 || port[pl] != '\0' || strtol(port, NULL, 10) > 65535) {
+        snprintf(why, why_len, "'%s': bad port '%s' (want 0..65535; 0: any free port)", addrport,
+                 port);
+        return -1;
+    }
     memcpy(host, h, hl);
     host[hl] = '\0';
-    struct addrinfo hints, *res = NULL;
+    struct addrinfo hints;
     memset(&hints, 0, sizeof(hints));
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-    int rc = getaddrinfo(host, colon + 1, &hints, &res);
-    if (rc != 0 || res == NULL) {
-        snprintf(why, why_len, "'%s': %s", addrport, rc != 0 ? gai_strerror(rc) : "no address");
+    *res = NULL;
+    int rc = getaddrinfo(host, port, &hints, res);
+    if (rc != 0 || *res == NULL) {
+        snprintf(why, why_len, "'%s': %s", addrport,
+                 rc == EAI_NONAME ? "not a numeric address"
+                 : rc != 0        ? gai_strerror(rc)
+                                  : "no address");
+        if (*res != NULL) {
+            freeaddrinfo(*res);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+int metrics_addr_check(const char *addrport, char *why, size_t why_len)
+{
+    struct addrinfo *res = NULL;
+    if (parse_addrport(addrport, &res, why, why_len) != 0) {
+        return -1;
+    }
+    freeaddrinfo(res);
+    return 0;
+}
+
+int metrics_http_new(metrics_http **out, struct ev_loop *loop, const char *addrport,
+                     metrics_want_fn want, void *user, char *bound, size_t bound_len, char *why,
+                     size_t why_len)
+{
+    *out = NULL;
+    struct addrinfo *res = NULL;
+    if (parse_addrport(addrport, &res, why, why_len) != 0) {
         return -1;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -887,13 +887,15 @@ int siptls_cli_serve(int argc, char **argv)
             }
             break;
         }
-        case 'M':
-            if (strchr(optarg, ':') == NULL) {
-                fprintf(stderr, "siptls serve: --metrics '%s': want ADDR:PORT\n", optarg);
+        case 'M': {
+            char why_m[200];
+            if (metrics_addr_check(optarg, why_m, sizeof(why_m)) != 0) {
+                fprintf(stderr, "siptls serve: --metrics %s\n", why_m);
                 return 2;
             }
             metrics_addr = optarg;
             break;
+        }
         case 'v':
             o.verbose = 1;
             break;

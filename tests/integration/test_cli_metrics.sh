@@ -130,6 +130,18 @@ certificate = [sbc]$pki/server.pem
 private_key = [sbc]$pki/server.key
 EOF
 
+# a bad --metrics is a usage error (exit 2) before anything listens: no
+# port that wraps (99999 used to serve on 34463), no name, no junk
+for bad_addr in 127.0.0.1:99999 127.0.0.1: 127.0.0.1:0x localhost:0 "[::1]:65536" 127.0.0.1; do
+    timeout 10 "$bin" serve -c "$conf" --metrics "$bad_addr" > "$work/bad.out" 2> "$work/bad.err"
+    rc=$?
+    if [ "$rc" = 2 ] && grep -q -- "--metrics" "$work/bad.err" && ! grep -q "listening on" "$work/bad.err"; then
+        ok "--metrics $bad_addr refused (exit 2)"
+    else
+        bad "--metrics $bad_addr: exit $rc: $(cat "$work/bad.err")"
+    fi
+done
+
 "$bin" serve -c "$conf" --workers 2 --metrics 127.0.0.1:0 > "$work/serve.out" 2> "$work/serve.err" &
 serve_pid=$!
 tport=$(serve_port "$work/serve.out" tls "$serve_pid") || { echo "FAIL serve did not start: $(cat "$work/serve.err")"; exit 1; }

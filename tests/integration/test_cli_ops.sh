@@ -74,6 +74,11 @@ has "... naming the missing key" "$work/nokey.out" "holds no usable private key"
 timeout 20 "$bin" serve --listen tls:127.0.0.1:0 --key "$pki/server.key" > "$work/keyonly.out" 2>&1
 check "serve --key without --cert is a usage error" 2 $?
 has "... saying so" "$work/keyonly.out" "--key needs --cert"
+# a key log that cannot be written: refused at start (it used to show only
+# at the first TLS 1.2 handshake)
+timeout 20 "$bin" serve --listen tls:127.0.0.1:0 --keylog "$work/no-such-dir/k.log" > "$work/keylog.out" 2>&1
+check "serve --keylog in a folder that does not exist is refused" 1 $?
+has "... naming the file and why" "$work/keylog.out" "no-such-dir/k.log': cannot open for writing: No such file"
 
 # ---------------------------------------------------------------------------
 # siptls config FILE loads what serve would load, short of binding

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <siptls/siptls.h>
 
 static int answered;
@@ -44,7 +45,12 @@ int main(void)
     siptls_config_init(&cfg);
     char *cert, *key; /* development certificate, in memory */
     siptls_devcert_generate("localhost", &cert, &key);
+    umask(077); /* the key file is for this user alone */
     FILE *c = fopen("host-cert.pem", "w"), *k = fopen("host-key.pem", "w");
+    if (c == NULL || k == NULL) {
+        perror("host-cert.pem, host-key.pem");
+        return 1;
+    }
     fputs(cert, c), fputs(key, k), fclose(c), fclose(k);
     siptls_config_set(&cfg, "certificate", "host-cert.pem", NULL);
     siptls_config_set(&cfg, "private_key", "host-key.pem", NULL);

@@ -811,6 +811,19 @@ int siptls_engine_new(siptls_engine **out, struct ev_loop *loop, const siptls_co
             siptls_engine_free(e);
             return st;
         }
+        /* A port 0 became the port the kernel gave: the configuration says
+         * what is in use (a dump, and a reload with the same lines, which
+         * is not a change). */
+        siptls_uri u;
+        char text[SIPTLS_URI_HOST_MAX + 32];
+        if (siptls_config_listen_uri(&e->cfg, i, &u) == SIPTLS_OK && u.port == 0) {
+            u.port = (uint16_t)siptls_listener_port(e, st);
+            char *copy = siptls_uri_format(&u, text, sizeof(text)) >= 0 ? strdup(text) : NULL;
+            if (copy != NULL) {
+                free(e->cfg.listen[i]);
+                e->cfg.listen[i] = copy;
+            }
+        }
     }
     *out = e;
     return SIPTLS_OK;

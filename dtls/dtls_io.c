@@ -81,7 +81,11 @@ int siptls__dtls_map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, in
         /* a fatal alert from the peer says why, as on TLS */
         int st = siptls__peer_alert_status(ssl);
         if (st != 0) {
-            siptls__log(e, SIPTLS_LOG_INFO, "dtls: %s", siptls_strerror(st));
+            char peer[64] = "?";
+            if (io != NULL && io->peer != NULL) {
+                siptls__addr_text(io->peer, peer, sizeof(peer));
+            }
+            siptls__log(e, SIPTLS_LOG_INFO, "dtls %s: %s", peer, siptls_strerror(st));
             return st;
         }
     }
@@ -111,7 +115,11 @@ int siptls__dtls_map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, in
     }
     if (handshake) {
         char buf[WOLFSSL_MAX_ERROR_SZ];
-        siptls__log(e, SIPTLS_LOG_INFO, "dtls handshake failed: %s (%d)",
+        char peer[64] = "?";
+        if (io != NULL && io->peer != NULL) {
+            siptls__addr_text(io->peer, peer, sizeof(peer));
+        }
+        siptls__log(e, SIPTLS_LOG_INFO, "dtls %s: handshake failed: %s (%d)", peer,
                     wolfSSL_ERR_error_string((unsigned long)err, buf), err);
         return siptls__handshake_status(err);
     }

@@ -97,6 +97,7 @@ typedef struct client_slot {
 
 struct siptls__secctx {
     int dtls;
+    int aes_first; /* default cipher order: AES-GCM before ChaCha20 (secctx.c) */
     siptls__log_fn log;
     void *log_user;
     sec_domain *doms;

@@ -684,6 +684,11 @@ int siptls_cli_serve(int argc, char **argv)
         if (workers > 1) {
             printf("siptls serve: %ld workers (one engine per thread, SO_REUSEPORT)\n", workers);
         }
+        /* The default cipher order is decided at run time (this CPU). */
+        const char *order = strstr(siptls_version_text(), "cipher order: ");
+        if (order != NULL) {
+            printf("siptls serve: %.*s\n", (int)strcspn(order, "\n"), order);
+        }
         /* the URI a client can use: the bound port, an address to reach */
         siptls_uri try_uri;
         char try_text[SIPTLS_URI_HOST_MAX + 32];

@@ -1039,17 +1039,44 @@ static const char *negotiated(const char *server_ciphers, const char *client_cip
 static void test_cipher_preference(void **state)
 {
     (void)state;
-    /* The client prefers AES-GCM; the default server order decides. */
+    /* The client prefers AES-GCM; the default server order decides, and
+     * it is decided at run time: AES-GCM first only when this wolfSSL has
+     * AES-NI code and the CPU has the instructions (SIPTLS_CPU_AESNI says
+     * what the CPU has, for this test). */
+    assert_int_equal(siptls__secctx_aes_first(0), 0);
 #ifdef WOLFSSL_AESNI
-    const char *want12 = "ECDHE-ECDSA-AES128-GCM-SHA256", *want13 = "TLS13-AES128-GCM-SHA256";
+    assert_int_equal(siptls__secctx_aes_first(1), 1);
 #else
-    const char *want12 = "ECDHE-ECDSA-CHACHA20-POLY1305",
-               *want13 = "TLS13-CHACHA20-POLY1305-SHA256";
+    assert_int_equal(siptls__secctx_aes_first(1), 0);
 #endif
-    assert_string_equal(
-        negotiated(NULL, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305", 0), want12);
-    assert_string_equal(
-        negotiated(NULL, "TLS13-AES128-GCM-SHA256:TLS13-CHACHA20-POLY1305-SHA256", 1), want13);
+    for (int cpu = 0; cpu < 2; cpu++) {
+        setenv("SIPTLS_CPU_AESNI", cpu ? "1" : "0", 1);
+        assert_int_equal(siptls__cpu_has_aes(), cpu);
+        const char *want12 = "ECDHE-ECDSA-CHACHA20-POLY1305",
+                   *want13 = "TLS13-CHACHA20-POLY1305-SHA256";
+        if (siptls__secctx_aes_first(cpu)) {
+            want12 = "ECDHE-ECDSA-AES128-GCM-SHA256";
+            want13 = "TLS13-AES128-GCM-SHA256";
+        }
+        assert_string_equal(
+            negotiated(NULL, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305", 0),
+            want12);
+        assert_string_equal(
+            negotiated(NULL, "TLS13-AES128-GCM-SHA256:TLS13-CHACHA20-POLY1305-SHA256", 1), want13);
+        /* A configured TLS 1.2-only list gets the TLS 1.3 defaults in the
+         * same order. */
+        assert_string_equal(negotiated("ECDHE-ECDSA-AES256-GCM-SHA384",
+                                       "TLS13-AES128-GCM-SHA256:TLS13-CHACHA20-POLY1305-SHA256", 1),
+                            want13);
+    }
+    unsetenv("SIPTLS_CPU_AESNI");
+    /* Anything but 0 / 1 is ignored: the CPU decides. */
+    setenv("SIPTLS_CPU_AESNI", "yes", 1);
+    int real = siptls__cpu_has_aes();
+    unsetenv("SIPTLS_CPU_AESNI");
+    assert_int_equal(siptls__cpu_has_aes(), real);
+    assert_string_equal(siptls__secctx_cipher_order_text(1), "AES-GCM first (AES-NI)");
+    assert_string_equal(siptls__secctx_cipher_order_text(0), "ChaCha20-Poly1305 first (no AES-NI)");
     /* A configured list wins (over our default and the client's order). */
     assert_string_equal(negotiated("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305",
                                    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384",

@@ -626,15 +626,21 @@ static int build_domain(siptls__secctx *s, sec_domain *d, const siptls_config *c
         if (!s->session_cache) {
             wolfSSL_CTX_set_session_cache_mode(d->ctx, WOLFSSL_SESS_CACHE_OFF);
         }
-        /* No TLS 1.2 tickets: a wolfSSL 5.5.4 server that cannot decrypt
-         * a TLS 1.2 ticket (after a reload, on another engine) echoes the
-         * client's session id in a full handshake, against RFC 5077 §3.4
-         * ("If the server accepts the ticket and the Session ID is not
+        /* TLS 1.2 tickets only where the server falls back to a full
+         * handshake on a ticket it cannot decrypt (after a reload, on
+         * another engine with another key). A wolfSSL 5.5.4 server echoes
+         * the client's session id in that full handshake, against RFC 5077
+         * §3.4 ("If the server accepts the ticket and the Session ID is not
          * empty, then it MUST respond with the same Session ID"), and the
-         * client, taking it for a resumption, fails the handshake (tested).
-         * TLS 1.2 resumes through the session cache, TLS 1.3 through
-         * tickets. */
-        wolfSSL_CTX_NoTicketTLSv12(d->ctx);
+         * client, taking it for a resumption, fails the handshake (tested);
+         * 5.7.2 answers with a fresh session id (tested with OpenSSL's
+         * client: tests/interop/test_tls_tickets.sh). On 5.5.4 TLS 1.2
+         * resumes through the session cache only, as DTLS 1.2 does
+         * everywhere (docs/dtls.md; tickets on DTLS are left for when they
+         * are tested). */
+        if (!SIPTLS_TLS12_TICKETS || !s->tickets || s->dtls) {
+            wolfSSL_CTX_NoTicketTLSv12(d->ctx);
+        }
         if (s->tickets) {
             wolfSSL_CTX_set_TicketEncCb(d->ctx, siptls__secctx_ticket_cb);
             wolfSSL_CTX_set_TicketEncCtx(d->ctx, &s->tkey);
@@ -644,8 +650,12 @@ static int build_domain(siptls__secctx *s, sec_domain *d, const siptls_config *c
 #endif
         }
     }
-    /* Clients offer no TLS 1.2 ticket either (the same bug on a wolfSSL
-     * peer); TLS 1.3 tickets need no opt-in. */
+    /* Clients offer no TLS 1.2 ticket: a wolfSSL client (5.5.4 and 5.7.2
+     * alike, DSH_CheckSessionId in internal.c) that sent a ticket takes any
+     * ServerHello for a resumption, so a server that cannot decrypt the
+     * ticket and falls back to a full handshake makes it fail with
+     * OUT_OF_ORDER_E (tested). Outbound TLS 1.2 resumes through the
+     * server's session cache (session id); TLS 1.3 tickets need no opt-in. */
     return SIPTLS_OK;
 }
 

@@ -29,12 +29,23 @@
 #include <wolfssl/options.h>
 
 #include <wolfssl/ssl.h>
+#include <wolfssl/version.h>
 
 #include "secctx.h"
 
 /* ------------------------------------------------------------------------ */
 /* constants                                                                */
 /* ------------------------------------------------------------------------ */
+
+/* TLS 1.2 session tickets (RFC 5077), server and client. wolfSSL 5.5.4
+ * fails a TLS 1.2 handshake whose ticket the server cannot decrypt (see
+ * secctx.c); 5.7.2 falls back to a full handshake (test_secctx:
+ * test_ticket_key_file), so they are used from 5.7.0 on. */
+#if defined(HAVE_SESSION_TICKET) && LIBWOLFSSL_VERSION_HEX >= 0x05007000
+#define SIPTLS_TLS12_TICKETS 1
+#else
+#define SIPTLS_TLS12_TICKETS 0
+#endif
 
 /* Saved client sessions: direct-mapped, lossy (a collision replaces). */
 #define CLIENT_SLOTS 256

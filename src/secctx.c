@@ -593,7 +593,7 @@ static int build_domain(siptls__secctx *s, sec_domain *d, const siptls_config *c
              d->name, c.ciphers_list ? c.ciphers_list : d->ciphers);
         return SIPTLS_ERR_INVAL;
     }
-    if (s->dtls) {
+    if (s->dtls && !SIPTLS_DTLS_CURVES) {
         /* wolfSSL 5.5.4 accepts no group list on a DTLS CTX (any DTLS
          * method): its defaults apply. */
         if (c.ec_curve != NULL) {

@@ -47,6 +47,15 @@
 #define SIPTLS_TLS12_TICKETS 0
 #endif
 
+/* A group list (ec_curve, the X25519-first default) on DTLS contexts:
+ * wolfSSL 5.5.4 refuses wolfSSL_CTX_set1_curves_list on any DTLS method
+ * (tested); 5.7.2 takes it (test_secctx: test_dtls). */
+#if LIBWOLFSSL_VERSION_HEX >= 0x05007000
+#define SIPTLS_DTLS_CURVES 1
+#else
+#define SIPTLS_DTLS_CURVES 0
+#endif
+
 /* Saved client sessions: direct-mapped, lossy (a collision replaces). */
 #define CLIENT_SLOTS 256
 

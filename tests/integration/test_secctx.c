@@ -1772,9 +1772,52 @@ static void test_dtls(void **state)
     assert_int_equal(siptls__secctx_peer_check(d.srv, p.s, 1, NULL, &si), SIPTLS_OK);
     assert_string_equal(si.tls_version, "DTLSv1.2");
     assert_int_equal(si.peer_verified, 1);
+    /* The group list applies to DTLS too (X25519 first, as on TLS) where
+     * wolfSSL takes one on a DTLS context (5.7; 5.5.4 uses its defaults,
+     * P-256 first). */
+    const char *curve = wolfSSL_get_curve_name(p.s);
+    assert_non_null(curve);
+#if LIBWOLFSSL_VERSION_HEX >= 0x05007000
+    assert_string_equal(curve, "X25519");
+#else
+    assert_string_equal(curve, "SECP256R1");
+#endif
     assert_int_equal(siptls__secctx_peer_check(d.cli, p.c, 0, "localhost", NULL), SIPTLS_OK);
     pair_free(&p);
     duo_free(&d);
+
+    /* A configured ec_curve on DTLS: used (5.7), or a warning (5.5.4). */
+    srv_cfg(&d.scfg, "server", 0, 0);
+    tu_set(&d.scfg, "ec_curve", "P-384");
+    cli_cfg(&d.ccfg, "ca.pem", NULL);
+    n_log = 0;
+    d.srv = mk(&d.scfg, 1);
+    d.cli = mk(&d.ccfg, 1);
+    pair_run(&p, cli_ssl(d.cli, "localhost"), srv_ssl(d.srv), SOCK_DGRAM);
+    assert_int_equal(p.s_done, 1);
+    curve = wolfSSL_get_curve_name(p.s);
+    assert_non_null(curve);
+#if LIBWOLFSSL_VERSION_HEX >= 0x05007000
+    assert_string_equal(curve, "SECP384R1");
+    assert_false(log_has("does not apply to DTLS"));
+#else
+    assert_string_equal(curve, "SECP256R1");
+    assert_true(log_has("ec_curve 'P-384' does not apply to DTLS"));
+#endif
+    pair_free(&p);
+    duo_free(&d);
+    /* an unknown group on DTLS is refused as on TLS (5.7) */
+    srv_cfg(&d.scfg, "server", 0, 0);
+    tu_set(&d.scfg, "ec_curve", "X25519:no-such-curve");
+    siptls__secctx *bad = NULL;
+#if LIBWOLFSSL_VERSION_HEX >= 0x05007000
+    assert_int_equal(siptls__secctx_new(&bad, &d.scfg, 1, test_log, NULL), SIPTLS_ERR_INVAL);
+    assert_null(bad);
+#else
+    assert_int_equal(siptls__secctx_new(&bad, &d.scfg, 1, test_log, NULL), SIPTLS_OK);
+    siptls__secctx_free(bad);
+#endif
+    siptls_config_cleanup(&d.scfg);
 
     /* DTLS 1.3 is not in this wolfSSL. */
     siptls_config c;

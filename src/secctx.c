@@ -626,18 +626,16 @@ static int build_domain(siptls__secctx *s, sec_domain *d, const siptls_config *c
         if (!s->session_cache) {
             wolfSSL_CTX_set_session_cache_mode(d->ctx, WOLFSSL_SESS_CACHE_OFF);
         }
-        /* TLS 1.2 tickets only where the server falls back to a full
-         * handshake on a ticket it cannot decrypt (after a reload, on
-         * another engine with another key). A wolfSSL 5.5.4 server echoes
-         * the client's session id in that full handshake, against RFC 5077
-         * §3.4 ("If the server accepts the ticket and the Session ID is not
-         * empty, then it MUST respond with the same Session ID"), and the
-         * client, taking it for a resumption, fails the handshake (tested);
-         * 5.7.2 answers with a fresh session id (tested with OpenSSL's
-         * client: tests/interop/test_tls_tickets.sh). On 5.5.4 TLS 1.2
-         * resumes through the session cache only, as DTLS 1.2 does
-         * everywhere (docs/dtls.md; tickets on DTLS are left for when they
-         * are tested). */
+        /* TLS 1.2 tickets: a server that cannot decrypt a ticket (after a
+         * reload, on another engine with another key) must fall back to a
+         * full handshake with a fresh session id (RFC 5077 §3.4: "If the
+         * server accepts the ticket and the Session ID is not empty, then
+         * it MUST respond with the same Session ID"). 5.7.2 does, tested
+         * with OpenSSL's client (tests/interop/test_tls_tickets.sh; so does
+         * 5.5.4, tried by hand). The aborts once blamed on the 5.5.4 server
+         * come from the wolfSSL client (below). On 5.5.4 they stay off as
+         * before; DTLS 1.2 resumes through the session cache (tickets on
+         * DTLS are left for when they are tested). */
         if (!SIPTLS_TLS12_TICKETS || !s->tickets || s->dtls) {
             wolfSSL_CTX_NoTicketTLSv12(d->ctx);
         }

@@ -37,11 +37,11 @@
 /* constants                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* TLS 1.2 session tickets (RFC 5077) issued and accepted by our servers.
- * A wolfSSL 5.5.4 server fails a TLS 1.2 handshake whose ticket it cannot
- * decrypt (see secctx.c); 5.7.2 falls back to a full handshake
- * (tests/interop/test_tls_tickets.sh), so they are on from 5.7.0. Our
- * clients never offer one (secctx.c says why). */
+/* TLS 1.2 session tickets (RFC 5077) issued and accepted by our servers:
+ * on from wolfSSL 5.7.0, whose server falls back to a full handshake on a
+ * ticket it cannot decrypt (tests/interop/test_tls_tickets.sh); off with
+ * Debian's 5.5.4 as before (see secctx.c). Our clients never offer one
+ * (secctx.c says why). */
 #if defined(HAVE_SESSION_TICKET) && LIBWOLFSSL_VERSION_HEX >= 0x05007000
 #define SIPTLS_TLS12_TICKETS 1
 #else

@@ -8,9 +8,9 @@
 #      §3.4), not an abort;
 #   3. serve C, with A's key file, accepts A's ticket (two engines, one key).
 # With Debian's wolfSSL 5.5.4 (-DSIPTLS_WOLFSSL=system) siptls issues no
-# TLS 1.2 tickets (a bug of that version, docs/security.md): step 1 then
-# checks that there is no ticket and no resumption, step 2 still that the
-# handshake succeeds.
+# TLS 1.2 tickets (docs/security.md "Session resumption"): step 1 then
+# checks that there is no ticket, step 2 still that the handshake
+# succeeds.
 # Args: SIPTLS_BIN PKI_DIR BUILD_DIR. Every peer runs under `timeout`; only
 # our own pids are stopped.
 set -u

@@ -195,6 +195,40 @@ void siptls__dtls_setup_ssl(WOLFSSL *ssl, dtls_io *io)
     /* Our callbacks say WANT_READ when no datagram is there: that is not a
      * timeout, we drive retransmissions ourselves. */
     wolfSSL_dtls_set_using_nonblock(ssl, 1);
+#ifdef WOLFSSL_DTLS_MTU
+    /* Handshake flights are fragmented so that no datagram exceeds
+     * dtls_mtu (application records are sized by dtls_record_space()).
+     * wolfSSL reads datagrams of up to this MTU plus
+     * WOLFSSL_DTLS_MTU_ADDITIONAL_READ_BUFFER, which the bundled build
+     * raises so that a small dtls_mtu does not make us drop a peer's larger
+     * datagrams (docs/dtls.md "Datagram sizes"). wolfSSL takes at most a
+     * full record (16 KiB). Without WOLFSSL_DTLS_MTU (Debian's 5.5.4, which
+     * does not export the call) wolfSSL's own 1400 bytes apply. */
+    if (io != NULL && io->engine != NULL) {
+        unsigned mtu = siptls__engine_config(io->engine)->dtls_mtu;
+        wolfSSL_dtls_set_mtu(ssl, (unsigned short)(mtu > 16384 ? 16384 : mtu));
+    }
+#endif
+}
+
+void siptls__dtls_mtu_after_handshake(WOLFSSL *ssl, siptls_engine *e)
+{
+#ifdef WOLFSSL_DTLS_MTU
+    /* From now on siptls sizes the records itself (dtls_record_space(),
+     * within dtls_mtu), and wolfSSL's MTU only caps the largest record:
+     * back to at least wolfSSL's own 1400 bytes, so that a message that
+     * cannot be split (a header block, or a message without
+     * Content-Length, larger than one record's space) still leaves as one
+     * larger record (IP fragmentation), as it does without an MTU set. */
+    unsigned mtu = siptls__engine_config(e)->dtls_mtu;
+    if (mtu < 1400) {
+        mtu = 1400;
+    }
+    wolfSSL_dtls_set_mtu(ssl, (unsigned short)(mtu > 16384 ? 16384 : mtu));
+#else
+    (void)ssl;
+    (void)e;
+#endif
 }
 
 void siptls__dtls_free_ssl(WOLFSSL **ssl)

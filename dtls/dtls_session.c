@@ -47,6 +47,7 @@ void siptls__dtls_handshake_done(dtls_session *s)
 {
     siptls__flow *f = s->f;
     s->retx_ms = 0;
+    siptls__dtls_mtu_after_handshake(s->ssl, s->io.engine);
     if (siptls__flow_fd(f) >= 0) {
         siptls__flow_want(f, SIPTLS__IO_READ);
     }

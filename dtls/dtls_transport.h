@@ -172,6 +172,9 @@ void siptls__dtls_shared_unref(siptls_engine *e);
 int siptls__dtls_map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, int ret,
                            int handshake);
 void siptls__dtls_setup_ssl(WOLFSSL *ssl, dtls_io *io);
+/* After the handshake: wolfSSL's MTU from dtls_mtu (flights) to the
+ * largest record siptls may write (dtls_io.c). */
+void siptls__dtls_mtu_after_handshake(WOLFSSL *ssl, siptls_engine *e);
 void siptls__dtls_free_ssl(WOLFSSL **ssl);
 uint64_t siptls__dtls_retx_deadline(siptls_engine *e, WOLFSSL *ssl);
 void siptls__dtls_dispatch(emit_ctx *ec, const dtls_shared *sh, int fd, const uint8_t *dg,

@@ -33,6 +33,21 @@ typedef void (*siptls__log_fn)(void *log_user, siptls_log_level level, const cha
 int siptls__secctx_new(siptls__secctx **out, const siptls_config *cfg, int dtls, siptls__log_fn log,
                        void *log_user);
 
+/** The CPU has AES-NI and PCLMULQDQ (CPUID; 0 on other architectures).
+ *  The environment variable SIPTLS_CPU_AESNI=0 or =1 overrides what the
+ *  CPU says (docs/security.md "Cipher suites"). Read on each call. */
+int siptls__cpu_has_aes(void);
+
+/** The default cipher order of every secctx made now: 1 = AES-GCM before
+ *  ChaCha20-Poly1305, when this wolfSSL has AES-NI code (WOLFSSL_AESNI)
+ *  and `cpu_aes` says the CPU has the instructions; else 0 (ChaCha20
+ *  first). siptls__secctx_new() decides with siptls__cpu_has_aes(). */
+int siptls__secctx_aes_first(int cpu_aes);
+
+/** "AES-GCM first (AES-NI)" or "ChaCha20-Poly1305 first (no AES-NI)"
+ *  (static text), for the version text and the serve start line. */
+const char *siptls__secctx_cipher_order_text(int aes_first);
+
 /** Take one more reference on `s` (a flow made from it keeps it: its
  *  domains, trusted_domain list and session cache stay its own across a
  *  reload). Returns `s`; NULL is accepted. */

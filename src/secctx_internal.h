@@ -29,12 +29,33 @@
 #include <wolfssl/options.h>
 
 #include <wolfssl/ssl.h>
+#include <wolfssl/version.h>
 
 #include "secctx.h"
 
 /* ------------------------------------------------------------------------ */
 /* constants                                                                */
 /* ------------------------------------------------------------------------ */
+
+/* TLS 1.2 session tickets (RFC 5077) issued and accepted by our servers:
+ * on from wolfSSL 5.7.0, whose server falls back to a full handshake on a
+ * ticket it cannot decrypt (tests/interop/test_tls_tickets.sh); off with
+ * Debian's 5.5.4 as before (see secctx.c). Our clients never offer one
+ * (secctx.c says why). */
+#if defined(HAVE_SESSION_TICKET) && LIBWOLFSSL_VERSION_HEX >= 0x05007000
+#define SIPTLS_TLS12_TICKETS 1
+#else
+#define SIPTLS_TLS12_TICKETS 0
+#endif
+
+/* A group list (ec_curve, the X25519-first default) on DTLS contexts:
+ * wolfSSL 5.5.4 refuses wolfSSL_CTX_set1_curves_list on any DTLS method
+ * (tested); 5.7.2 takes it (test_secctx: test_dtls). */
+#if LIBWOLFSSL_VERSION_HEX >= 0x05007000
+#define SIPTLS_DTLS_CURVES 1
+#else
+#define SIPTLS_DTLS_CURVES 0
+#endif
 
 /* Saved client sessions: direct-mapped, lossy (a collision replaces). */
 #define CLIENT_SLOTS 256
@@ -98,6 +119,7 @@ typedef struct client_slot {
 struct siptls__secctx {
     unsigned refs; /* the engine's, and one per flow made from it */
     int dtls;
+    int aes_first; /* default cipher order: AES-GCM before ChaCha20 (secctx.c) */
     siptls__log_fn log;
     void *log_user;
     sec_domain *doms;

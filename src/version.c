@@ -1,9 +1,11 @@
 /* siptls — version and the features of the linked wolfSSL build. */
+#include <pthread.h>
 #include <stdio.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/version.h>
 
+#include "secctx.h"
 #include "siptls/engine.h"
 
 #ifndef SIPTLS_VERSION
@@ -11,7 +13,7 @@
 #endif
 
 #ifdef WOLFSSL_DTLS13
-#define F_DTLS13 " DTLSv1.3"
+#define F_DTLS13 " (DTLS 1.3 compiled in, not offered yet)"
 #else
 #define F_DTLS13 ""
 #endif
@@ -21,9 +23,9 @@
 #define F_CID "no"
 #endif
 #ifdef WOLFSSL_AESNI
-#define F_AESNI "yes (AES-GCM preferred)"
+#define F_AESNI "yes"
 #else
-#define F_AESNI "no (ChaCha20-Poly1305 preferred)"
+#define F_AESNI "no"
 #endif
 #ifdef SESSION_CERTS
 #define F_RESUMED_CERT "yes"
@@ -36,12 +38,27 @@
 #define F_KEYLOG "TLS 1.2 only"
 #endif
 
+static char text[768];
+static pthread_once_t text_once = PTHREAD_ONCE_INIT;
+
+/* The cipher order is decided at run time (this CPU), so the text is made
+ * once, on the first call. */
+static void text_init(void)
+{
+    int cpu = siptls__cpu_has_aes();
+    snprintf(text, sizeof(text),
+             "siptls " SIPTLS_VERSION " (wolfSSL " LIBWOLFSSL_VERSION_STRING ")\n"
+             "transports: tls (TLSv1.2 TLSv1.3), dtls (DTLSv1.2)" F_DTLS13 "\n"
+             "DTLS connection ID: " F_CID "\n"
+             "AES acceleration: wolfSSL " F_AESNI ", this CPU %s\n"
+             "cipher order: %s\n"
+             "key log (SSLKEYLOGFILE format): " F_KEYLOG "\n"
+             "peer certificate of a resumed flow: " F_RESUMED_CERT,
+             cpu ? "yes" : "no", siptls__secctx_cipher_order_text(siptls__secctx_aes_first(cpu)));
+}
+
 const char *siptls_version_text(void)
 {
-    return "siptls " SIPTLS_VERSION " (wolfSSL " LIBWOLFSSL_VERSION_STRING ")\n"
-           "transports: tls (TLSv1.2 TLSv1.3), dtls (DTLSv1.2" F_DTLS13 ")\n"
-           "DTLS connection ID: " F_CID "\n"
-           "AES acceleration: " F_AESNI "\n"
-           "key log (SSLKEYLOGFILE format): " F_KEYLOG "\n"
-           "peer certificate of a resumed flow: " F_RESUMED_CERT;
+    pthread_once(&text_once, text_init);
+    return text;
 }

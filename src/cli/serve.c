@@ -1017,6 +1017,11 @@ int siptls_cli_serve(int argc, char **argv)
         if (all.metrics != NULL) {
             printf("siptls serve: metrics on %s\n", all.metrics_url);
         }
+        /* The default cipher order is decided at run time (this CPU). */
+        const char *order = strstr(siptls_version_text(), "cipher order: ");
+        if (order != NULL) {
+            printf("siptls serve: %.*s\n", (int)strcspn(order, "\n"), order);
+        }
         /* the URI a client can use: the bound port, an address to reach */
         siptls_uri try_uri;
         char try_text[SIPTLS_URI_HOST_MAX + 32];

@@ -39,6 +39,10 @@ check "ping OPTIONS -> 200" 0 $rc
 echo "$out" | grep -q "SIP/2.0 200 OK" || { fails=$((fails + 1)); echo "FAIL no 200 line: $out"; }
 echo "$out" | grep -q "TLSv1.3" || { fails=$((fails + 1)); echo "FAIL no TLS version: $out"; }
 echo "$out" | grep -q "CN=localhost" || { fails=$((fails + 1)); echo "FAIL no peer subject: $out"; }
+# The default cipher order, decided at run time, is on the start banner.
+grep -q "^siptls serve: cipher order: \(AES-GCM\|ChaCha20-Poly1305\) first" "$work/serve.out" &&
+    { passes=$((passes + 1)); echo "ok   serve prints the cipher order"; } ||
+    { fails=$((fails + 1)); echo "FAIL no cipher order line: $(cat "$work/serve.out")"; }
 
 timeout 20 "$bin" ping "tls:localhost:$port" --ca "$pki/ca.pem" --crlf > "$work/crlf.out" 2>&1
 check "ping --crlf -> pong" 0 $?
@@ -216,6 +220,8 @@ grep -q "bad.conf:2: tls_max_msg_chunks" "$work/bad.err" && { passes=$((passes +
 "$bin" serve --help | grep -q -- "--listen" ; check "serve --help" 0 $?
 "$bin" ping --help | grep -q -- "--crlf" ; check "ping --help" 0 $?
 "$bin" --version | grep -q "wolfSSL" ; check "--version" 0 $?
+SIPTLS_CPU_AESNI=0 "$bin" --version | grep -q "^cipher order: ChaCha20-Poly1305 first (no AES-NI)$"
+check "--version: SIPTLS_CPU_AESNI=0 puts ChaCha20 first" 0 $?
 "$bin" bogus > /dev/null 2>&1; check "unknown command" 2 $?
 "$bin" serve --listen nope:1 > /dev/null 2>&1; check "serve with a bad listen URI" 1 $?
 

@@ -168,6 +168,12 @@ if one_run --keylog "$kl"; then
     else
         bad "control: --keylog $kl has no CLIENT_RANDOM line"
     fi
+    if grep -q '#define HAVE_SECRET_CALLBACK' "$opts" 2>/dev/null; then
+        # the TLS 1.3 ping (the second) through the secret callback
+        n13=$(grep -Ec '^(CLIENT|SERVER)_(HANDSHAKE_)?TRAFFIC_SECRET(_0)? [0-9a-f]{64} [0-9a-f]{64,96}$' "$kl")
+        ((n13 == 4)) && ok "control: --keylog writes the 4 TLS 1.3 traffic secrets of the TLS 1.3 ping" ||
+            bad "control: $n13 TLS 1.3 secret lines in $kl (want 4): $(cut -c1-40 "$kl")"
+    fi
     writes "$logs/serve.handshakes.trace" | grep -q "$kl" &&
         ok "control: strace sees the key log file opened for writing" ||
         bad "control: strace did not see $kl opened (the check above proves nothing)"

@@ -90,8 +90,11 @@ grep -q "stats: flows open .* accepted [1-9]" "$work/serve.err" || { fails=$((fa
 start_serve --ca "$pki/ca.pem" --require-cert
 timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" > /dev/null 2>&1
 check "require-cert refuses a client without certificate" 4 $?
-timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" --cert "$pki/client.pem" --key "$pki/client.key" > /dev/null 2>&1
-check "require-cert serves a client with a good certificate" 0 $?
+timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" --cert "$pki/client.pem" --key "$pki/client.key" > "$work/pc.out" 2>&1
+rc=$?
+check "require-cert serves a client with a good certificate" 0 $rc
+# (seen once in CI on Debian's wolfSSL, exit 4, not reproduced: say why next time)
+[ "$rc" = 0 ] || echo "   ping: $(cat "$work/pc.out") / serve: $(tail -n 5 "$work/serve.err")"
 timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" --cert "$pki/rogue-client.pem" --key "$pki/rogue-client.key" > /dev/null 2>&1
 check "require-cert refuses a certificate from an untrusted CA" 4 $?
 kill -TERM "$serve_pid"; wait "$serve_pid"; serve_pid=

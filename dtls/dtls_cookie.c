@@ -8,19 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "dtls_transport.h"
-
-void siptls__dtls_socket_buffers(int fd)
-{
-    int want = DTLS_RCVBUF;
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) != 0) {
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
-    }
-}
 
 int siptls__dtls_random_bytes(uint8_t *p, size_t n)
 {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -70,6 +71,14 @@ int siptls__dtls_test_set_filter(siptls_engine *e, siptls__dtls_test_filter fn, 
         siptls__dtls_shared_unref(e);
     }
     return SIPTLS_OK;
+}
+
+void siptls__dtls_socket_buffers(int fd)
+{
+    int want = DTLS_RCVBUF;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) != 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+    }
 }
 
 /* The one place wolfSSL return codes become siptls statuses. */

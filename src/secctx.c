@@ -25,7 +25,6 @@
  * This file builds the contexts and runs their life cycle; the other parts
  * of the module are listed in secctx_internal.h. */
 #include <errno.h>
-#include <fcntl.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
@@ -721,17 +720,9 @@ int siptls__secctx_new(siptls__secctx **out, const siptls_config *cfg, int dtls,
         s->keylog = xstrdup(cfg->tls_keylog_file);
         rc = s->keylog ? SIPTLS_OK : SIPTLS_ERR_NOMEM;
         /* A key log that cannot be written is refused at start, not found
-         * out at the first handshake (opened the way each line is). */
-        int fd = rc == SIPTLS_OK
-                     ? open(s->keylog, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)
-                     : -1;
-        if (rc == SIPTLS_OK && fd < 0) {
-            slog(s, SIPTLS_LOG_ERR, "tls_keylog_file '%s': cannot open for writing: %s", s->keylog,
-                 strerror(errno));
-            rc = SIPTLS_ERR_INVAL;
-        }
-        if (fd >= 0) {
-            close(fd);
+         * out at the first handshake. */
+        if (rc == SIPTLS_OK) {
+            rc = siptls__secctx_keylog_check(s);
         }
     }
     /* Stateful resumption cannot carry a client-certificate verdict (see

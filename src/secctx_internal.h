@@ -260,5 +260,8 @@ void siptls__secctx_keylog_write(siptls__secctx *s, WOLFSSL *ssl);
 /* secctx_keylog.c: keep a new connection's handshake arrays (client random)
  * for that line while a key-log file is configured. */
 void siptls__secctx_keylog_keep(const siptls__secctx *s, WOLFSSL *ssl);
+/* secctx_keylog.c: open (create) the key-log file once, at start or
+ * reload: SIPTLS_OK, or SIPTLS_ERR_INVAL logged when it cannot be written. */
+int siptls__secctx_keylog_check(siptls__secctx *s);
 
 #endif

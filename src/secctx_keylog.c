@@ -24,11 +24,30 @@ static void hex(char *out, const unsigned char *in, size_t n)
     out[2 * n] = '\0';
 }
 
+/* The key-log file, opened for appending: created 0600, never through a
+ * symbolic link. -1 (errno) when it cannot be. */
+static int keylog_open(const siptls__secctx *s)
+{
+    return open(s->keylog, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
+int siptls__secctx_keylog_check(siptls__secctx *s)
+{
+    int fd = keylog_open(s);
+    if (fd < 0) {
+        slog(s, SIPTLS_LOG_ERR, "tls_keylog_file '%s': cannot open for writing: %s", s->keylog,
+             strerror(errno));
+        return SIPTLS_ERR_INVAL;
+    }
+    close(fd);
+    return SIPTLS_OK;
+}
+
 /* Append one line to the key-log file (opened per line: debugging only,
  * and a file moved away by the operator is recreated). */
 static void append_line(siptls__secctx *s, const char *line, size_t len)
 {
-    int fd = open(s->keylog, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = keylog_open(s);
     ssize_t w = fd >= 0 ? write(fd, line, len) : -1;
     if (fd >= 0) {
         close(fd);

@@ -133,7 +133,7 @@ if ((dtls13)); then
         # records now carry (client.c prints it after the handshake)
         grep -q "^CID extension was negotiated" "$work/c13cid.out" &&
             grep -q "^Sending CID is [0-9a-fA-F]" "$work/c13cid.out" &&
-            ok "wolfssl-client --cid over DTLS 1.3: CID negotiated ($(grep -m1 '^Sending CID is' "$work/c13cid.out"))" ||
+            ok "wolfssl-client --cid over DTLS 1.3: CID negotiated, its record carrying it reached siptls ($(grep -m1 '^Sending CID is' "$work/c13cid.out"))" ||
             bad "wolfssl-client --cid over DTLS 1.3: no CID: $(grep -i cid "$work/c13cid.out")"
     fi
     client_ok cdcid DTLSv1.3 -v d --cid &&

@@ -50,6 +50,13 @@ static int setup(void **state)
     return 0;
 }
 
+static int setup_wild(void **state)
+{
+    E = tu_pair_new(state, "dtls:0.0.0.0:0");
+    E->on_teardown = remove_filter;
+    return 0;
+}
+
 #if HAVE_CID
 static void start_server(void)
 {
@@ -387,6 +394,47 @@ static void test_rebinding(void **state)
 #endif
 }
 
+/* A wildcard listener: the client moves to a new address and also sends to
+ * another address of the server (127.0.0.5 instead of 127.0.0.1); the
+ * answers must come from that address, or the client's connected socket
+ * would drop them, and the flow's local address follows. */
+static void test_rebinding_wildcard(void **state)
+{
+#if HAVE_CID
+    (void)state;
+    start_server();
+    E->srec.on_msg = echo_reply;
+    cidc *c = cidc_new(udp_from("127.0.0.2", NULL), 1);
+    cidc_handshake(c, 10);
+    unsigned want = 1;
+    tu_run_pred(E->loop, srv_ups, &want, 5, "server side up");
+    siptls_flow_id f = E->srec.up_ids[0];
+    cidc_send_msg(c, 1);
+    tu_run_pred(E->loop, srv_msgs, &want, 5, "first message");
+    reader rd = {c, {0}, 0};
+    tu_run_pred(E->loop, client_read, &rd, 5, "first answer");
+    /* the new socket talks to 127.0.0.5 */
+    inet_pton(AF_INET, "127.0.0.5", &g_srv.sin_addr);
+    cidc_rebind(c, "127.0.0.3", NULL);
+    cidc_send_msg(c, 2);
+    want = 2;
+    tu_run_pred(E->loop, srv_msgs, &want, 5, "message to the other server address");
+    assert_int_equal(E->srec.moves, 1);
+    rd.got = 0;
+    tu_run_pred(E->loop, client_read, &rd, 5, "the answer from 127.0.0.5");
+    siptls_flow_info info;
+    assert_int_equal(siptls_flow_get_info(E->server, f, &info), SIPTLS_OK);
+    const struct sockaddr_in *lo = (const struct sockaddr_in *)&info.local;
+    char ip[32];
+    inet_ntop(AF_INET, &lo->sin_addr, ip, sizeof(ip));
+    assert_string_equal(ip, "127.0.0.5");
+    close_client(c);
+#else
+    (void)state;
+    skip();
+#endif
+}
+
 /* A record with the session's CID from another address that does not
  * authenticate (a flipped bit) moves nothing and is counted; the session
  * goes on at its address. */
@@ -601,11 +649,9 @@ static void test_engines_use_cid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_PAIR_TEST(test_rebinding, setup),
-        TU_PAIR_TEST(test_forged_cid, setup),
-        TU_PAIR_TEST(test_old_record_no_move_back, setup),
-        TU_PAIR_TEST(test_cid_off, setup),
-        TU_PAIR_TEST(test_engines_use_cid, setup),
+        TU_PAIR_TEST(test_rebinding, setup),  TU_PAIR_TEST(test_rebinding_wildcard, setup_wild),
+        TU_PAIR_TEST(test_forged_cid, setup), TU_PAIR_TEST(test_old_record_no_move_back, setup),
+        TU_PAIR_TEST(test_cid_off, setup),    TU_PAIR_TEST(test_engines_use_cid, setup),
     };
     if (getenv("SIPTLS_TEST_FILTER") != NULL) {
         cmocka_set_test_filter(getenv("SIPTLS_TEST_FILTER"));

@@ -31,7 +31,9 @@
 #endif
 
 static tu_pair *E;
+#if HAVE_CID
 static struct sockaddr_in g_srv;
+#endif
 
 static void remove_filter(tu_pair *p)
 {

@@ -10,6 +10,9 @@
  * the layout libwolfssl.a was built with), into PREFIX/lib/
  * libsiptls_wolfshim.a; never with Debian's system wolfSSL (no internal
  * headers there, and no DTLS 1.3). Hidden: not exported from libsiptls. */
+/* The order of these includes matters (options.h before internal.h):
+ * clang-format must not sort them. */
+/* clang-format off */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
@@ -22,14 +25,14 @@
 #define WOLFSSL_MISC_INCLUDED
 #include <wolfcrypt/src/misc.c>
 #endif
+/* clang-format on */
 
 #include <stdint.h>
 
 /* Returns 0 and fills *epoch, *seq for the record wolfSSL processed last
  * on `ssl` (DTLS only); -1 otherwise. */
-__attribute__((visibility("hidden"))) int siptls_wolfssl_last_record_number(WOLFSSL *ssl,
-                                                                            uint64_t *epoch,
-                                                                            uint64_t *seq)
+__attribute__((visibility("hidden"))) int
+siptls_wolfssl_last_record_number(WOLFSSL *ssl, uint64_t *epoch, uint64_t *seq)
 {
     if (ssl == NULL || !ssl->options.dtls) {
         return -1;

@@ -42,14 +42,16 @@ say() { printf '\n== test.sh: %s\n' "$*"; }
 # bound, curl scrapes serve --metrics, dnsmasq (dnsmasq-base: the binary,
 # no system service) is the real DNS server the resolver tests start on
 # loopback with their own zone, libssl-dev is the install test's OpenSSL
-# host, strace watches
-# test_keylog_off. wolfSSL: the bundled build (the default) fetches Debian
+# host, strace watches test_keylog_off, nftables and conntrack are the NAT
+# of test_dtls_nat_rebind (in network namespaces of its own).
+# wolfSSL: the bundled build (the default) fetches Debian
 # 13's source with apt-get source (dpkg-dev) and builds it (autotools);
 # SIPTLS_WOLFSSL=system uses Debian 12's libwolfssl-dev instead
 # (docs/security.md).
 wolfssl_mode=${SIPTLS_WOLFSSL:-bundled}
 deps=(build-essential cmake pkg-config libev-dev libc-ares-dev libcmocka-dev lcov openssl
-      gnutls-bin jq iproute2 curl dnsmasq-base clang libclang-rt-14-dev libssl-dev strace)
+      gnutls-bin jq iproute2 curl dnsmasq-base clang libclang-rt-14-dev libssl-dev strace
+      nftables conntrack)
 if [[ $wolfssl_mode == system ]]; then
     deps+=(libwolfssl-dev)
 else

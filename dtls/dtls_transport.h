@@ -7,8 +7,9 @@
  * sessions, as nginx turns one UDP socket into per-peer "connections".
  * Every WOLFSSL object talks to us through I/O callbacks, never to a
  * socket: the receive callback hands wolfSSL the one datagram just read
- * for it, the send callback does sendto() on the listener's socket (or
- * send() on the connected socket of an outbound flow).
+ * for it, the send callback queues the datagram in the engine's send queue,
+ * which leaves with one sendmmsg() per socket at the end of the wakeup
+ * (dtls_batch.c; listeners read with recvmmsg() there too).
  *
  * No per-peer state exists before the peer returned a valid cookie
  * (RFC 6347 §4.2.1): a ClientHello from an unknown address without a

@@ -9,7 +9,7 @@
 # HS_CONNS [8], IDLE_CONNS [10000] (0 = skip), IDLE_HOLD [10], HELLOS [10000]
 # (cookie-less ClientHellos, 0 = skip), SERVER_CPU [0], BENCH_CPU [1],
 # OUT [a new temp dir] (raw JSON of every run), CASES [all: msgs1 msgs50
-# hs12 hs13 res12] (the bench cases to run), BENCH_BIN [BUILD_DIR/siptls]
+# hs12 hs13 res12; empty: none] (the bench cases to run), BENCH_BIN [BUILD_DIR/siptls]
 # (the load generator: e.g. an older build's, whose DTLS client sends one
 # datagram per request).
 #
@@ -41,7 +41,7 @@ IDLE_HOLD=${IDLE_HOLD:-10}
 HELLOS=${HELLOS:-10000}
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
-CASES=${CASES:-msgs1 msgs50 hs12 hs13 res12}
+CASES=${CASES-msgs1 msgs50 hs12 hs13 res12}
 BENCH_BIN=${BENCH_BIN:-$bin}
 want_case() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
 OUT=${OUT:-$(mktemp -d /tmp/siptls-dtls-vs-tls.XXXXXX)}

@@ -46,7 +46,8 @@ if(SIPTLS_WOLFSSL STREQUAL "bundled")
   set(SIPTLS_WOLFSSL_BUNDLED ON)
   set(_siptls_bundle ${CMAKE_SOURCE_DIR}/cmake/wolfssl/bundle.sh)
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
-    ${_siptls_bundle} ${CMAKE_SOURCE_DIR}/cmake/wolfssl/options)
+    ${_siptls_bundle} ${CMAKE_SOURCE_DIR}/cmake/wolfssl/options
+    ${CMAKE_SOURCE_DIR}/cmake/wolfssl/siptls_wolfssl_shim.c)
   set(_siptls_args --deps ${SIPTLS_DEPS_DIR} --cc ${SIPTLS_WOLFSSL_CC} --mirror ${SIPTLS_DEBIAN_MIRROR})
   if(SIPTLS_WOLFSSL_SOURCE)
     list(APPEND _siptls_args --source ${SIPTLS_WOLFSSL_SOURCE})
@@ -66,9 +67,14 @@ if(SIPTLS_WOLFSSL STREQUAL "bundled")
   string(REGEX REPLACE ".*\n" "" _siptls_prefix "${_siptls_out}")
   set(_siptls_wolfssl_inc ${_siptls_prefix}/include)
   set(SIPTLS_WOLFSSL_LIBRARY ${_siptls_prefix}/lib/libwolfssl.a)
-  if(NOT EXISTS ${SIPTLS_WOLFSSL_LIBRARY})
-    message(FATAL_ERROR "bundled wolfSSL: ${SIPTLS_WOLFSSL_LIBRARY} missing")
+  set(_siptls_shim ${_siptls_prefix}/lib/libsiptls_wolfshim.a)
+  if(NOT EXISTS ${SIPTLS_WOLFSSL_LIBRARY} OR NOT EXISTS ${_siptls_shim})
+    message(FATAL_ERROR "bundled wolfSSL: ${SIPTLS_WOLFSSL_LIBRARY} or ${_siptls_shim} missing")
   endif()
+  # cmake/wolfssl/siptls_wolfssl_shim.c, built with wolfSSL (bundle.sh):
+  # linked before libwolfssl.a, merged into libsiptls.a like it.
+  set(SIPTLS_WOLFSSL_LIBRARY ${_siptls_shim} ${SIPTLS_WOLFSSL_LIBRARY})
+  target_compile_definitions(siptls_wolfssl INTERFACE SIPTLS_WOLFSSL_SHIM=1)
   # Before any system include folder, so that a libwolfssl-dev installed
   # beside it is never picked up by mistake.
   target_include_directories(siptls_wolfssl BEFORE INTERFACE ${_siptls_wolfssl_inc})

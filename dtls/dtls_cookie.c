@@ -54,8 +54,25 @@ void siptls__dtls_rotate_secret(dtls_listener *dl, uint64_t now)
     dl->have_prev = periods == 1;
     dl->rotated_ms += periods * life;
     if (dl->hello != NULL) {
-        wolfSSL_DTLS_SetCookieSecret(dl->hello, dl->secret[0], COOKIE_SECRET_LEN);
+        siptls__dtls_set_cookie_secret(dl->hello, dl->secret[0]);
     }
+}
+
+/* Every object gets the listener's secret for both cookies: the DTLS 1.2
+ * HelloVerifyRequest cookie (wolfSSL_DTLS_SetCookieSecret) and the DTLS
+ * 1.3 HelloRetryRequest cookie, which wolfSSL makes with a secret of its
+ * own (wolfSSL_send_hrr_cookie; a DTLS 1.3 server object starts with a
+ * random one, so without this a fresh object would refuse the cookie the
+ * hello object made). The 1.3 call fails on a DTLS 1.2-only object, which
+ * needs no such secret. */
+void siptls__dtls_set_cookie_secret(WOLFSSL *ssl, const uint8_t *secret)
+{
+    wolfSSL_DTLS_SetCookieSecret(ssl, secret, COOKIE_SECRET_LEN);
+#ifdef WOLFSSL_DTLS13
+    if (wolfSSL_version(ssl) == DTLS1_3_VERSION) {
+        (void)wolfSSL_send_hrr_cookie(ssl, secret, COOKIE_SECRET_LEN);
+    }
+#endif
 }
 
 int siptls__dtls_make_hello_object(dtls_listener *dl)
@@ -69,7 +86,7 @@ int siptls__dtls_make_hello_object(dtls_listener *dl)
         return SIPTLS_ERR_NOMEM;
     }
     siptls__dtls_setup_ssl(dl->hello, &dl->hello_io);
-    wolfSSL_DTLS_SetCookieSecret(dl->hello, dl->secret[0], COOKIE_SECRET_LEN);
+    siptls__dtls_set_cookie_secret(dl->hello, dl->secret[0]);
     return SIPTLS_OK;
 }
 
@@ -101,7 +118,7 @@ static void send_hello_verify(dtls_listener *dl, const uint8_t *dg, size_t len,
         /* wolfSSL_clear is safe after a clean HelloVerifyRequest only. */
         if (wolfSSL_clear(dl->hello) == WOLFSSL_SUCCESS) {
             siptls__dtls_setup_ssl(dl->hello, io);
-            wolfSSL_DTLS_SetCookieSecret(dl->hello, dl->secret[0], COOKIE_SECRET_LEN);
+            siptls__dtls_set_cookie_secret(dl->hello, dl->secret[0]);
             return;
         }
     } else {
@@ -181,10 +198,19 @@ static WOLFSSL *probe_hello(probe *p, const uint8_t *dg, size_t len, int *ret_ou
             io->local = &dl->cur_local; /* until the session has its own copy */
         }
         siptls__dtls_setup_ssl(ssl, io);
-        wolfSSL_DTLS_SetCookieSecret(ssl, dl->secret[k], COOKIE_SECRET_LEN);
+        siptls__dtls_set_cookie_secret(ssl, dl->secret[k]);
         /* The exact sockaddr bytes the hello object used for the cookie. */
         wolfSSL_dtls_set_peer(ssl, (void *)p->from, (unsigned)p->from_len);
         wolfDTLS_SetChGoodCb(ssl, cookie_good, p);
+        if (dl->cid_len != 0) {
+            /* Our CID for this peer's records (RFC 9147 §9), random and
+             * unique among the listener's sessions; a DTLS 1.2 hello
+             * negotiates none (wolfSSL 5.7.2 has CID on 1.3 only). */
+            uint8_t cid[SIPTLS__DTLS_CID_MAX];
+            if (siptls__dtls_cid_make(dl, cid) == 0) {
+                (void)siptls__dtls_cid_offer(ssl, cid, dl->cid_len);
+            }
+        }
         /* Until the cookie is proven good the object must stay silent: a
          * bad cookie would make it send its own HelloVerifyRequest. */
         io->mute = 1;
@@ -209,6 +235,23 @@ static WOLFSSL *probe_hello(probe *p, const uint8_t *dg, size_t len, int *ret_ou
         wolfSSL_free(ssl);
     }
     return NULL;
+}
+
+/* A cookie that failed with both secrets (forged, expired, replayed from
+ * another address). DTLS 1.2: a fresh HelloVerifyRequest, the client tries
+ * again. DTLS 1.3: nothing; a client that got a HelloRetryRequest must
+ * abort on a second one (RFC 8446 §4.1.4: "If a client receives a second
+ * HelloRetryRequest in the same connection [...], it MUST abort the
+ * handshake"), and wolfSSL's hello object cannot make one for a hello that
+ * carries a cookie extension. */
+static void cookie_refused(dtls_listener *dl, const uint8_t *dg, size_t len,
+                           const siptls__dtls_hello *h, const struct sockaddr *from,
+                           socklen_t from_len)
+{
+    siptls__count(dl->engine, SIPTLS__EV_DTLS_COOKIE_BAD, 1);
+    if (!h->cookie_ext) {
+        send_hello_verify(dl, dg, len, from, from_len);
+    }
 }
 
 /* Fragments of a ClientHello: wolfSSL's stateless path drops them, so we
@@ -261,7 +304,9 @@ void siptls__dtls_on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t l
             return;
         }
     }
-    if (h->cookie_len == 0) {
+    if (!siptls__dtls_hello_has_cookie(h)) {
+        /* RFC 6347 §4.2.1 (HelloVerifyRequest), RFC 9147 §5.1
+         * (HelloRetryRequest with a cookie extension): stateless. */
         send_hello_verify(dl, dg, len, from, from_len);
         return;
     }
@@ -290,8 +335,7 @@ void siptls__dtls_on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t l
         WOLFSSL *ssl = probe_hello(&p, dg, len, &ret);
         if (ssl == NULL) {
             if (!p.good) {
-                siptls__count(e, SIPTLS__EV_DTLS_COOKIE_BAD, 1);
-                send_hello_verify(dl, dg, len, from, from_len);
+                cookie_refused(dl, dg, len, h, from, from_len);
             }
             return;
         }
@@ -314,13 +358,13 @@ void siptls__dtls_on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t l
     if (ssl == NULL) {
         free(s);
         if (!p.good) {
-            siptls__count(e, SIPTLS__EV_DTLS_COOKIE_BAD, 1);
-            send_hello_verify(dl, dg, len, from, from_len);
+            cookie_refused(dl, dg, len, h, from, from_len);
         }
         return;
     }
     /* The flow exists since cookie_good(); the handshake goes on. */
     s->ssl = ssl;
+    siptls__dtls_cid_adopt(dl, s);
     siptls__flow *f = s->f;
     if (ret == WOLFSSL_SUCCESS) {
         siptls__dtls_handshake_done(s);
@@ -415,5 +459,6 @@ void siptls__dtls_restart_step(dtls_session *s, const uint8_t *dg, size_t len)
     siptls__dtls_setup_ssl(ssl, &ns->io);
     siptls__flow_set_tp(f, ns);
     siptls__dtls_table_add(dl, ns);
+    siptls__dtls_cid_adopt(dl, ns);
     siptls__dtls_handshake_done(ns);
 }

@@ -26,8 +26,22 @@ enum {
     SIPTLS__DTLS_CT_CCS = 20,
     SIPTLS__DTLS_CT_ALERT = 21,
     SIPTLS__DTLS_CT_HANDSHAKE = 22,
-    SIPTLS__DTLS_CT_APPDATA = 23
+    SIPTLS__DTLS_CT_APPDATA = 23,
+    SIPTLS__DTLS_CT_ACK = 26 /* RFC 9147 §7 (DTLS 1.3) */
 };
+
+/* RFC 9147 §4: a DTLS 1.3 ciphertext record starts with 0b001CSLEE (the
+ * unified header): C a connection ID follows, S a 16-bit (else 8-bit)
+ * sequence number, L a 16-bit length (else the record runs to the end of
+ * the datagram), EE the low two bits of the epoch. */
+#define SIPTLS__DTLS_UH_MASK 0xE0
+#define SIPTLS__DTLS_UH_FIXED 0x20
+#define SIPTLS__DTLS_UH_CID 0x10
+#define SIPTLS__DTLS_UH_SEQ16 0x08
+#define SIPTLS__DTLS_UH_LEN 0x04
+/** Longest connection ID siptls uses (its own, which peers put on records
+ *  to it; the length is fixed per engine). */
+#define SIPTLS__DTLS_CID_MAX 16
 
 /** RFC 7983 §7: what the first byte of a datagram on a DTLS port says. */
 typedef enum siptls__dtls_demux {
@@ -40,10 +54,13 @@ siptls__dtls_demux siptls__dtls_demux_byte(const uint8_t *dg, size_t len);
 
 /** One record header, parsed. */
 typedef struct siptls__dtls_record {
-    uint8_t type;
-    uint16_t version;
-    uint16_t epoch;
-    uint64_t seq;        /**< 48-bit sequence number */
+    uint8_t type;        /**< content type; a unified header's first byte when `unified` */
+    uint8_t unified;     /**< a DTLS 1.3 ciphertext record (RFC 9147 §4): its real type,
+                              and the sequence number bits, are encrypted */
+    uint16_t version;    /**< 0 for a unified header */
+    uint16_t epoch;      /**< unified: the low two bits only */
+    uint64_t seq;        /**< 48-bit sequence number; unified: not known (0) */
+    const uint8_t *cid;  /**< unified with the C bit: the connection ID; else NULL */
     const uint8_t *body; /**< points into the datagram */
     size_t len;
 } siptls__dtls_record;
@@ -53,6 +70,14 @@ typedef struct siptls__dtls_record {
  *  the length the header announces, or the version is not DTLS (major
  *  byte 0xFE). */
 size_t siptls__dtls_record_parse(const uint8_t *data, size_t len, siptls__dtls_record *rec);
+
+/** Parse a DTLS 1.3 unified header record (RFC 9147 §4) at the start of
+ *  `data`, connection IDs being `cid_len` bytes (0: none expected, a record
+ *  with the C bit is refused). Returns the bytes it occupies, 0 when not a
+ *  unified header or cut short or empty. Without the L bit the record
+ *  takes the rest of `len`. */
+size_t siptls__dtls_record_parse_unified(const uint8_t *data, size_t len, size_t cid_len,
+                                         siptls__dtls_record *rec);
 
 /** The framer's sequence number of a record: epoch in the top 16 bits. */
 static inline uint64_t siptls__dtls_record_seq64(const siptls__dtls_record *r)
@@ -65,6 +90,7 @@ typedef struct siptls__dtls_scan {
     unsigned n_records;
     unsigned n_appdata; /**< application_data records */
     unsigned n_epoch0;  /**< records in epoch 0 (plaintext) */
+    unsigned n_unified; /**< DTLS 1.3 ciphertext records (unified header) */
     siptls__dtls_record first;
     siptls__dtls_record appdata; /**< the last application_data record seen */
 } siptls__dtls_scan;
@@ -76,6 +102,13 @@ typedef struct siptls__dtls_scan {
  *  record and glue the next datagram to it. */
 int siptls__dtls_scan_datagram(const uint8_t *dg, size_t len, siptls__dtls_scan *out);
 
+/** The same, knowing that connection IDs on records to us are `cid_len`
+ *  bytes (0: none). Also accepts DTLS 1.3 records: ciphertext records with
+ *  the unified header (RFC 9147 §4) and plaintext ACKs (type 26).
+ *  siptls__dtls_scan_datagram() is this with `cid_len` 0. */
+int siptls__dtls_scan_datagram_cid(const uint8_t *dg, size_t len, size_t cid_len,
+                                   siptls__dtls_scan *out);
+
 /** A ClientHello fragment's handshake header and, when the fragment starts
  *  at offset 0 and reaches it, the cookie length. */
 typedef struct siptls__dtls_hello {
@@ -86,6 +119,10 @@ typedef struct siptls__dtls_hello {
     int fragmented;   /**< frag_off != 0 or frag_len != msg_len */
     int cookie_known; /**< cookie_len is valid (the fragment holds the field) */
     unsigned cookie_len;
+    /** a whole (unfragmented) hello: a cookie extension (DTLS 1.3, RFC 8446
+     *  §4.2.2) is present; a DTLS 1.3 hello carries its cookie there, the
+     *  legacy cookie field stays empty */
+    int cookie_ext;
     const uint8_t *frag; /**< the fragment bytes (frag_len of them) */
 } siptls__dtls_hello;
 
@@ -102,8 +139,16 @@ int siptls__dtls_hello_parse(const uint8_t *body, size_t len, siptls__dtls_hello
 int siptls__dtls_is_client_hello(const siptls__dtls_scan *s, siptls__dtls_hello *h);
 
 /** 1 when `dg` is exactly one epoch-0 handshake record holding a
- *  HelloVerifyRequest (what the listener object may send). */
+ *  HelloVerifyRequest or (DTLS 1.3) a HelloRetryRequest (what the listener
+ *  object may send). */
 int siptls__dtls_is_hello_verify(const uint8_t *dg, size_t len);
+
+/** 1 when the hello `h` carries a cookie: the legacy field (DTLS 1.2) or
+ *  the cookie extension (DTLS 1.3). */
+static inline int siptls__dtls_hello_has_cookie(const siptls__dtls_hello *h)
+{
+    return h->cookie_len != 0 || h->cookie_ext;
+}
 
 /* ------------------------------------------------------------------------ */
 /* STUN keepalive (RFC 5389, RFC 5626 §3.5.2)                               */

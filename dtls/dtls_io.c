@@ -248,11 +248,88 @@ void siptls__dtls_free_ssl(WOLFSSL **ssl)
     }
 }
 
-/* wolfSSL 5.5.4 counts DTLS retransmission timeouts in seconds. */
+/* wolfSSL counts DTLS retransmission timeouts in seconds. On DTLS 1.3 it
+ * may ask for a quick timeout (it saw a gap in the peer's flight and wants
+ * to send an ACK or retransmit soon): at most a quarter of the current one,
+ * as wolfSSL_dtls13_use_quick_timeout() says. */
 uint64_t siptls__dtls_retx_deadline(siptls_engine *e, WOLFSSL *ssl)
 {
     int t = wolfSSL_dtls_get_current_timeout(ssl);
-    return siptls__engine_now(e) + (uint64_t)(t > 0 ? t : 1) * 1000;
+    uint64_t ms = (uint64_t)(t > 0 ? t : 1) * 1000;
+#ifdef WOLFSSL_DTLS13
+    if (wolfSSL_dtls13_use_quick_timeout(ssl)) {
+        ms /= 4;
+    }
+#endif
+    return siptls__engine_now(e) + ms;
+}
+
+#ifdef SIPTLS_WOLFSSL_SHIM
+/* cmake/wolfssl/siptls_wolfssl_shim.c, built with the bundled wolfSSL. */
+int siptls_wolfssl_last_record_number(WOLFSSL *ssl, uint64_t *epoch, uint64_t *seq);
+#endif
+
+int siptls__dtls_last_record(WOLFSSL *ssl, uint64_t *seq64)
+{
+#ifdef SIPTLS_WOLFSSL_SHIM
+    uint64_t epoch, seq;
+    if (siptls_wolfssl_last_record_number(ssl, &epoch, &seq) != 0 || epoch > 0xFFFF ||
+        seq > 0xFFFFFFFFFFFFull) {
+        return -1;
+    }
+    *seq64 = (epoch << 48) | seq;
+    return 0;
+#else
+    (void)ssl;
+    (void)seq64;
+    return -1;
+#endif
+}
+
+size_t siptls__dtls_cid_len(siptls_engine *e)
+{
+#if defined(WOLFSSL_DTLS_CID) && defined(WOLFSSL_DTLS13) && defined(SIPTLS_WOLFSSL_SHIM)
+    const siptls_config *c = siptls__engine_config(e);
+    if (!c->dtls_cid) {
+        return 0;
+    }
+    size_t n = c->dtls_cid_length;
+    return n < 1 ? 0 : n > SIPTLS__DTLS_CID_MAX ? SIPTLS__DTLS_CID_MAX : n;
+#else
+    (void)e;
+    return 0;
+#endif
+}
+
+int siptls__dtls_cid_offer(WOLFSSL *ssl, const uint8_t *cid, size_t len)
+{
+#if defined(WOLFSSL_DTLS_CID) && defined(WOLFSSL_DTLS13)
+    /* wolfSSL 5.7.2: "CID is supported on DTLSv1.3 only": wolfSSL_dtls_cid_use
+     * fails on a DTLS 1.2-only object (and a 1.2 session negotiates none). */
+    if (wolfSSL_dtls_cid_use(ssl) != WOLFSSL_SUCCESS ||
+        wolfSSL_dtls_cid_set(ssl, (unsigned char *)cid, (unsigned)len) != WOLFSSL_SUCCESS) {
+        return -1;
+    }
+    return 0;
+#else
+    (void)ssl;
+    (void)cid;
+    (void)len;
+    return -1;
+#endif
+}
+
+uint64_t siptls__dtls_drops(WOLFSSL *ssl)
+{
+#ifdef WOLFSSL_DTLS_DROP_STATS
+    word32 mac = 0, replay = 0;
+    if (wolfSSL_dtls_get_drop_stats(ssl, &mac, &replay) == WOLFSSL_SUCCESS) {
+        return (uint64_t)mac + replay;
+    }
+#else
+    (void)ssl;
+#endif
+    return 0;
 }
 
 void siptls__dtls_dispatch(emit_ctx *ec, const dtls_shared *sh, int fd, const uint8_t *dg,

@@ -47,6 +47,81 @@ void siptls__dtls_table_del(dtls_listener *dl, dtls_session *s)
     }
 }
 
+/* ---- sessions by Connection ID (RFC 9146, RFC 9147 §9) -------------------- */
+
+static size_t cid_bucket(const dtls_listener *dl, const uint8_t *cid)
+{
+    /* The CIDs are random: their first bytes are a good enough hash. */
+    size_t h = 0;
+    for (size_t i = 0; i < dl->cid_len && i < sizeof(h); i++) {
+        h = (h << 8) | cid[i];
+    }
+    return h & dl->table_mask;
+}
+
+dtls_session *siptls__dtls_cid_find(dtls_listener *dl, const uint8_t *cid)
+{
+    if (dl->cid_table == NULL) {
+        return NULL;
+    }
+    for (dtls_session *s = dl->cid_table[cid_bucket(dl, cid)]; s != NULL; s = s->cnext) {
+        if (s->cid_len == dl->cid_len && memcmp(s->cid, cid, dl->cid_len) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+int siptls__dtls_cid_make(dtls_listener *dl, uint8_t *cid)
+{
+    /* 8 random bytes collide with one of a million sessions with
+     * probability 2^-44 per try: a collision is checked, not assumed away. */
+    for (int tries = 0; tries < 8; tries++) {
+        if (siptls__dtls_random_bytes(cid, dl->cid_len) != 0) {
+            return -1;
+        }
+        if (siptls__dtls_cid_find(dl, cid) == NULL) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void siptls__dtls_cid_adopt(dtls_listener *dl, dtls_session *s)
+{
+#if defined(WOLFSSL_DTLS_CID) && defined(WOLFSSL_DTLS13)
+    unsigned int n = 0;
+    if (dl->cid_table == NULL || s->ssl == NULL || s->cid_len != 0 ||
+        wolfSSL_dtls_cid_get_rx_size(s->ssl, &n) != WOLFSSL_SUCCESS || n != dl->cid_len ||
+        wolfSSL_dtls_cid_get_rx(s->ssl, s->cid, sizeof(s->cid)) != WOLFSSL_SUCCESS ||
+        siptls__dtls_cid_find(dl, s->cid) != NULL) {
+        return;
+    }
+    s->cid_len = (uint8_t)n;
+    size_t b = cid_bucket(dl, s->cid);
+    s->cnext = dl->cid_table[b];
+    dl->cid_table[b] = s;
+#else
+    (void)dl;
+    (void)s;
+#endif
+}
+
+void siptls__dtls_cid_del(dtls_listener *dl, dtls_session *s)
+{
+    if (s->cid_len == 0 || dl->cid_table == NULL) {
+        return;
+    }
+    for (dtls_session **pp = &dl->cid_table[cid_bucket(dl, s->cid)]; *pp != NULL;
+         pp = &(*pp)->cnext) {
+        if (*pp == s) {
+            *pp = s->cnext;
+            break;
+        }
+    }
+    s->cid_len = 0;
+}
+
 void siptls__dtls_listener_unref(dtls_listener *dl)
 {
     if (--dl->refs != 0) {
@@ -59,6 +134,7 @@ void siptls__dtls_listener_unref(dtls_listener *dl)
     siptls__dtls_ratelimit_free(dl->rate);
     siptls__dtls_hello_cache_free(dl->hellos);
     free(dl->table);
+    free(dl->cid_table);
     siptls_engine *e = dl->engine;
     free(dl);
     siptls__dtls_shared_unref(e);
@@ -111,11 +187,24 @@ void siptls__dtls_listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t
         break;
     }
     siptls__dtls_scan scan;
-    if (siptls__dtls_scan_datagram(dg, len, &scan) != 0) {
+    if (siptls__dtls_scan_datagram_cid(dg, len, dl->cid_len, &scan) != 0) {
         siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
         return;
     }
-    dtls_session *s = table_find(dl, from);
+    dtls_session *s = NULL;
+    if (scan.first.cid != NULL) {
+        /* RFC 9146 §6 / RFC 9147 §9: records that carry a CID belong to
+         * its session wherever they come from; the address moves only for
+         * a record that authenticates and is the newest. */
+        s = siptls__dtls_cid_find(dl, scan.first.cid);
+        if (s != NULL && !same_addr(siptls__flow_remote(s->f, NULL), from)) {
+            siptls__dtls_session_datagram_from(s, dg, len, &scan, from, from_len);
+            return;
+        }
+    }
+    if (s == NULL) {
+        s = table_find(dl, from);
+    }
     if (s != NULL) {
         siptls__dtls_session_datagram(s, dg, len, &scan);
         return;
@@ -163,7 +252,11 @@ int siptls__dtls_listen(siptls__listener *l)
     dl->hello_io.hello_only = 1;
     dl->table = calloc(buckets, sizeof(*dl->table));
     dl->table_mask = buckets - 1;
-    int ok = dl->table != NULL &&
+    dl->cid_len = siptls__dtls_cid_len(e);
+    if (dl->cid_len != 0) {
+        dl->cid_table = calloc(buckets, sizeof(*dl->cid_table));
+    }
+    int ok = dl->table != NULL && (dl->cid_len == 0 || dl->cid_table != NULL) &&
              siptls__dtls_ratelimit_new(&dl->rate, RATE_SLOTS, c->dtls_handshake_rate) == 0 &&
              siptls__dtls_hello_cache_new(&dl->hellos, HELLO_CACHE_SLOTS, HELLO_MAX,
                                           HELLO_EXPIRE_MS) == 0 &&

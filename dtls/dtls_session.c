@@ -40,7 +40,8 @@ void siptls__dtls_set_local(dtls_session *s, const struct sockaddr_storage *loca
 }
 
 static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
-                         const siptls__dtls_scan *scan);
+                         const siptls__dtls_scan *scan, const struct sockaddr *from,
+                         socklen_t from_len);
 
 /* Check the peer, report the flow up, drain what came with the Finished. */
 void siptls__dtls_handshake_done(dtls_session *s)
@@ -63,7 +64,7 @@ void siptls__dtls_handshake_done(dtls_session *s)
     }
     /* The peer may have sent application data in the datagram that held
      * its Finished: wolfSSL holds it already. */
-    read_records(s, NULL, 0, NULL);
+    read_records(s, NULL, 0, NULL, NULL, 0);
 }
 
 /* Drive the handshake with the datagram `dg` (NULL: none, just resume). */
@@ -96,10 +97,36 @@ static void handshake_step(dtls_session *s, const uint8_t *dg, size_t len)
     siptls__flow_handshake_failed(f, s->ssl, st);
 }
 
+/* The peer of CID session `s` now sends from `from`: the session's tables,
+ * then the flow (the engine's table, the host's MOVED). Returns what
+ * siptls__flow_report_moved() returns. */
+static int move_session(dtls_session *s, const struct sockaddr *from, socklen_t from_len)
+{
+    dtls_listener *dl = s->dl;
+    siptls__dtls_table_del(dl, s);
+    siptls__flow_set_remote(s->f, from, from_len);
+    siptls__dtls_table_add(dl, s);
+    /* io.peer points at the flow's remote address: replies, keepalives and
+     * close_notify follow. On a wildcard listener answer from the address
+     * the peer now sends to. */
+    s->io.peer_len = from_len;
+    s->next_io.peer_len = from_len;
+    siptls__dtls_set_local(s, &dl->cur_local);
+    return siptls__flow_report_moved(s->f);
+}
+
 /* An established session: decrypt what `dg` holds (NULL: only what
- * wolfSSL buffered) and deliver it. */
+ * wolfSSL buffered) and deliver it. `from` (NULL: the flow's own address)
+ * is another address the datagram came from, matched by our Connection ID:
+ * the flow moves there on the first record that authenticates (wolfSSL
+ * returned its plaintext: a forged one does not) and is newer than every
+ * record read so far (a replay is dropped by wolfSSL's window, a delayed
+ * older record is delivered but moves nothing back), RFC 9146 §6: "the
+ * receiver [...] MUST NOT update the peer address [...] unless the record
+ * is newer than the newest record received so far". */
 static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
-                         const siptls__dtls_scan *scan)
+                         const siptls__dtls_scan *scan, const struct sockaddr *from,
+                         socklen_t from_len)
 {
     siptls__flow *f = s->f;
     siptls_engine *e = siptls__flow_engine(f);
@@ -107,10 +134,15 @@ static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
      * know a record's number when it is the datagram's only record. */
     uint64_t seq = SIPTLS_DGRAM_SEQ_UNKNOWN;
     unsigned expect = 0;
+    int seq_from_ssl = 0;
     if (scan != NULL) {
         expect = scan->n_appdata;
         if (scan->n_records == 1 && scan->n_appdata == 1) {
             seq = siptls__dtls_record_seq64(&scan->appdata);
+        } else if (scan->n_records == 1 && scan->n_unified == 1) {
+            /* DTLS 1.3 encrypts the record number (RFC 9147 §4.2.3): ask
+             * wolfSSL once it has decrypted the record. */
+            seq_from_ssl = 1;
         }
     }
     /* wolfSSL sizes its input buffer from the read size (read size + 500,
@@ -137,12 +169,34 @@ static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
     s->io.rx_len = len;
     s->io.oversize = 0;
     uint8_t *plain = siptls__dtls_shared_of(e)->plain; /* held by this wakeup */
+    uint64_t drops0 = siptls__dtls_drops(s->ssl);
     unsigned got = 0;
     int st = SIPTLS_AGAIN;
     for (;;) {
         int n = wolfSSL_read(s->ssl, plain, cap);
         if (n > 0) {
             got++;
+            uint64_t rn = 0;
+            int rn_known = siptls__dtls_last_record(s->ssl, &rn) == 0;
+            if (seq_from_ssl) {
+                seq = got == 1 && rn_known ? rn : SIPTLS_DGRAM_SEQ_UNKNOWN;
+            }
+            int newest = rn_known && (!s->has_newest || rn > s->rx_newest);
+            if (newest) {
+                s->rx_newest = rn;
+                s->has_newest = 1;
+            }
+            if (from != NULL && newest) {
+                const struct sockaddr *to = from;
+                from = NULL; /* one move per datagram */
+                if (move_session(s, to, from_len) != 0) {
+                    if (siptls__flow_phase(f) != SIPTLS__PHASE_CLOSED) {
+                        s->io.rx = NULL;
+                        s->undrained = 1;
+                    }
+                    return;
+                }
+            }
             if (siptls__flow_rx_record(f, plain, (size_t)n, seq) != 0) {
                 /* The host closed the flow from its callback, or shut the
                  * engine down: then the session is already freed (the
@@ -160,6 +214,28 @@ static void read_records(dtls_session *s, const uint8_t *dg, size_t len,
     }
     s->io.rx = NULL;
     s->undrained = st != SIPTLS_AGAIN;
+    if (scan != NULL && scan->n_unified > 0 && st != DTLS_DROPPED) {
+        /* DTLS 1.3 records wolfSSL dropped: it says so only in its drop
+         * counters for a bad MAC, and not at all for a replay (their types
+         * are encrypted too: we cannot expect a number of application
+         * records as on 1.2). A record that gave no data and no MAC failure
+         * and whose number is not newer than the newest authenticated one
+         * is taken for a replay; a newer one was authentic (an ACK, a
+         * post-handshake message) and is the newest now. */
+        uint64_t d = siptls__dtls_drops(s->ssl) - drops0;
+        uint64_t rn;
+        if (d == 0 && got == 0 && siptls__dtls_last_record(s->ssl, &rn) == 0) {
+            if (s->has_newest && rn <= s->rx_newest) {
+                d = 1;
+            } else {
+                s->rx_newest = rn;
+                s->has_newest = 1;
+            }
+        }
+        if (d > 0) {
+            siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, d);
+        }
+    }
     if (s->io.oversize || (got < expect)) {
         /* Records wolfSSL discarded: bad MAC, replayed, or too large. */
         siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, s->io.oversize ? 1 : expect - got);
@@ -206,7 +282,7 @@ void siptls__dtls_session_datagram(dtls_session *s, const uint8_t *dg, size_t le
     }
     siptls__dtls_hello h;
     if (s->dl != NULL && siptls__dtls_is_client_hello(scan, &h)) {
-        if (s->next != NULL && !h.fragmented && h.cookie_len != 0) {
+        if (s->next != NULL && !h.fragmented && siptls__dtls_hello_has_cookie(&h)) {
             /* our flight was lost: the new handshake's hello again */
             siptls__dtls_restart_step(s, dg, len);
             return;
@@ -216,15 +292,39 @@ void siptls__dtls_session_datagram(dtls_session *s, const uint8_t *dg, size_t le
         siptls__dtls_on_client_hello(s->dl, dg, len, scan, &h, remote, rl, s);
         return;
     }
+    /* DTLS 1.3: the new handshake's encrypted flight is in epoch 2 (RFC
+     * 9147 §6.1: "epoch value (2) is used for messages protected using keys
+     * derived from [sender]_handshake_traffic_secret"); the old session's
+     * data is in epoch 3 and up, so its low bits tell them apart until the
+     * old session has made a key update. */
     if (s->next != NULL &&
         (scan->first.type == SIPTLS__DTLS_CT_HANDSHAKE || scan->first.type == SIPTLS__DTLS_CT_CCS ||
-         (scan->first.epoch == 0 && scan->first.type == SIPTLS__DTLS_CT_ALERT))) {
+         (scan->first.epoch == 0 && !scan->first.unified &&
+          (scan->first.type == SIPTLS__DTLS_CT_ALERT || scan->first.type == SIPTLS__DTLS_CT_ACK)) ||
+         (scan->first.unified && scan->first.epoch == 2))) {
         /* The old association is done with handshakes: these belong to
          * the new one. */
         siptls__dtls_restart_step(s, dg, len);
         return;
     }
-    read_records(s, dg, len, scan);
+    read_records(s, dg, len, scan, NULL, 0);
+}
+
+void siptls__dtls_session_datagram_from(dtls_session *s, const uint8_t *dg, size_t len,
+                                        const siptls__dtls_scan *scan, const struct sockaddr *from,
+                                        socklen_t from_len)
+{
+    siptls__flow *f = s->f;
+    siptls_engine *e = siptls__flow_engine(f);
+    /* Only an established session moves: handshake records come from the
+     * address the cookie proved. */
+    if (s->dl == NULL || !siptls__flow_wants_input(f) ||
+        siptls__flow_phase(f) != SIPTLS__PHASE_UP || s->next != NULL ||
+        from_len > sizeof(struct sockaddr_storage)) {
+        siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
+        return;
+    }
+    read_records(s, dg, len, scan, from, from_len);
 }
 
 static void outbound_datagram(dtls_session *s, const uint8_t *dg, size_t len)
@@ -247,7 +347,8 @@ static void outbound_datagram(dtls_session *s, const uint8_t *dg, size_t len)
         break;
     }
     siptls__dtls_scan scan;
-    if (siptls__dtls_scan_datagram(dg, len, &scan) != 0) {
+    /* records to us carry our CID when we offered one (its length is ours) */
+    if (siptls__dtls_scan_datagram_cid(dg, len, siptls__dtls_cid_len(e), &scan) != 0) {
         siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
         return;
     }

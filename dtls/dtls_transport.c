@@ -1,4 +1,4 @@
-/* siptls — SIP over DTLS 1.2 over UDP (RFC 6347): the transport's ops —
+/* siptls — SIP over DTLS 1.2 / 1.3 over UDP (RFC 6347, RFC 9147): the transport's ops —
  * outbound connect, sending (a message per record, or split so that the
  * first record holds the header block), timers, close and free. The parts:
  * dtls_transport.h. */
@@ -98,6 +98,16 @@ static int dtls_connect(siptls__flow *f)
     s->ssl = ssl;
     siptls__dtls_setup_ssl(ssl, &s->io);
     wolfSSL_dtls_set_peer(ssl, (void *)remote, (unsigned)rl);
+    size_t cid_len = siptls__dtls_cid_len(e);
+    if (cid_len != 0) {
+        /* Offer a CID of ours (RFC 9147 §9) that the server puts on the
+         * records it sends us. We receive on a connected socket, so it
+         * routes nothing here; it lets a CID-using server know us. */
+        uint8_t cid[SIPTLS__DTLS_CID_MAX];
+        if (siptls__dtls_random_bytes(cid, cid_len) == 0) {
+            (void)siptls__dtls_cid_offer(ssl, cid, cid_len);
+        }
+    }
     siptls__flow_set_tp(f, s);
     if (siptls__flow_attach_fd(f, fd, SIPTLS__IO_READ) != SIPTLS_OK) {
         close(fd);
@@ -260,6 +270,7 @@ static void dtls_free(siptls__flow *f)
         siptls__dtls_free_ssl(&s->next);
         if (s->dl != NULL) {
             siptls__dtls_table_del(s->dl, s);
+            siptls__dtls_cid_del(s->dl, s);
             siptls__dtls_listener_unref(s->dl);
         }
         if (s->shared_ref) {

@@ -1,4 +1,4 @@
-/* siptls internal — SIP over DTLS 1.2 over UDP (RFC 6347): what the
+/* siptls internal — SIP over DTLS 1.2 (RFC 6347) and 1.3 (RFC 9147) over UDP: what the
  * modules of the DTLS transport share (dtls_io.c, dtls_listener.c,
  * dtls_cookie.c, dtls_session.c, dtls_transport.c).
  *
@@ -107,6 +107,10 @@ struct dtls_listener {
     uint8_t whole[SIPTLS__DTLS_RECORD_HEADER + SIPTLS__DTLS_HS_HEADER + HELLO_MAX];
     dtls_session **table; /* sessions by peer address */
     size_t table_mask;
+    /* Connection ID (RFC 9146, RFC 9147 §9): the length of the CIDs we give
+     * our sessions (0: none); sessions by CID (same size as `table`) */
+    size_t cid_len;
+    dtls_session **cid_table;
 };
 
 struct dtls_session {
@@ -138,6 +142,14 @@ struct dtls_session {
     uint64_t next_retx_ms;
     uint64_t next_since_ms;
     dtls_session *tnext; /* listener table chain */
+    /* Connection ID: ours (the peer puts it on its records to us) */
+    uint8_t cid[SIPTLS__DTLS_CID_MAX];
+    uint8_t cid_len;     /* 0: none (or not in the listener's CID table) */
+    dtls_session *cnext; /* listener CID table chain */
+    /* the newest record read (epoch << 48 | sequence number): a CID session
+     * moves only on a record newer than this (RFC 9146 §6) */
+    uint64_t rx_newest;
+    uint8_t has_newest;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -177,12 +189,34 @@ void siptls__dtls_setup_ssl(WOLFSSL *ssl, dtls_io *io);
 void siptls__dtls_mtu_after_handshake(WOLFSSL *ssl, siptls_engine *e);
 void siptls__dtls_free_ssl(WOLFSSL **ssl);
 uint64_t siptls__dtls_retx_deadline(siptls_engine *e, WOLFSSL *ssl);
+/* The record number of the record wolfSSL read last on `ssl` as the
+ * framer's sequence number (epoch in the top 16 bits): 0 and *seq64 filled
+ * when known (the bundled wolfSSL's shim), -1 when not. */
+int siptls__dtls_last_record(WOLFSSL *ssl, uint64_t *seq64);
+/* Records wolfSSL dropped on `ssl` so far (bad MAC + replayed), from its
+ * drop counters (WOLFSSL_DTLS_DROP_STATS, the bundled build); 0 without. */
+uint64_t siptls__dtls_drops(WOLFSSL *ssl);
+/* The CID length of engine `e`'s sessions: dtls_cid_length when dtls_cid is
+ * on and this build can use it (wolfSSL with DTLS 1.3 and CID, and the
+ * record-number shim for the move rule); else 0. */
+size_t siptls__dtls_cid_len(siptls_engine *e);
+/* Offer/accept our CID `cid` (len bytes) on `ssl` before its handshake;
+ * 0 when wolfSSL took it (a DTLS 1.3-capable object), -1 when not. */
+int siptls__dtls_cid_offer(WOLFSSL *ssl, const uint8_t *cid, size_t len);
 void siptls__dtls_dispatch(emit_ctx *ec, const dtls_shared *sh, int fd, const uint8_t *dg,
                            size_t len, const struct sockaddr *from, socklen_t from_len);
 
 /* dtls_listener.c */
 void siptls__dtls_table_add(dtls_listener *dl, dtls_session *s);
 void siptls__dtls_table_del(dtls_listener *dl, dtls_session *s);
+/* Connection ID: the session with our CID `cid` (dl->cid_len bytes); link
+ * `s` by the CID its WOLFSSL object holds (when negotiable); unlink. */
+dtls_session *siptls__dtls_cid_find(dtls_listener *dl, const uint8_t *cid);
+void siptls__dtls_cid_adopt(dtls_listener *dl, dtls_session *s);
+void siptls__dtls_cid_del(dtls_listener *dl, dtls_session *s);
+/* A fresh random CID of dl->cid_len bytes no session of `dl` has; -1 when
+ * none was found (then the session goes without). */
+int siptls__dtls_cid_make(dtls_listener *dl, uint8_t *cid);
 void siptls__dtls_listener_unref(dtls_listener *dl);
 int siptls__dtls_answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t len,
                              const struct sockaddr *from, socklen_t from_len, int connected,
@@ -202,6 +236,7 @@ int siptls__dtls_random_bytes(uint8_t *p, size_t n);
  *  (208 KiB, about 100 datagrams) dropped them. */
 void siptls__dtls_socket_buffers(int fd);
 void siptls__dtls_rotate_secret(dtls_listener *dl, uint64_t now);
+void siptls__dtls_set_cookie_secret(WOLFSSL *ssl, const uint8_t *secret);
 int siptls__dtls_make_hello_object(dtls_listener *dl);
 void siptls__dtls_on_client_hello(dtls_listener *dl, const uint8_t *dg, size_t len,
                                   const siptls__dtls_scan *scan, const siptls__dtls_hello *h,
@@ -215,6 +250,12 @@ void siptls__dtls_set_local(dtls_session *s, const struct sockaddr_storage *loca
 void siptls__dtls_handshake_done(dtls_session *s);
 void siptls__dtls_session_datagram(dtls_session *s, const uint8_t *dg, size_t len,
                                    const siptls__dtls_scan *scan);
+/* A datagram whose first record carries the CID of session `s` but comes
+ * from another address than the flow's: read it; the flow moves there when
+ * a record of it authenticates and is the newest (RFC 9146 §6). */
+void siptls__dtls_session_datagram_from(dtls_session *s, const uint8_t *dg, size_t len,
+                                        const siptls__dtls_scan *scan, const struct sockaddr *from,
+                                        socklen_t from_len);
 void siptls__dtls_emit_datagram(void *ctx, const uint8_t *dg, size_t len,
                                 const struct sockaddr *from, socklen_t from_len);
 void siptls__dtls_io_ready(siptls__flow *f, int revents);

@@ -83,6 +83,8 @@ const param siptls__config_params[] = {
      1000000, 0},
     {"dtls_cookie_lifetime", T_UINT, S_GLOBAL, G(dtls_cookie_lifetime), 0, "60", NULL, NULL, 1,
      86400, 0},
+    {"dtls_cid", T_BOOL, S_GLOBAL, G(dtls_cid), 0, "1", NULL, NULL, 0, 1, 0},
+    {"dtls_cid_length", T_UINT, S_GLOBAL, G(dtls_cid_length), 0, "8", NULL, NULL, 4, 16, 0},
     /* logging */
     {"log_level", T_INT, S_GLOBAL, G(log_level), 0, "2", NULL, NULL, 0, 3, 0},
     /* name resolution (c-ares) */
@@ -105,6 +107,8 @@ const param siptls__config_params[] = {
     {"ciphers_list", T_STR, S_DOMAIN, D(ciphers_list), 0, "", NULL, NULL, 0, 0, 0},
     {"tls_method", T_METHOD, S_DOMAIN, D(tls_method), 0, "", NULL, NULL, 0, 0, 0},
     {"ec_curve", T_STR, S_DOMAIN, D(ec_curve), 0, "", NULL, NULL, 0, 0, 0},
+    {"dtls_min_version", T_DTLSVER, S_DOMAIN, D(dtls_min_version), 0, "1.2", NULL, NULL, 0, 0, 0},
+    {"dtls_max_version", T_DTLSVER, S_DOMAIN, D(dtls_max_version), 0, "1.3", NULL, NULL, 0, 0, 0},
     {"verify_cert", T_BOOL, S_DOMAIN, D(verify_cert), 0, "0", "1",
      "0 (server domains), 1 (client domains)", 0, 1, 0},
     {"require_cert", T_BOOL, S_DOMAIN, D(require_cert), 0, "0", NULL, NULL, 0, 1, 0},
@@ -393,6 +397,7 @@ static int param_equal(const void *a, const void *b, const param *p)
         return *(const unsigned *)pa == *(const unsigned *)pb;
     case T_STR:
     case T_METHOD:
+    case T_DTLSVER:
         return str_eq(*(char *const *)pa, *(char *const *)pb);
     case T_NAMELIST:
     case T_ADDRLIST:

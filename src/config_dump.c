@@ -68,7 +68,8 @@ static void dump_field(FILE *out, const param *p, const void *base, const char *
         }
         return;
     case T_STR:
-    case T_METHOD: {
+    case T_METHOD:
+    case T_DTLSVER: {
         const char *v = *(char *const *)f;
         const char *note = NULL;
         if (v == NULL && inherit != NULL) {

@@ -37,6 +37,7 @@ typedef enum ptype {
     T_INT,      /* int, decimal, [min, max] */
     T_STR,      /* char *, "" = unset (NULL) */
     T_METHOD,   /* char *, one of the tls_method spellings, stored canonical */
+    T_DTLSVER,  /* char *, a DTLS version: "1.2" or "1.3" */
     T_NAMELIST, /* char ** + size_t: SIP domain names, comma lists append */
     T_ADDRLIST, /* char ** + size_t: "IP:port" / "[v6]:port" / "*", comma lists append */
     T_URILIST,  /* char ** + size_t: listen URIs, one per line, stored as written */
@@ -148,7 +149,7 @@ static inline int is_list(ptype t)
 
 static inline int is_string(ptype t)
 {
-    return t == T_STR || t == T_METHOD;
+    return t == T_STR || t == T_METHOD || t == T_DTLSVER;
 }
 
 /* ---- across the files ---------------------------------------------------- */
@@ -171,6 +172,8 @@ int siptls__config_parse_bool(const char *v, int *out, char *why);
 int siptls__config_parse_number(const char *v, unsigned long min, unsigned long max,
                                 unsigned long *out, char *why);
 int siptls__config_parse_method(const char *v, const char **canon, char *why);
+/* config_parse.c: a DTLS version, "1.2" or "1.3" (canonical spelling in *canon). */
+int siptls__config_parse_dtls_version(const char *v, const char **canon, char *why);
 int siptls__config_check_text(const char *v, char *why);
 int siptls__config_canon_name(const char *item, unsigned flags, char *out, size_t outlen,
                               char *why);

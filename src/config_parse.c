@@ -79,6 +79,19 @@ int siptls__config_parse_method(const char *v, const char **canon, char *why)
     return SIPTLS_ERR_CONFIG_VALUE;
 }
 
+int siptls__config_parse_dtls_version(const char *v, const char **canon, char *why)
+{
+    static const char *const ok[] = {"1.2", "1.3"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        if (strcmp(v, ok[i]) == 0) {
+            *canon = ok[i];
+            return SIPTLS_OK;
+        }
+    }
+    why_set(why, "'%.40s' is not a DTLS version (want 1.2 or 1.3)", v);
+    return SIPTLS_ERR_CONFIG_VALUE;
+}
+
 /* A string value must survive a dump (quoted, one line): no control bytes. */
 int siptls__config_check_text(const char *v, char *why)
 {

@@ -216,11 +216,14 @@ int siptls__config_store(const param *p, void **bases, size_t nb, const char *va
         return SIPTLS_OK;
     }
     case T_STR:
-    case T_METHOD: {
+    case T_METHOD:
+    case T_DTLSVER: {
         const char *v = value;
         int rc = siptls__config_check_text(value, why);
         if (rc == SIPTLS_OK && p->type == T_METHOD && *value != '\0') {
             rc = siptls__config_parse_method(value, &v, why);
+        } else if (rc == SIPTLS_OK && p->type == T_DTLSVER && *value != '\0') {
+            rc = siptls__config_parse_dtls_version(value, &v, why);
         }
         if (rc != SIPTLS_OK) {
             return rc;

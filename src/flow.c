@@ -80,6 +80,33 @@ void siptls__flow_set_local(siptls__flow *f, const struct sockaddr *sa, socklen_
     f->local_len = len;
 }
 
+void siptls__flow_set_remote(siptls__flow *f, const struct sockaddr *sa, socklen_t len)
+{
+    siptls_engine *e = f->engine;
+    if (len > sizeof(f->remote)) {
+        return;
+    }
+    char was[64], now[64];
+    siptls__addr_text((const struct sockaddr *)&f->remote, was, sizeof(was));
+    siptls__addr a;
+    memset(&a, 0, sizeof(a));
+    memcpy(&a.ss, sa, len);
+    a.len = len;
+    siptls__table_move(e, f, &a);
+    siptls__addr_text(sa, now, sizeof(now));
+    siptls__log(e, SIPTLS_LOG_INFO, "%s flow %llu: peer moved from %s to %s", f->ops->name,
+                (unsigned long long)f->id, was, now);
+}
+
+int siptls__flow_report_moved(siptls__flow *f)
+{
+    siptls_engine *e = f->engine;
+    if (f->reported_up && e->cb.on_flow != NULL) {
+        e->cb.on_flow(e, f->id, SIPTLS_FLOW_MOVED, SIPTLS_OK, e->user);
+    }
+    return (f->phase == SIPTLS__PHASE_UP && !f->close_requested) ? 0 : -1;
+}
+
 siptls__listener *siptls__flow_listener(const siptls__flow *f)
 {
     return f->listener;

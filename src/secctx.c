@@ -349,6 +349,68 @@ static void warn_unknown_ciphers(const siptls__secctx *s, const char *domain, co
 
 /* `*min_version` (wolfSSL_CTX_SetMinVersion) and `*max_proto`
  * (wolfSSL_CTX_set_max_proto_version) are -1 when not needed. */
+/* DTLS versions: tls_method naming one version (TLSv1_2, TLSv1_3) fixes
+ * it, as it always did; otherwise dtls_min_version..dtls_max_version
+ * (default 1.2..1.3). A 1.2-1.3 range uses wolfSSL's version-flexible DTLS
+ * method (a DTLS 1.3 ClientHello that also offers 1.2; a server that
+ * answers either) with 1.2 as the floor. Without WOLFSSL_DTLS13 (Debian's
+ * 5.5.4) the range is cut to 1.2, said once; a minimum of 1.3 is an error. */
+static int dtls_version(const char *v, int def)
+{
+    if (v == NULL) {
+        return def;
+    }
+    return strcmp(v, "1.3") == 0 ? 13 : 12;
+}
+
+static WOLFSSL_METHOD *pick_dtls_method(siptls__secctx *s, const siptls_domain_cfg *c,
+                                        int *min_version, int *allows13)
+{
+    const char *m = c->tls_method;
+    int server = c->is_server;
+    int lo, hi;
+    if (m != NULL && strcmp(m, "TLSv1_3") == 0) {
+        lo = hi = 13;
+    } else if (m != NULL && strcmp(m, "TLSv1_2") == 0) {
+        lo = hi = 12;
+    } else if (m != NULL && strcmp(m, "TLSv1_2-TLSv1_3") != 0 && strcmp(m, "SSLv23") != 0) {
+        slog(s, SIPTLS_LOG_ERR, "domain '%s': unknown tls_method '%s'", c->name, m);
+        return NULL;
+    } else {
+        lo = dtls_version(c->dtls_min_version, 12);
+        hi = dtls_version(c->dtls_max_version, 13);
+    }
+    if (lo > hi) {
+        slog(s, SIPTLS_LOG_ERR, "domain '%s': dtls_min_version 1.3 is above dtls_max_version 1.2",
+             c->name);
+        return NULL;
+    }
+#ifdef WOLFSSL_DTLS13
+    if (hi == 13) {
+        *allows13 = 1;
+        if (lo == 13) {
+            return server ? wolfDTLSv1_3_server_method() : wolfDTLSv1_3_client_method();
+        }
+        *min_version = WOLFSSL_DTLSV1_2;
+        return server ? wolfDTLS_server_method() : wolfDTLS_client_method();
+    }
+#else
+    if (lo == 13) {
+        slog(s, SIPTLS_LOG_ERR,
+             "domain '%s': %s: this wolfSSL has no DTLS 1.3 (DTLS is 1.2 only here)", c->name,
+             m != NULL && strcmp(m, "TLSv1_3") == 0 ? "tls_method TLSv1_3"
+                                                    : "dtls_min_version 1.3");
+        return NULL;
+    }
+    if (hi == 13 && !s->dtls13_noted) {
+        s->dtls13_noted = 1;
+        slog(s, SIPTLS_LOG_INFO,
+             "dtls_max_version 1.3: this wolfSSL has no DTLS 1.3, DTLS sessions use 1.2");
+    }
+#endif
+    return server ? wolfDTLSv1_2_server_method() : wolfDTLSv1_2_client_method();
+}
+
 static WOLFSSL_METHOD *pick_method(siptls__secctx *s, const siptls_domain_cfg *c, int *min_version,
                                    int *max_proto, int *allows13)
 {
@@ -358,28 +420,7 @@ static WOLFSSL_METHOD *pick_method(siptls__secctx *s, const siptls_domain_cfg *c
     *max_proto = -1;
     *allows13 = 0;
     if (s->dtls) {
-        if (m != NULL && strcmp(m, "TLSv1_3") == 0) {
-#ifdef WOLFSSL_DTLS13
-            *allows13 = 1;
-            return server ? wolfDTLSv1_3_server_method() : wolfDTLSv1_3_client_method();
-#else
-            slog(s, SIPTLS_LOG_ERR,
-                 "domain '%s': tls_method TLSv1_3: this wolfSSL has no DTLS 1.3 (DTLS uses 1.2)",
-                 c->name);
-            return NULL;
-#endif
-        }
-        if (m != NULL && strcmp(m, "TLSv1_2") != 0 && strcmp(m, "TLSv1_2-TLSv1_3") != 0 &&
-            strcmp(m, "SSLv23") != 0) {
-            slog(s, SIPTLS_LOG_ERR, "domain '%s': unknown tls_method '%s'", c->name, m);
-            return NULL;
-        }
-        /* DTLS 1.3 only when asked for alone (above), even where wolfSSL
-         * has it: the transport's stateless cookie exchange answers a
-         * ClientHello with a DTLS 1.2 HelloVerifyRequest only and drops
-         * the DTLS 1.3 HelloRetryRequest a 1.2-1.3 server would send, so
-         * a 1.3-capable peer would never get through (issue 10). */
-        return server ? wolfDTLSv1_2_server_method() : wolfDTLSv1_2_client_method();
+        return pick_dtls_method(s, c, min_version, allows13);
     }
     if (m == NULL || strcmp(m, "TLSv1_2-TLSv1_3") == 0 || strcmp(m, "SSLv23") == 0) {
         *min_version = WOLFSSL_TLSV1_2;
@@ -565,13 +606,13 @@ static int build_domain(siptls__secctx *s, sec_domain *d, const siptls_config *c
         if (d->ciphers == NULL) {
             return SIPTLS_ERR_NOMEM;
         }
-        if (!s->dtls && allows13 && !list_has_tls13(c.ciphers_list)) {
+        if (allows13 && !list_has_tls13(c.ciphers_list)) {
             snprintf(d->ciphers, n, "%s:%s", c.ciphers_list, tls13);
         } else {
             snprintf(d->ciphers, n, "%s", c.ciphers_list);
         }
         warn_unknown_ciphers(s, d->name, c.ciphers_list);
-    } else if (s->dtls) {
+    } else if (s->dtls && !allows13) {
         d->ciphers = xstrdup(tls12);
     } else {
         size_t n = strlen(tls13) + strlen(tls12) + 2;

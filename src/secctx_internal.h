@@ -130,6 +130,7 @@ struct siptls__secctx {
     size_t n_trusted;
     char *keylog;
     int keylog_warned;
+    int dtls13_noted; /* "no DTLS 1.3 in this wolfSSL" logged */
     int tickets;
     int session_cache;
     ticket_key tkey;

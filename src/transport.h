@@ -186,6 +186,16 @@ int siptls__flow_outbound(const siptls__flow *f);
 const char *siptls__flow_sip_domain(const siptls__flow *f);
 const struct sockaddr *siptls__flow_remote(const siptls__flow *f, socklen_t *len);
 void siptls__flow_set_local(siptls__flow *f, const struct sockaddr *sa, socklen_t len);
+/** The peer of an UP flow moved (DTLS Connection ID): the flow's remote
+ *  address becomes `sa` (the engine's by-address table follows; the
+ *  storage siptls__flow_remote() returns stays where it is), logged. The
+ *  host is told by siptls__flow_report_moved(), once the transport has
+ *  updated its own tables. */
+void siptls__flow_set_remote(siptls__flow *f, const struct sockaddr *sa, socklen_t len);
+/** on_flow(SIPTLS_FLOW_MOVED). Returns 0, or -1 when the host closed the
+ *  flow (or shut the engine down) from that callback: then the transport
+ *  state may be gone, as after siptls__flow_rx_record(). */
+int siptls__flow_report_moved(siptls__flow *f);
 /** Inbound: the listener it came from (NULL for outbound flows). */
 siptls__listener *siptls__flow_listener(const siptls__flow *f);
 void *siptls__flow_tp(const siptls__flow *f);

@@ -13,12 +13,12 @@
 #endif
 
 #ifdef WOLFSSL_DTLS13
-#define F_DTLS13 " (DTLS 1.3 compiled in, not offered yet)"
+#define F_DTLS13 "DTLSv1.2 DTLSv1.3"
 #else
-#define F_DTLS13 ""
+#define F_DTLS13 "DTLSv1.2"
 #endif
-#ifdef WOLFSSL_DTLS_CID
-#define F_CID "yes"
+#if defined(WOLFSSL_DTLS_CID) && defined(WOLFSSL_DTLS13) && defined(SIPTLS_WOLFSSL_SHIM)
+#define F_CID "yes (DTLS 1.3 sessions)"
 #else
 #define F_CID "no"
 #endif
@@ -48,7 +48,7 @@ static void text_init(void)
     int cpu = siptls__cpu_has_aes();
     snprintf(text, sizeof(text),
              "siptls " SIPTLS_VERSION " (wolfSSL " LIBWOLFSSL_VERSION_STRING ")\n"
-             "transports: tls (TLSv1.2 TLSv1.3), dtls (DTLSv1.2)" F_DTLS13 "\n"
+             "transports: tls (TLSv1.2 TLSv1.3), dtls (" F_DTLS13 ")\n"
              "DTLS connection ID: " F_CID "\n"
              "AES acceleration: wolfSSL " F_AESNI ", this CPU %s\n"
              "cipher order: %s\n"

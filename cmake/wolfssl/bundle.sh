@@ -168,12 +168,15 @@ cc_id=$("$cc" --version 2>/dev/null | head -n1)
 cflags="-O2 -g0 -fstack-protector-strong -fstack-clash-protection -fcf-protection -Wformat"
 fortify="-D_FORTIFY_SOURCE=2"
 
+shim=$here/siptls_wolfssl_shim.c
+shim_id=$(sha256sum <"$shim" | cut -c1-16)
 key=$(printf '%s\n' "bundle-1" "$src_id" "${configure_args[@]}" "${defines[@]}" "$cc_id" \
-    "$cflags" "$fortify" | sha256sum | cut -c1-12)
+    "$cflags" "$fortify" "shim:$shim_id" | sha256sum | cut -c1-12)
 upstream=$(basename "$src")
 out=$deps/${upstream}-$key
 prefix=$out/prefix
-if [[ -f $out/.built && -f $prefix/lib/libwolfssl.a && -f $prefix/include/wolfssl/options.h ]]; then
+if [[ -f $out/.built && -f $prefix/lib/libwolfssl.a && -f $prefix/lib/libsiptls_wolfshim.a &&
+    -f $prefix/include/wolfssl/options.h ]]; then
     echo "$prefix"
     exit 0
 fi
@@ -198,6 +201,13 @@ start=$SECONDS
         "${configure_args[@]}"
     make -j"$jobs" CPPFLAGS="${defines[*]} $fortify"
     make install
+    # The shim (siptls_wolfssl_shim.c: the record number of the last record
+    # read, which wolfSSL has no public call for) needs wolfssl/internal.h
+    # with the layout of this very build: compiled here, with config.h and
+    # the library's flags (options.h holds the configure defines).
+    "$cc" $cflags -fPIC -DHAVE_CONFIG_H ${defines[*]} $fortify -I. -c "$shim" \
+        -o siptls_wolfssl_shim.o
+    ar rcs "$prefix/lib/libsiptls_wolfshim.a" siptls_wolfssl_shim.o
 } >"$build_log" 2>&1 || {
     tail -n 40 "$build_log" >&2
     die "building wolfSSL failed (log: $build_log)"

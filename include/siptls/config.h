@@ -14,7 +14,8 @@
  *     certificate = [example.org]/etc/siptls/example.pem  (per domain)
  *
  * Per-domain keys (certificate, private_key, ca_list, ca_dir, crl_file,
- * ciphers_list, tls_method, ec_curve, verify_cert, require_cert,
+ * ciphers_list, tls_method, ec_curve, dtls_min_version, dtls_max_version,
+ * verify_cert, require_cert,
  * match_ip_address, match_sip_domain) take an optional `[NAME]` prefix, as in
  * OpenSIPS tls_mgm: without it they set the two built-in domains named
  * "default" (the default server domain and the default client domain);
@@ -77,6 +78,10 @@ typedef struct siptls_domain_cfg {
     int verify_cert;          /**< server: ask for a client certificate; client: verify the server
                                    (default 0 in the default server domain, 1 in the default client domain) */
     int require_cert;         /**< server: refuse clients without a valid certificate */
+    /* --- DTLS versions (issue 12) ----------------------------------------- */
+    char *dtls_min_version;   /**< "1.2" or "1.3": lowest DTLS version (default "1.2") */
+    char *dtls_max_version;   /**< "1.2" or "1.3": highest DTLS version (default "1.3"; 1.2 where
+                                   the linked wolfSSL has no DTLS 1.3) */
 } siptls_domain_cfg;
 
 typedef struct siptls_config {
@@ -152,6 +157,11 @@ typedef struct siptls_config {
                                                loop (65536) */
     unsigned post_max_pending_bytes;      /**< bytes of the async sends waiting: messages and
                                                their URI / target copies (67108864) */
+
+    /* --- DTLS Connection ID (issue 12; added at the end) ------------------ */
+    int dtls_cid;                         /**< offer/accept a DTLS Connection ID (RFC 9146, on
+                                               DTLS 1.3 sessions only with wolfSSL 5.7.2) (1) */
+    unsigned dtls_cid_length;             /**< bytes of the random CID each session gets (8) */
 } siptls_config;
 
 /** Where a configuration error happened. `file` is "" for siptls_config_set. */

@@ -44,7 +44,14 @@ typedef uint64_t siptls_flow_id;
 
 typedef enum siptls_flow_state {
     SIPTLS_FLOW_UP = 1,     /**< handshake done (and peer identity checked) */
-    SIPTLS_FLOW_CLOSED = 2  /**< gone; `reason` says why (a status) */
+    SIPTLS_FLOW_CLOSED = 2, /**< gone; `reason` says why (a status) */
+    /* --- issue 12: DTLS Connection ID ----------------------------------- */
+    SIPTLS_FLOW_MOVED = 3   /**< an UP DTLS flow's peer now sends from another address (DTLS
+                                 1.3 Connection ID, RFC 9146 §6: its newest authenticated
+                                 record came from there); the flow id, session and queue are
+                                 the same, replies and keepalives go to the new address,
+                                 siptls_flow_get_info() shows it. `reason` is SIPTLS_OK. Once
+                                 per move; never before UP nor after CLOSED */
 } siptls_flow_state;
 
 typedef enum siptls_keepalive_kind {

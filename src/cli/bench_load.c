@@ -553,6 +553,9 @@ void bench_on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state stat
     }
     bench_slot *s = &b->slots[i];
     double now = cli_now();
+    if (state == SIPTLS_FLOW_MOVED) {
+        return; /* inbound DTLS sessions only: never a flow of ours */
+    }
     if (state == SIPTLS_FLOW_UP) {
         if (s->state == SLOT_OPENING) {
             s->state = SLOT_UP;

@@ -273,6 +273,9 @@ static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state sta
                     void *user)
 {
     ping_ctx *p = user;
+    if (state == SIPTLS_FLOW_MOVED) {
+        return; /* inbound DTLS sessions only: never ping's flow */
+    }
     if (state == SIPTLS_FLOW_UP) {
         siptls_flow_info info;
         if (siptls_flow_get_info(e, flow, &info) == SIPTLS_OK && !p->up) {

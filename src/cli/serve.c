@@ -316,6 +316,13 @@ static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state sta
                  info.peer_cert ? info.peer_subject : "",
                  info.trusted ? ", TRUSTED domain " : ", untrusted",
                  info.trusted ? info.trusted_domain : "");
+    } else if (state == SIPTLS_FLOW_MOVED) {
+        siptls_flow_info info;
+        if (siptls_flow_get_info(e, flow, &info) != SIPTLS_OK) {
+            return;
+        }
+        snprintf(line, sizeof(line), "flow %llu moved: peer now at %s (DTLS connection ID)",
+                 (unsigned long long)flow, info.remote_text);
     } else {
         snprintf(line, sizeof(line), "flow %llu down: %s", (unsigned long long)flow,
                  siptls_strerror(reason));

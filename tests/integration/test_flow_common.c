@@ -31,6 +31,7 @@ typedef struct transport_case {
     /* the idle lifetime's parameter: tls_connection_lifetime /
      * dtls_session_lifetime */
     unsigned *(*lifetime)(siptls_config *c);
+    const char *dtls_max; /* dtls_max_version of both engines; NULL: the default */
 } transport_case;
 
 static unsigned *tls_lifetime(siptls_config *c)
@@ -57,11 +58,28 @@ static const transport_case cases[] = {
         .peer_sees_abort = 1,
         .lifetime = tls_lifetime,
     },
+#ifdef WOLFSSL_DTLS13
     {
+        /* the default where wolfSSL has it: DTLS 1.2-1.3, 1.3 negotiated */
         .name = "dtls",
         .kind = SIPTLS_TRANSPORT_DTLS,
         .scheme = "dtls",
         .via = "DTLS",
+        .version_prefix = "DTLSv1.3",
+        .version_exact = 1,
+        .hello_verifies = 1,
+        /* DTLS 1.3: certificate_required, as TLS 1.3 */
+        .no_cert_reason = SIPTLS_ERR_PEER_ALERT(116),
+        .peer_sees_abort = 0,
+        .lifetime = dtls_lifetime,
+    },
+#endif
+    {
+        .name = "dtls12",
+        .kind = SIPTLS_TRANSPORT_DTLS,
+        .scheme = "dtls",
+        .via = "DTLS",
+        .dtls_max = "1.2",
         .version_prefix = "DTLSv1.2",
         .version_exact = 1,
         .hello_verifies = 1,
@@ -85,6 +103,10 @@ static int setup_on(void **state, const char *host)
     char listen[64];
     snprintf(listen, sizeof(listen), "%s:%s:0", T->scheme, host);
     E = tu_pair_new(state, listen);
+    if (T->dtls_max != NULL) {
+        assert_int_equal(siptls_config_set(&E->scfg, "dtls_max_version", T->dtls_max, NULL), 0);
+        assert_int_equal(siptls_config_set(&E->ccfg, "dtls_max_version", T->dtls_max, NULL), 0);
+    }
     return 0;
 }
 

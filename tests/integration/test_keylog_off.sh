@@ -169,10 +169,14 @@ if one_run --keylog "$kl"; then
         bad "control: --keylog $kl has no CLIENT_RANDOM line"
     fi
     if grep -q '#define HAVE_SECRET_CALLBACK' "$opts" 2>/dev/null; then
-        # the TLS 1.3 ping (the second) through the secret callback
+        # the TLS 1.3 ping (the second) through the secret callback, and
+        # the DTLS ping (the third) too where it is DTLS 1.3
+        want13=4
+        "$bin" --version | grep -q DTLSv1.3 && want13=8
         n13=$(grep -Ec '^(CLIENT|SERVER)_(HANDSHAKE_)?TRAFFIC_SECRET(_0)? [0-9a-f]{64} [0-9a-f]{64,96}$' "$kl")
-        ((n13 == 4)) && ok "control: --keylog writes the 4 TLS 1.3 traffic secrets of the TLS 1.3 ping" ||
-            bad "control: $n13 TLS 1.3 secret lines in $kl (want 4): $(cut -c1-40 "$kl")"
+        ((n13 == want13)) &&
+            ok "control: --keylog writes the 4 TLS 1.3 traffic secrets of each (D)TLS 1.3 ping ($want13)" ||
+            bad "control: $n13 TLS 1.3 secret lines in $kl (want $want13): $(cut -c1-40 "$kl")"
     fi
     writes "$logs/serve.handshakes.trace" | grep -q "$kl" &&
         ok "control: strace sees the key log file opened for writing" ||

@@ -1773,7 +1773,11 @@ static void test_dtls(void **state)
     siptls_flow_info si;
     memset(&si, 0, sizeof(si));
     assert_int_equal(siptls__secctx_peer_check(d.srv, p.s, 1, NULL, &si), SIPTLS_OK);
+#ifdef WOLFSSL_DTLS13
+    assert_string_equal(si.tls_version, "DTLSv1.3"); /* the default range is 1.2-1.3 */
+#else
     assert_string_equal(si.tls_version, "DTLSv1.2");
+#endif
     assert_int_equal(si.peer_verified, 1);
     /* The group list applies to DTLS too (X25519 first, as on TLS) where
      * wolfSSL takes one on a DTLS context (5.7; 5.5.4 uses its defaults,
@@ -1835,6 +1839,36 @@ static void test_dtls(void **state)
     assert_true(log_has("no DTLS 1.3"));
 #endif
     siptls_config_cleanup(&c);
+
+    /* dtls_min_version above dtls_max_version: refused on any wolfSSL;
+     * dtls_min_version 1.3 without DTLS 1.3: refused; the default
+     * dtls_max_version 1.3 without it: DTLS 1.2, said once. */
+    srv_cfg(&c, "server", 0, 0);
+    tu_set(&c, "dtls_min_version", "1.3");
+    tu_set(&c, "dtls_max_version", "1.2");
+    n_log = 0;
+    assert_int_equal(siptls__secctx_new(&s, &c, 1, test_log, NULL), SIPTLS_ERR_INVAL);
+    assert_true(log_has("dtls_min_version 1.3 is above dtls_max_version 1.2"));
+    siptls_config_cleanup(&c);
+    srv_cfg(&c, "server", 0, 0);
+    tu_set(&c, "dtls_min_version", "1.3");
+    s = NULL;
+#ifdef WOLFSSL_DTLS13
+    assert_int_equal(siptls__secctx_new(&s, &c, 1, test_log, NULL), SIPTLS_OK);
+    siptls__secctx_free(s);
+#else
+    assert_int_equal(siptls__secctx_new(&s, &c, 1, test_log, NULL), SIPTLS_ERR_INVAL);
+    assert_true(log_has("dtls_min_version 1.3: this wolfSSL has no DTLS 1.3"));
+#endif
+    siptls_config_cleanup(&c);
+#ifndef WOLFSSL_DTLS13
+    srv_cfg(&c, "server", 0, 0);
+    n_log = 0;
+    assert_int_equal(siptls__secctx_new(&s, &c, 1, test_log, NULL), SIPTLS_OK);
+    assert_true(log_has("dtls_max_version 1.3: this wolfSSL has no DTLS 1.3"));
+    siptls__secctx_free(s);
+    siptls_config_cleanup(&c);
+#endif
 }
 
 static void test_classify(void **state)

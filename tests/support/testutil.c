@@ -79,6 +79,11 @@ static void rec_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state st
             r->up_ids[r->ups] = flow;
         }
         r->ups++;
+    } else if (state == SIPTLS_FLOW_MOVED) {
+        if (r->moves < TU_MAX_FLOWS) {
+            r->moved_ids[r->moves] = flow;
+        }
+        r->moves++;
     } else {
         if (r->closes < TU_MAX_FLOWS) {
             r->closed_ids[r->closes] = flow;

@@ -46,6 +46,9 @@ typedef struct tu_rec {
     /* optional hook run on each message (after recording) */
     void (*on_msg)(struct tu_rec *r, siptls_flow_id flow, const siptls_msg *m);
     void *hook_data;
+    /* SIPTLS_FLOW_MOVED events (DTLS Connection ID) */
+    unsigned moves;
+    siptls_flow_id moved_ids[TU_MAX_FLOWS];
 } tu_rec;
 
 /** Callbacks that record into a tu_rec (pass the tu_rec as `user`). */

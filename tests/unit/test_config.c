@@ -126,6 +126,8 @@ static void test_defaults(void **state)
     assert_int_equal(c->dtls_reassembly_timeout, 2000);
     assert_int_equal(c->dtls_handshake_rate, 20);
     assert_int_equal(c->dtls_cookie_lifetime, 60);
+    assert_int_equal(c->dtls_cid, 1);
+    assert_int_equal(c->dtls_cid_length, 8);
     assert_int_equal(c->log_level, 2);
 
     assert_int_equal(c->n_domains, 2);
@@ -257,6 +259,7 @@ static const range_case ranges[] = {
     R(dtls_reassembly_timeout, 1, 600000),
     R(dtls_handshake_rate, 0, 1000000),
     R(dtls_cookie_lifetime, 1, 86400),
+    R(dtls_cid_length, 4, 16),
     R(dns_timeout, 10, 60000),
     R(dns_tries, 1, 10),
     {"log_level", 0, 3, offsetof(siptls_config, log_level), 1},
@@ -300,8 +303,8 @@ static void test_number_ranges(void **state)
         if (def[0] < '0' || def[0] > '9' || strcmp(def, "0") == 0 || strcmp(def, "1") == 0) {
             continue; /* not a number, or a boolean */
         }
-        if (strcmp(name, "verify_cert") == 0) {
-            continue;
+        if (strcmp(name, "verify_cert") == 0 || strncmp(name, "dtls_m", 6) == 0) {
+            continue; /* dtls_min_version, dtls_max_version: versions (test_dtls_versions) */
         }
         int listed = 0;
         for (size_t k = 0; k < sizeof(ranges) / sizeof(ranges[0]); k++) {
@@ -352,6 +355,25 @@ static void test_strings(void **state)
                      "b",
                      SIPTLS_ERR_CONFIG_VALUE);
     expect_set_fails(c, "ca_list", "/a\x7f", SIPTLS_ERR_CONFIG_VALUE);
+}
+
+static void test_dtls_versions(void **state)
+{
+    siptls_config *c = *state;
+    assert_string_equal(srv_default(c)->dtls_min_version, "1.2");
+    assert_string_equal(srv_default(c)->dtls_max_version, "1.3");
+    assert_string_equal(cli_default(c)->dtls_max_version, "1.3");
+    expect_set_ok(c, "dtls_max_version", "1.2");
+    assert_string_equal(srv_default(c)->dtls_max_version, "1.2");
+    assert_string_equal(cli_default(c)->dtls_max_version, "1.2");
+    expect_set_ok(c, "dtls_min_version", "1.3");
+    assert_string_equal(cli_default(c)->dtls_min_version, "1.3");
+    static const char *const bad[] = {"1.0", "1", "1.4", "13", "DTLSv1.3", " 1.3x", "v1.2"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        expect_set_fails(c, "dtls_max_version", bad[i], SIPTLS_ERR_CONFIG_VALUE);
+        expect_set_fails(c, "dtls_min_version", bad[i], SIPTLS_ERR_CONFIG_VALUE);
+    }
+    assert_string_equal(srv_default(c)->dtls_max_version, "1.2");
 }
 
 static void test_tls_method(void **state)
@@ -1188,6 +1210,8 @@ static const char *const mutations[][2] = {
     {"dtls_reassembly_timeout", "1"},
     {"dtls_handshake_rate", "0"},
     {"dtls_cookie_lifetime", "1"},
+    {"dtls_cid", "0"},
+    {"dtls_cid_length", "16"},
     {"log_level", "3"},
     {"dns_servers", "127.0.0.1:5353"},
     {"dns_timeout", "500"},
@@ -1204,6 +1228,8 @@ static const char *const mutations[][2] = {
     {"ciphers_list", "HIGH"},
     {"tls_method", "TLSv1_3"},
     {"ec_curve", "X25519"},
+    {"dtls_min_version", "1.3"},
+    {"dtls_max_version", "1.2"},
     {"verify_cert", "[server:default]1"},
     {"require_cert", "1"},
 };
@@ -1263,6 +1289,7 @@ int main(void)
         T(test_range_message),
         T(test_strings),
         T(test_tls_method),
+        T(test_dtls_versions),
         T(test_null_args),
         T(test_listen),
         T(test_trusted_domain),

@@ -271,4 +271,9 @@ typedef struct siptls_engine siptls_engine;
  *  Returns SIPTLS_OK or SIPTLS_ERR_NOMEM. */
 int siptls__dtls_test_set_filter(siptls_engine *e, siptls__dtls_test_filter fn, void *user);
 
+/** The next `n` sendmmsg() calls of engine `e`'s DTLS send queue fail with
+ *  EAGAIN, as on a full socket buffer (tests only; dtls_batch.c). Needs a
+ *  DTLS socket of `e` (else SIPTLS_ERR_INVAL). */
+int siptls__dtls_test_tx_fail(siptls_engine *e, unsigned n);
+
 #endif

@@ -29,7 +29,8 @@ dtls_shared *siptls__dtls_shared_ref(siptls_engine *e)
         }
         sh->raw = malloc(RAW_CAP);
         sh->plain = malloc(PLAIN_CAP);
-        if (sh->raw == NULL || sh->plain == NULL) {
+        if (sh->raw == NULL || sh->plain == NULL ||
+            siptls__dtls_tx_new(sh, siptls__engine_config(e)->dtls_mtu) != SIPTLS_OK) {
             free(sh->raw);
             free(sh->plain);
             free(sh);
@@ -46,6 +47,8 @@ void siptls__dtls_shared_unref(siptls_engine *e)
     void **slot = siptls__engine_tp_shared(e, SIPTLS_TRANSPORT_DTLS);
     dtls_shared *sh = *slot;
     if (sh != NULL && --sh->refs == 0) {
+        siptls__dtls_tx_free(sh);
+        siptls__dtls_rx_batch_free(sh);
         free(sh->raw);
         free(sh->plain);
         free(sh);
@@ -174,21 +177,17 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     if (io->fd < 0) {
         return sz;
     }
-    ssize_t n = siptls__udp_send(io->fd, buf, (size_t)sz, io->peer, io->peer_len, io->local);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-            io->blocked = 1;
-            return WOLFSSL_CBIO_ERR_WANT_WRITE;
-        }
-        if (errno == EINTR) {
-            return WOLFSSL_CBIO_ERR_ISR;
-        }
-        if (errno == ECONNREFUSED) {
-            io->refused = 1;
-        }
-        /* Anything else (no route, message too long): UDP loses the
-         * datagram; DTLS retransmission or the peer's copes. */
-        return sz;
+    /* Queued for the end of the wakeup (dtls_batch.c: one sendmmsg per
+     * socket; records that each hold a whole message packed per peer: a
+     * piece of a split message keeps a datagram of its own, where the
+     * receiver learns its sequence number); send errors are handled there.
+     * Only a full queue whose socket takes nothing says WANT_WRITE:
+     * wolfSSL keeps the record and the session retries. */
+    if (siptls__dtls_tx_add(siptls__dtls_shared_of(io->engine), io->engine, io->fd,
+                            (const uint8_t *)buf, (size_t)sz, io->peer, io->peer_len, io->local,
+                            io->whole) != 0) {
+        io->blocked = 1;
+        return WOLFSSL_CBIO_ERR_WANT_WRITE;
     }
     io->sent++;
     return sz;

@@ -129,6 +129,7 @@ void siptls__dtls_listener_unref(dtls_listener *dl)
     }
     siptls__dtls_free_ssl(&dl->hello);
     if (dl->fd >= 0) {
+        siptls__dtls_tx_close_fd(dl->engine, dl->fd);
         close(dl->fd);
     }
     siptls__dtls_ratelimit_free(dl->rate);
@@ -235,7 +236,11 @@ int siptls__dtls_listen(siptls__listener *l)
     while (buckets < c->dtls_max_sessions && buckets < 65536) {
         buckets <<= 1;
     }
-    if (dl == NULL || siptls__dtls_shared_ref(e) == NULL) {
+    dtls_shared *sh = dl != NULL ? siptls__dtls_shared_ref(e) : NULL;
+    if (sh == NULL || siptls__dtls_rx_batch_ref(sh) != SIPTLS_OK) {
+        if (sh != NULL) {
+            siptls__dtls_shared_unref(e);
+        }
         free(dl);
         return SIPTLS_ERR_NOMEM;
     }
@@ -285,42 +290,40 @@ void siptls__dtls_listener_io(siptls__listener *l)
     /* A host callback run from here could shut the engine down: hold the
      * listener state until we are out. */
     dl->refs++;
-    const dtls_shared *sh = siptls__dtls_shared_of(e); /* the listener holds a reference */
-    for (int i = 0; i < READS_PER_WAKEUP; i++) {
-        struct sockaddr_storage from;
-        memset(&from, 0, sizeof(from));
-        union {
-            char
-                buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
-            struct cmsghdr align;
-        } cb;
-        struct iovec iov = {sh->raw, RAW_CAP};
-        struct msghdr mh;
-        memset(&mh, 0, sizeof(mh));
-        mh.msg_name = &from;
-        mh.msg_namelen = sizeof(from);
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = cb.buf;
-        mh.msg_controllen = sizeof(cb.buf);
-        ssize_t n = recvmsg(dl->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
-        socklen_t from_len = mh.msg_namelen;
-        if (dl->pktinfo && siptls__udp_pktinfo_local(&mh, &dl->local, &dl->cur_local) != 0) {
-            memcpy(&dl->cur_local, &dl->local, sizeof(dl->cur_local));
-        }
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
+    dtls_shared *sh = siptls__dtls_shared_of(e); /* the listener holds a reference */
+    /* recvmmsg(): up to RX_BATCH datagrams per call, none ever cut
+     * (dtls_batch.c); a short batch means the socket is empty. */
+    unsigned done = 0;
+    while (done < READS_PER_WAKEUP && dl->l != NULL) {
+        unsigned want = READS_PER_WAKEUP - done < RX_BATCH ? READS_PER_WAKEUP - done : RX_BATCH;
+        int got = siptls__dtls_rx_batch_read(sh, dl->fd, want, dl->pktinfo);
+        if (got <= 0) {
             break;
         }
-        if ((size_t)n > RAW_CAP) {
-            siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
-            continue;
+        for (unsigned i = 0; i < (unsigned)got; i++) {
+            size_t n;
+            int trunc;
+            const struct sockaddr *from;
+            socklen_t from_len;
+            struct msghdr *mh;
+            const uint8_t *dg = siptls__dtls_rx_batch_get(sh, i, &n, &trunc, &from, &from_len, &mh);
+            if (dl->l == NULL) {
+                /* the host closed the listener: the rest goes with it */
+                siptls__dtls_rx_batch_done(sh, i);
+                continue;
+            }
+            if (dl->pktinfo && siptls__udp_pktinfo_local(mh, &dl->local, &dl->cur_local) != 0) {
+                memcpy(&dl->cur_local, &dl->local, sizeof(dl->cur_local));
+            }
+            if (trunc) {
+                siptls__count(e, SIPTLS__EV_DTLS_JUNK, 1);
+            } else {
+                siptls__dtls_dispatch(&ec, sh, dl->fd, dg, n, from, from_len);
+            }
+            siptls__dtls_rx_batch_done(sh, i);
         }
-        siptls__dtls_dispatch(&ec, sh, dl->fd, sh->raw, (size_t)n, (struct sockaddr *)&from,
-                              from_len);
-        if (dl->l == NULL) {
+        done += (unsigned)got;
+        if ((unsigned)got < want) {
             break;
         }
     }

@@ -167,7 +167,9 @@ static void dtls_flush(siptls__flow *f)
         s->io.blocked = 0;
         /* After WANT_WRITE wolfSSL must be called again with the same
          * buffer and length. */
+        s->io.whole = m->off == 0 && rec == m->len;
         int n = wolfSSL_write(s->ssl, m->data + m->off, (int)rec);
+        s->io.whole = 0;
         if (n > 0) {
             s->cur_rec = 0;
             m->off += rec;
@@ -280,6 +282,7 @@ static void dtls_free(siptls__flow *f)
         siptls__flow_set_tp(f, NULL);
     }
     if (siptls__flow_fd(f) >= 0) {
+        siptls__dtls_tx_close_fd(siptls__flow_engine(f), siptls__flow_fd(f));
         close(siptls__flow_fd(f));
     }
 }
@@ -319,4 +322,5 @@ const siptls__transport_ops siptls__dtls_ops = {
     .free = dtls_free,
     .info = dtls_info,
     .session = dtls_session_ssl,
+    .wakeup_end = siptls__dtls_wakeup_end,
 };

@@ -7,8 +7,9 @@
  * sessions, as nginx turns one UDP socket into per-peer "connections".
  * Every WOLFSSL object talks to us through I/O callbacks, never to a
  * socket: the receive callback hands wolfSSL the one datagram just read
- * for it, the send callback does sendto() on the listener's socket (or
- * send() on the connected socket of an outbound flow).
+ * for it, the send callback queues the datagram in the engine's send queue,
+ * which leaves with one sendmmsg() per socket at the end of the wakeup
+ * (dtls_batch.c; listeners read with recvmmsg() there too).
  *
  * No per-peer state exists before the peer returned a valid cookie
  * (RFC 6347 §4.2.1): a ClientHello from an unknown address without a
@@ -51,6 +52,14 @@
 /* Datagrams read per wakeup, so one busy socket cannot starve the loop
  * (libev's level-triggered watcher calls us again). */
 #define READS_PER_WAKEUP 64
+/* Batched I/O (dtls_batch.c): datagrams per recvmmsg() on a listener, the
+ * compact part of each one's buffer (larger datagrams continue in an
+ * overflow area: none is ever cut), and the engine's send queue (datagrams,
+ * bytes: at least one largest datagram). */
+#define RX_BATCH 32
+#define RX_SLOT 2048
+#define TXQ_MAX 64
+#define TXQ_BYTES (128 * 1024)
 /* receive buffer of every DTLS socket (siptls__dtls_socket_buffers) */
 #define DTLS_RCVBUF (2 << 20)
 /* A full socket buffer: retry writing after this many ms. */
@@ -87,6 +96,8 @@ typedef struct dtls_io {
     uint8_t blocked;    /* the socket buffer was full */
     uint8_t refused;    /* ICMP port unreachable on a connected socket */
     uint8_t oversize;   /* a datagram larger than wolfSSL's read was dropped */
+    uint8_t whole;      /* the record being written holds one whole message: it may share a
+                           datagram (dtls_batch.c); a piece of a split message never does */
 } dtls_io;
 
 struct dtls_listener {
@@ -164,9 +175,13 @@ struct dtls_session {
  * time), and a buffer made on the creating thread would be out of reach of
  * the one that reads. Reference counted by the sockets (and by a test
  * filter): freed with the last of them, before the engine is freed. */
+typedef struct dtls_rxbatch dtls_rxbatch;
+typedef struct dtls_txq dtls_txq;
 typedef struct dtls_shared {
-    uint8_t *raw;   /* RAW_CAP: the datagram just read */
-    uint8_t *plain; /* PLAIN_CAP: the record just decrypted */
+    uint8_t *raw;     /* RAW_CAP: the datagram just read (outbound sockets) */
+    uint8_t *plain;   /* PLAIN_CAP: the record just decrypted */
+    dtls_rxbatch *rx; /* listeners' recvmmsg() batch; made with the first listener */
+    dtls_txq *tx;     /* datagrams waiting for the end of the wakeup */
     unsigned refs;
     siptls__dtls_test_filter filter;
     void *filter_user;
@@ -205,6 +220,33 @@ size_t siptls__dtls_cid_len(siptls_engine *e);
 int siptls__dtls_cid_offer(WOLFSSL *ssl, const uint8_t *cid, size_t len);
 void siptls__dtls_dispatch(emit_ctx *ec, const dtls_shared *sh, int fd, const uint8_t *dg,
                            size_t len, const struct sockaddr *from, socklen_t from_len);
+
+/* dtls_batch.c: recvmmsg() batches and the engine's send queue */
+int siptls__dtls_rx_batch_ref(dtls_shared *sh);
+void siptls__dtls_rx_batch_free(dtls_shared *sh);
+/** Read up to `max` (<= RX_BATCH) datagrams from `fd`; returns how many,
+ *  or -1 (errno; EAGAIN: none). */
+int siptls__dtls_rx_batch_read(dtls_shared *sh, int fd, unsigned max, int want_pktinfo);
+/** Datagram `i` of the last read, whole and contiguous (valid until the
+ *  next read); `*trunc` says the kernel cut it (cannot happen: RAW_CAP). */
+const uint8_t *siptls__dtls_rx_batch_get(dtls_shared *sh, unsigned i, size_t *len, int *trunc,
+                                         const struct sockaddr **from, socklen_t *from_len,
+                                         struct msghdr **mh);
+/** Datagram `i` has been processed. */
+void siptls__dtls_rx_batch_done(dtls_shared *sh, unsigned i);
+int siptls__dtls_tx_new(dtls_shared *sh, unsigned mtu);
+/** Queue a datagram (io_send); `whole`: it is one record holding one whole
+ *  SIP message (only such records are packed together). 0, or -1 when the queue is full and the
+ *  sockets take nothing now (the caller returns WANT_WRITE). */
+int siptls__dtls_tx_add(dtls_shared *sh, siptls_engine *e, int fd, const uint8_t *buf, size_t n,
+                        const struct sockaddr *peer, socklen_t peer_len,
+                        const struct sockaddr_storage *local, int whole);
+/** The transport's wakeup_end op: send the queue. */
+uint64_t siptls__dtls_wakeup_end(siptls_engine *e);
+/** Socket `fd` is about to be closed: send its queued datagrams now (what
+ *  it does not take is dropped), so none can leave on a reused fd. */
+void siptls__dtls_tx_close_fd(siptls_engine *e, int fd);
+void siptls__dtls_tx_free(dtls_shared *sh);
 
 /* dtls_listener.c */
 void siptls__dtls_table_add(dtls_listener *dl, dtls_session *s);

@@ -159,6 +159,40 @@ int siptls__addr_resolve(const siptls_uri *u, int passive, siptls__addr *out, in
  * to `peer` from the source address `local` (a wildcard listener must
  * answer from the address the peer sent to, or a peer with a connected
  * socket drops the answer: IP_PKTINFO / IPV6_PKTINFO). */
+_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) <= SIPTLS__UDP_SOURCE_CMSG_SPACE &&
+                   CMSG_SPACE(sizeof(struct in_pktinfo)) <= SIPTLS__UDP_SOURCE_CMSG_SPACE,
+               "source-address control message room");
+
+size_t siptls__udp_source_cmsg(const struct sockaddr_storage *local, void *buf)
+{
+    memset(buf, 0, SIPTLS__UDP_SOURCE_CMSG_SPACE);
+    struct cmsghdr *c = buf;
+    if (local->ss_family == AF_INET) {
+        struct in_pktinfo pi;
+        memset(&pi, 0, sizeof(pi));
+        pi.ipi_spec_dst = ((const struct sockaddr_in *)local)->sin_addr;
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+        return CMSG_SPACE(sizeof(pi));
+    }
+    const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)local;
+    struct in6_pktinfo pi;
+    memset(&pi, 0, sizeof(pi));
+    pi.ipi6_addr = l6->sin6_addr;
+    pi.ipi6_ifindex = l6->sin6_scope_id;
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(pi));
+    memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+    return CMSG_SPACE(sizeof(pi));
+}
+
+/* Send one datagram: on a connected socket (`peer` NULL), to `peer`, or
+ * to `peer` from the source address `local` (a wildcard listener must
+ * answer from the address the peer sent to, or a peer with a connected
+ * socket drops the answer: IP_PKTINFO / IPV6_PKTINFO). */
 ssize_t siptls__udp_send(int fd, const void *buf, size_t n, const struct sockaddr *peer,
                          socklen_t peer_len, const struct sockaddr_storage *local)
 {
@@ -169,10 +203,9 @@ ssize_t siptls__udp_send(int fd, const void *buf, size_t n, const struct sockadd
         return sendto(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL, peer, peer_len);
     }
     union {
-        char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+        char buf[SIPTLS__UDP_SOURCE_CMSG_SPACE];
         struct cmsghdr align;
     } cb;
-    memset(&cb, 0, sizeof(cb));
     struct iovec iov = {(void *)buf, n};
     struct msghdr mh;
     memset(&mh, 0, sizeof(mh));
@@ -181,28 +214,7 @@ ssize_t siptls__udp_send(int fd, const void *buf, size_t n, const struct sockadd
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
     mh.msg_control = cb.buf;
-    struct cmsghdr *c = &cb.align;
-    if (local->ss_family == AF_INET) {
-        struct in_pktinfo pi;
-        memset(&pi, 0, sizeof(pi));
-        pi.ipi_spec_dst = ((const struct sockaddr_in *)local)->sin_addr;
-        c->cmsg_level = IPPROTO_IP;
-        c->cmsg_type = IP_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(pi));
-        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-        mh.msg_controllen = CMSG_SPACE(sizeof(pi));
-    } else {
-        const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)local;
-        struct in6_pktinfo pi;
-        memset(&pi, 0, sizeof(pi));
-        pi.ipi6_addr = l6->sin6_addr;
-        pi.ipi6_ifindex = l6->sin6_scope_id;
-        c->cmsg_level = IPPROTO_IPV6;
-        c->cmsg_type = IPV6_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(pi));
-        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-        mh.msg_controllen = CMSG_SPACE(sizeof(pi));
-    }
+    mh.msg_controllen = siptls__udp_source_cmsg(local, cb.buf);
     return sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 

@@ -63,6 +63,14 @@ int siptls__addr_is_wildcard(const struct sockaddr *sa);
 ssize_t siptls__udp_send(int fd, const void *buf, size_t n, const struct sockaddr *peer,
                          socklen_t peer_len, const struct sockaddr_storage *local);
 
+/** Room for the control message siptls__udp_source_cmsg() builds
+ *  (CMSG_SPACE(sizeof(struct in6_pktinfo)) on Linux). */
+#define SIPTLS__UDP_SOURCE_CMSG_SPACE 40
+/** Build in `buf` (SIPTLS__UDP_SOURCE_CMSG_SPACE bytes, cmsghdr-aligned)
+ *  the control message that sends a datagram from source address `local`
+ *  (IP_PKTINFO / IPV6_PKTINFO); returns its msg_controllen. */
+size_t siptls__udp_source_cmsg(const struct sockaddr_storage *local, void *buf);
+
 /** Ask for each datagram's destination address (IPv6 sockets report IPv4
  *  peers' as v4-mapped addresses). Returns 1 on success. */
 int siptls__udp_want_pktinfo(int fd, int family);

@@ -83,6 +83,8 @@ __attribute__((format(printf, 3, 4))) static void log_cb(void *engine, siptls_lo
 /* callbacks entry / exit: deferred work and deferred free                  */
 /* ------------------------------------------------------------------------ */
 
+static void wakeup_end(siptls_engine *e);
+
 static void flush_pending(siptls_engine *e)
 {
     while (e->flush_list != NULL) {
@@ -114,8 +116,42 @@ void siptls__engine_leave(siptls_engine *e)
             e->zombies = z->zombie_next;
             siptls__flow_free(z);
         }
+        wakeup_end(e);
     }
     e->depth--;
+}
+
+/* The end of a wakeup, after all deferred work: what a transport batched
+ * for the engine (DTLS: the datagrams of this wakeup) leaves now, before
+ * the loop waits again. A transport that could not send everything (a
+ * full socket buffer) names when to try again: the engine's retry timer
+ * runs an empty wakeup then. */
+static void wakeup_end(siptls_engine *e)
+{
+    uint64_t due = 0;
+    const siptls__transport_ops *ops;
+    for (size_t i = 0; (ops = siptls__transport_at(i)) != NULL; i++) {
+        uint64_t d = ops->wakeup_end != NULL ? ops->wakeup_end(e) : 0;
+        if (d != 0 && (due == 0 || d < due)) {
+            due = d;
+        }
+    }
+    ev_timer *t = e->retry;
+    if (due == 0 || e->freeing || t == NULL || ev_is_active(t)) {
+        return;
+    }
+    uint64_t now = siptls__engine_now(e);
+    ev_timer_set(t, due > now ? (double)(due - now) / 1000.0 : 0.0, 0.0);
+    ev_timer_start(e->loop, t);
+}
+
+static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    siptls_engine *e = w->data;
+    siptls__engine_enter(e);
+    siptls__engine_leave(e);
 }
 
 static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -764,11 +800,16 @@ int siptls_engine_new(siptls_engine **out, struct ev_loop *loop, const siptls_co
         return SIPTLS_ERR_NOMEM;
     }
     ev_prepare *prep = calloc(1, sizeof(*prep));
-    if (prep == NULL || siptls_config_copy(&e->cfg, cfg) != SIPTLS_OK) {
+    ev_timer *retry = calloc(1, sizeof(*retry));
+    if (prep == NULL || retry == NULL || siptls_config_copy(&e->cfg, cfg) != SIPTLS_OK) {
         free(prep);
+        free(retry);
         free(e);
         return SIPTLS_ERR_NOMEM;
     }
+    ev_timer_init(retry, retry_cb, 0.0, 0.0);
+    retry->data = e;
+    e->retry = retry;
     e->loop = loop;
     if (cb != NULL) {
         e->cb = *cb;
@@ -884,6 +925,8 @@ void siptls_engine_free(siptls_engine *e)
     siptls__mailbox_free(e->mbox);
     ev_prepare_stop(e->loop, e->prepare);
     free(e->prepare);
+    ev_timer_stop(e->loop, e->retry);
+    free(e->retry);
     for (int t = 0; t < 3; t++) {
         siptls__secctx_free(e->sec[t]);
     }

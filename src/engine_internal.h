@@ -160,6 +160,7 @@ struct siptls_engine {
     unsigned open_by_kind[3];
 
     void *prepare; /**< ev_prepare: runs queued work posted outside callbacks */
+    void *retry;   /**< ev_timer: a wakeup again when a transport's batch could not all leave */
     int depth;     /**< > 0 while we are inside a libev callback */
     int freeing;
     int host_call;             /**< > 0 while a host call writes a queue out */

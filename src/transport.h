@@ -102,6 +102,12 @@ typedef struct siptls__transport_ops {
     /** The flow's WOLFSSL once its handshake has completed (the engine
      *  reads the peer's certificate from it), NULL before. */
     struct WOLFSSL *(*session)(siptls__flow *f);
+    /** The end of an engine wakeup (after the deferred work of every
+     *  callback, before the loop waits again): send what the transport
+     *  batched for the engine (DTLS: the datagrams of this wakeup, one
+     *  sendmmsg per socket). Returns 0, or an absolute ms at which to be
+     *  called again (a socket buffer was full). NULL: nothing to do. */
+    uint64_t (*wakeup_end)(siptls_engine *e);
 } siptls__transport_ops;
 
 /* The transports (defined in tls/ and dtls/). */
@@ -116,6 +122,9 @@ const siptls_config *siptls__engine_config(const siptls_engine *e);
 /** A slot per transport for state shared by all its listeners and flows
  *  of one engine (DTLS: receive buffers); the engine stores, never frees. */
 void **siptls__engine_tp_shared(siptls_engine *e, siptls_transport t);
+/** Make sure a wakeup ends (wakeup_end runs) before the loop next waits,
+ *  also when called from a host call outside any callback. */
+void siptls__engine_kick(siptls_engine *e);
 
 void siptls__log(siptls_engine *e, siptls_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -8,7 +8,10 @@
 # Environment (defaults in brackets): RUNS [3], DURATION [10], WARMUP [1],
 # HS_CONNS [8], IDLE_CONNS [10000] (0 = skip), IDLE_HOLD [10], HELLOS [10000]
 # (cookie-less ClientHellos, 0 = skip), SERVER_CPU [0], BENCH_CPU [1],
-# OUT [a new temp dir] (raw JSON of every run).
+# OUT [a new temp dir] (raw JSON of every run), CASES [all: msgs1 msgs50
+# hs12 hs13 res12] (the bench cases to run), BENCH_BIN [BUILD_DIR/siptls]
+# (the load generator: e.g. an older build's, whose DTLS client sends one
+# datagram per request).
 #
 # Cases: OPTIONS 1 x 10 and 50 x 10 in flight, full handshakes (TLS 1.2 vs
 # DTLS 1.2, the same suite family; TLS 1.3 for reference), resumption
@@ -38,6 +41,9 @@ IDLE_HOLD=${IDLE_HOLD:-10}
 HELLOS=${HELLOS:-10000}
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
+CASES=${CASES:-msgs1 msgs50 hs12 hs13 res12}
+BENCH_BIN=${BENCH_BIN:-$bin}
+want_case() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
 OUT=${OUT:-$(mktemp -d /tmp/siptls-dtls-vs-tls.XXXXXX)}
 mkdir -p "$OUT"
 work=$(mktemp -d)
@@ -95,7 +101,7 @@ bench_run() {
     port=$tport
     [ "$t" = dtls ] && port=$dport
     timeout "$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN {printf "%d", d + w + 60}')" taskset -c "$BENCH_CPU" \
-        "$bin" bench "$t:127.0.0.1:$port" --ca "$pki/ca.pem" --server-pid "$srv_pid" --json "$@" \
+        "$BENCH_BIN" bench "$t:127.0.0.1:$port" --ca "$pki/ca.pem" --server-pid "$srv_pid" --json "$@" \
         > "$OUT/$name.json" 2> "$OUT/$name.err"
     local rc=$?
     printf '  %-24s rc=%d  %s/s  server %s us/op  %s %s  resumed %s  errors %s\n' "$name" "$rc" \
@@ -120,6 +126,7 @@ cases=(
 )
 for c in "${cases[@]}"; do
     IFS='|' read -r id label transports args <<< "$c"
+    want_case "$id" || continue
     echo "== $label"
     for run in $(seq 1 "$RUNS"); do
         for t in $transports; do
@@ -251,6 +258,7 @@ printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..38})" "$(printf -- '-%.0s' 
     "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..11})"
 for c in "${cases[@]}"; do
     IFS='|' read -r id label transports args <<< "$c"
+    want_case "$id" || continue
     unit="req/s"
     cunit="server CPU us/req"
     case $id in

@@ -122,6 +122,11 @@ struct dtls_listener {
      * our sessions (0: none); sessions by CID (same size as `table`) */
     size_t cid_len;
     dtls_session **cid_table;
+    /* CID owner routing (dtls_route.c): this engine's tag on our CIDs (-1:
+     * none); pass CID records with another tag to their engine (reuse_port) */
+    int tag;
+    int forward;
+    dtls_listener *lnext; /* the engine's open listeners (dtls_shared) */
 };
 
 struct dtls_session {
@@ -182,6 +187,8 @@ typedef struct dtls_shared {
     uint8_t *plain;   /* PLAIN_CAP: the record just decrypted */
     dtls_rxbatch *rx; /* listeners' recvmmsg() batch; made with the first listener */
     dtls_txq *tx;     /* datagrams waiting for the end of the wakeup */
+    dtls_listener *listeners; /* open listeners: where forwarded datagrams go (dtls_route.c) */
+    int tag;                  /* process-wide engine tag on our CIDs; -1: none (dtls_route.c) */
     unsigned refs;
     siptls__dtls_test_filter filter;
     void *filter_user;
@@ -265,6 +272,10 @@ int siptls__dtls_answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t
                              const struct sockaddr_storage *local);
 void siptls__dtls_listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
                                     const struct sockaddr *from, socklen_t from_len);
+/* The same for a datagram another engine passed on (dtls_route.c): never
+ * forwarded again. */
+void siptls__dtls_listener_datagram_here(dtls_listener *dl, const uint8_t *dg, size_t len,
+                                         const struct sockaddr *from, socklen_t from_len);
 int siptls__dtls_listen(siptls__listener *l);
 void siptls__dtls_listener_io(siptls__listener *l);
 void siptls__dtls_listener_close(siptls__listener *l);
@@ -302,6 +313,17 @@ void siptls__dtls_emit_datagram(void *ctx, const uint8_t *dg, size_t len,
                                 const struct sockaddr *from, socklen_t from_len);
 void siptls__dtls_io_ready(siptls__flow *f, int revents);
 
+/* dtls_route.c: CID records that reach another engine's socket of a shared port
+ * (reuse_port). A listener joins/leaves its engine's list (the first CID
+ * listener takes a process-wide tag, the last gives it back); mark puts the
+ * tag on a fresh CID; forward posts a copy of a datagram whose CID has
+ * another engine's `tag` to that engine (dropped and counted when none). */
+void siptls__dtls_route_add(dtls_shared *sh, dtls_listener *dl);
+void siptls__dtls_route_del(dtls_shared *sh, dtls_listener *dl);
+void siptls__dtls_route_release(dtls_shared *sh);
+void siptls__dtls_route_mark(const dtls_listener *dl, uint8_t *cid);
+void siptls__dtls_route_forward(dtls_listener *dl, const uint8_t *dg, size_t len,
+                                const struct sockaddr *from, socklen_t from_len, uint8_t tag);
 /* dtls_transport.c */
 
 #endif

@@ -68,6 +68,10 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static side S[2];
 static struct sockaddr_in g_srv;
 static int g_fds_before;
+/* wildcard listeners: each move also changes the server address the client
+ * sends to (127.0.0.1 / 127.0.0.2); its connected socket takes answers
+ * from that address only */
+static int g_alt_dst;
 
 static const char reply200[] = "SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
 
@@ -373,15 +377,16 @@ static void cidc_read_answer(cidc *c, const char *what)
 
 /* ---- set-up --------------------------------------------------------------- */
 
-static int setup(void **state)
+static int setup_on(const char *host)
 {
-    (void)state;
     memset(S, 0, sizeof(S));
     g_fds_before = tu_fd_count();
-    make_engine(&S[0], "dtls:127.0.0.1:0");
-    unsigned port = siptls_listener_port(S[0].engine, 0);
     char listen[64];
-    snprintf(listen, sizeof(listen), "dtls:127.0.0.1:%u", port);
+    snprintf(listen, sizeof(listen), "dtls:%s:0", host);
+    make_engine(&S[0], listen);
+    unsigned port = siptls_listener_port(S[0].engine, 0);
+    snprintf(listen, sizeof(listen), "dtls:%s:%u", host, port);
+    g_alt_dst = strcmp(host, "0.0.0.0") == 0;
     make_engine(&S[1], listen);
     assert_int_equal(siptls_listener_port(S[1].engine, 0), port);
     memset(&g_srv, 0, sizeof(g_srv));
@@ -391,6 +396,18 @@ static int setup(void **state)
     start_thread(&S[0]);
     start_thread(&S[1]);
     return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return setup_on("127.0.0.1");
+}
+
+static int setup_wild(void **state)
+{
+    (void)state;
+    return setup_on("0.0.0.0");
 }
 
 static int teardown(void **state)
@@ -420,6 +437,9 @@ static int rebinding_session(cidc *c)
     unsigned prev = 0;
     for (unsigned k = 1; k <= K_MOVES; k++) {
         unsigned port;
+        if (g_alt_dst) {
+            g_srv.sin_addr.s_addr = htonl(k % 2 ? 0x7F000002 : INADDR_LOOPBACK);
+        }
         close(c->fd);
         c->fd = udp_from(&port);
         assert_true(port != prev);
@@ -464,6 +484,13 @@ static void test_rebinding_workers(void **state)
     cidc *c = cidc_new();
     (void)rebinding_session(c);
     cidc_free(c);
+}
+
+/* The same on wildcard listeners: answers to a forwarded datagram leave
+ * from the address the client sent it to. */
+static void test_rebinding_workers_wildcard(void **state)
+{
+    test_rebinding_workers(state);
 }
 
 /* A CID whose tag no engine holds: dropped and counted by whichever
@@ -577,6 +604,7 @@ int main(void)
 #if HAVE_CID
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rebinding_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebinding_workers_wildcard, setup_wild, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_tag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_owner_while_forwarding, setup, teardown),
     };

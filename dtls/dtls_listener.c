@@ -137,6 +137,7 @@ void siptls__dtls_listener_unref(dtls_listener *dl)
     siptls__dtls_hello_cache_free(dl->hellos);
     free(dl->table);
     free(dl->cid_table);
+    free(dl->seen);
     siptls_engine *e = dl->engine;
     free(dl);
     siptls__dtls_shared_unref(e);
@@ -171,6 +172,15 @@ static void listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
     siptls_engine *e = dl->engine;
     switch (siptls__dtls_demux_byte(dg, len)) {
     case SIPTLS__DTLS_DEMUX_STUN:
+        if (may_forward && dl->seen != NULL && table_find(dl, from) == NULL) {
+            /* A peer whose CID records we pass to another engine keeps
+             * its flow alive with STUN there too (dtls_route.c). */
+            int tag = siptls__dtls_route_recall(dl, from);
+            if (tag >= 0 &&
+                siptls__dtls_route_forward(dl, dg, len, from, from_len, (uint8_t)tag) == 0) {
+                return;
+            }
+        }
         if (siptls__dtls_answer_stun(e, dl->fd, dg, len, from, from_len, 0,
                                      dl->pktinfo ? &dl->cur_local : NULL)) {
             /* RFC 5626 §3.5.2: STUN is the keepalive of datagram flows; a
@@ -199,7 +209,10 @@ static void listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
             /* Another engine's CID (its tag), come to our socket of the
              * shared port: the kernel hashed the peer's new 4-tuple here
              * (dtls_route.c). */
-            siptls__dtls_route_forward(dl, dg, len, from, from_len, scan.first.cid[0]);
+            if (siptls__dtls_route_forward(dl, dg, len, from, from_len, scan.first.cid[0]) != 0) {
+                /* no engine has that tag (forged, stale), or it cannot take it */
+                siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
+            }
             return;
         }
         /* RFC 9146 §6 / RFC 9147 §9: records that carry a CID belong to

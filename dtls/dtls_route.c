@@ -25,10 +25,19 @@
 #include "siptls/threads.h"
 
 #define ROUTE_TAGS 256
+/* sources of forwarded datagrams a listener remembers (direct-mapped) */
+#define SEEN_SLOTS 256
 
 static pthread_mutex_t g_route_lock = PTHREAD_MUTEX_INITIALIZER;
 static siptls_engine *g_owner[ROUTE_TAGS];
 static unsigned g_route_next;
+
+/* Where the last datagram from `addr` was forwarded: its STUN keepalives,
+ * which carry no CID, go the same way (the owner touches the session). */
+struct route_seen {
+    struct sockaddr_storage addr;
+    int tag1; /* tag + 1; 0: empty */
+};
 
 /* A datagram on its way to the engine that owns its CID. */
 typedef struct route_dg {
@@ -87,6 +96,9 @@ void siptls__dtls_route_add(dtls_shared *sh, dtls_listener *dl)
     /* Without reuse_port no other socket of this process has the port:
      * a CID with another engine's tag is not ours to pass on. */
     dl->forward = sh->tag >= 0 && siptls__engine_config(dl->engine)->reuse_port;
+    if (dl->forward) {
+        dl->seen = calloc(SEEN_SLOTS, sizeof(*dl->seen)); /* NULL: STUN is not followed */
+    }
 }
 
 void siptls__dtls_route_del(dtls_shared *sh, dtls_listener *dl)
@@ -148,14 +160,13 @@ static void route_run(siptls_engine *e, void *arg, int status)
     free(d);
 }
 
-void siptls__dtls_route_forward(dtls_listener *dl, const uint8_t *dg, size_t len,
-                                const struct sockaddr *from, socklen_t from_len, uint8_t tag)
+int siptls__dtls_route_forward(dtls_listener *dl, const uint8_t *dg, size_t len,
+                               const struct sockaddr *from, socklen_t from_len, uint8_t tag)
 {
     siptls_engine *e = dl->engine;
     route_dg *d = from_len <= sizeof(d->from) ? malloc(sizeof(*d) + len) : NULL;
     if (d == NULL) {
-        siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
-        return;
+        return -1;
     }
     memset(d, 0, sizeof(*d));
     memcpy(&d->from, from, from_len);
@@ -167,6 +178,11 @@ void siptls__dtls_route_forward(dtls_listener *dl, const uint8_t *dg, size_t len
     }
     d->len = len;
     memcpy(d->dg, dg, len);
+    if (dl->seen != NULL) {
+        struct route_seen *rs = &dl->seen[siptls__addr_hash(from) & (SEEN_SLOTS - 1)];
+        memcpy(&rs->addr, &d->from, sizeof(rs->addr));
+        rs->tag1 = tag + 1;
+    }
     int st = SIPTLS_ERR_INVAL;
     pthread_mutex_lock(&g_route_lock);
     siptls_engine *owner = g_owner[tag];
@@ -178,10 +194,22 @@ void siptls__dtls_route_forward(dtls_listener *dl, const uint8_t *dg, size_t len
         /* No engine has that tag (a forged or stale CID), or its mailbox
          * is full or shutting down: a record for no session. */
         free(d);
-        siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
-        siptls__log(e, SIPTLS_LOG_DEBUG, "dtls: CID record for engine tag %u dropped (%s)",
+        siptls__log(e, SIPTLS_LOG_DEBUG, "dtls: datagram for engine tag %u not forwarded (%s)",
                     (unsigned)tag, owner == NULL ? "no such engine" : siptls_strerror(st));
-        return;
+        return -1;
     }
-    siptls__log(e, SIPTLS_LOG_DEBUG, "dtls: CID record forwarded to engine tag %u", (unsigned)tag);
+    siptls__log(e, SIPTLS_LOG_DEBUG, "dtls: datagram forwarded to engine tag %u", (unsigned)tag);
+    return 0;
+}
+
+int siptls__dtls_route_recall(const dtls_listener *dl, const struct sockaddr *from)
+{
+    if (dl->seen == NULL) {
+        return -1;
+    }
+    const struct route_seen *rs = &dl->seen[siptls__addr_hash(from) & (SEEN_SLOTS - 1)];
+    if (rs->tag1 == 0 || !siptls__addr_equal((const struct sockaddr *)&rs->addr, from)) {
+        return -1;
+    }
+    return rs->tag1 - 1;
 }

@@ -126,6 +126,7 @@ struct dtls_listener {
      * none); pass CID records with another tag to their engine (reuse_port) */
     int tag;
     int forward;
+    struct route_seen *seen; /* forward: recent sources of forwarded datagrams (dtls_route.c) */
     dtls_listener *lnext; /* the engine's open listeners (dtls_shared) */
 };
 
@@ -317,13 +318,17 @@ void siptls__dtls_io_ready(siptls__flow *f, int revents);
  * (reuse_port). A listener joins/leaves its engine's list (the first CID
  * listener takes a process-wide tag, the last gives it back); mark puts the
  * tag on a fresh CID; forward posts a copy of a datagram whose CID has
- * another engine's `tag` to that engine (dropped and counted when none). */
+ * another engine's `tag` to that engine: 0, or -1 when it could not (no engine
+ * has the tag, its mailbox is full or closing, out of memory). */
 void siptls__dtls_route_add(dtls_shared *sh, dtls_listener *dl);
 void siptls__dtls_route_del(dtls_shared *sh, dtls_listener *dl);
 void siptls__dtls_route_release(dtls_shared *sh);
 void siptls__dtls_route_mark(const dtls_listener *dl, uint8_t *cid);
-void siptls__dtls_route_forward(dtls_listener *dl, const uint8_t *dg, size_t len,
+int siptls__dtls_route_forward(dtls_listener *dl, const uint8_t *dg, size_t len,
                                 const struct sockaddr *from, socklen_t from_len, uint8_t tag);
+/* The tag of the engine the last datagram from `from` was forwarded to
+ * (a small cache), -1 when none: its STUN keepalives follow it. */
+int siptls__dtls_route_recall(const dtls_listener *dl, const struct sockaddr *from);
 /* dtls_transport.c */
 
 #endif

@@ -33,6 +33,8 @@
 #include "siptls/threads.h"
 #include "testutil.h"
 
+#include "../../dtls/dtls_internal.h"
+
 #if defined(WOLFSSL_DTLS13) && defined(WOLFSSL_DTLS_CID) && defined(SIPTLS_WOLFSSL_SHIM)
 #define HAVE_CID 1
 #else
@@ -59,7 +61,8 @@ typedef struct side {
     siptls_flow_id msg_flow[MAX_MSGS];
     unsigned moves;
     siptls_flow_id moved_flow;
-    unsigned forwarded; /* debug lines "CID record forwarded" */
+    unsigned closes;
+    unsigned forwarded; /* debug lines "datagram forwarded to engine tag" */
     siptls_stats st;
     int st_seq;
 } side;
@@ -72,6 +75,8 @@ static int g_fds_before;
  * sends to (127.0.0.1 / 127.0.0.2); its connected socket takes answers
  * from that address only */
 static int g_alt_dst;
+/* dtls_session_lifetime of the engines (seconds); 0: the default */
+static unsigned g_lifetime;
 
 static const char reply200[] = "SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
 
@@ -101,6 +106,8 @@ static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state sta
     } else if (state == SIPTLS_FLOW_MOVED) {
         s->moves++;
         s->moved_flow = flow;
+    } else if (state == SIPTLS_FLOW_CLOSED) {
+        s->closes++;
     }
     pthread_mutex_unlock(&g_mu);
 }
@@ -108,7 +115,7 @@ static void on_flow(siptls_engine *e, siptls_flow_id flow, siptls_flow_state sta
 static void on_log(siptls_log_level level, const char *text, void *user)
 {
     side *s = user;
-    if (strstr(text, "CID record forwarded") != NULL) {
+    if (strstr(text, "datagram forwarded to engine tag") != NULL) {
         pthread_mutex_lock(&g_mu);
         s->forwarded++;
         pthread_mutex_unlock(&g_mu);
@@ -167,6 +174,11 @@ static void make_engine(side *s, const char *listen)
     tu_set(&s->cfg, "listen", listen);
     tu_set(&s->cfg, "reuse_port", "1");
     tu_set(&s->cfg, "log_level", "3");
+    if (g_lifetime != 0) {
+        char v[16];
+        snprintf(v, sizeof(v), "%u", g_lifetime);
+        tu_set(&s->cfg, "dtls_session_lifetime", v);
+    }
     s->loop = ev_loop_new(EVFLAG_AUTO);
     assert_int_equal(siptls_engine_new(&s->engine, s->loop, &s->cfg, &callbacks, s), SIPTLS_OK);
 }
@@ -410,6 +422,15 @@ static int setup_wild(void **state)
     return setup_on("0.0.0.0");
 }
 
+static int setup_short(void **state)
+{
+    (void)state;
+    g_lifetime = 2;
+    int rc = setup_on("127.0.0.1");
+    g_lifetime = 0;
+    return rc;
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -535,6 +556,75 @@ static void test_unknown_tag(void **state)
     cidc_free(c);
 }
 
+/* After a move to a 4-tuple the kernel gives the other engine, the peer's
+ * STUN keepalives (no CID) reach that engine too: they must keep the
+ * owner's session alive (idle expiry, dtls_session_lifetime 2 s here) and
+ * be answered with the peer's address. */
+static void test_stun_follows(void **state)
+{
+    (void)state;
+    cidc *c = cidc_new();
+    int owner = rebinding_session(c);
+    side *other = &S[1 - owner];
+    /* move until the other engine's socket gets the new 4-tuple */
+    unsigned seq = 1 + K_MOVES, port = 0;
+    int there = 0;
+    for (int i = 0; i < 30 && !there; i++) {
+        pthread_mutex_lock(&g_mu);
+        unsigned fwd0 = other->forwarded;
+        pthread_mutex_unlock(&g_mu);
+        close(c->fd);
+        c->fd = udp_from(&port);
+        cidc_send_msg(c, ++seq);
+        assert_true(wait_for(total_msgs, &seq, 5));
+        cidc_read_answer(c, "after a move");
+        pthread_mutex_lock(&g_mu);
+        there = other->forwarded > fwd0;
+        pthread_mutex_unlock(&g_mu);
+    }
+    assert_true(there);
+    /* twice the session lifetime of STUN only */
+    double until = ev_time() + 4.5;
+    unsigned answers = 0;
+    uint8_t txid[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    while (ev_time() < until) {
+        uint8_t req[SIPTLS__STUN_MAX_RESPONSE], buf[512];
+        txid[0]++;
+        size_t n = siptls__dtls_stun_request(txid, 1, req);
+        assert_int_equal(send(c->fd, req, n, 0), (ssize_t)n);
+        double wait_until = ev_time() + 2;
+        ssize_t got = -1;
+        while (got < 0 && ev_time() < wait_until) {
+            got = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+            if (got < 0) {
+                usleep(500);
+            }
+        }
+        assert_true(got > 0);
+        struct sockaddr_storage mapped;
+        assert_int_equal(siptls__dtls_stun_parse_mapped(buf, (size_t)got, &mapped), 0);
+        assert_int_equal(ntohs(((struct sockaddr_in *)&mapped)->sin_port), port);
+        answers++;
+        usleep(300 * 1000);
+    }
+    assert_true(answers >= 5);
+    pthread_mutex_lock(&g_mu);
+    unsigned closes = S[owner].closes;
+    pthread_mutex_unlock(&g_mu);
+    assert_int_equal(closes, 0);
+    /* and the session still carries messages, on the same flow */
+    cidc_send_msg(c, ++seq);
+    assert_true(wait_for(total_msgs, &seq, 5));
+    cidc_read_answer(c, "after STUN only");
+    pthread_mutex_lock(&g_mu);
+    siptls_flow_id f = S[owner].up_flow, last = S[owner].msg_flow[(S[owner].msgs - 1) % MAX_MSGS];
+    unsigned ups = S[0].ups + S[1].ups;
+    pthread_mutex_unlock(&g_mu);
+    assert_int_equal(last, f);
+    assert_int_equal(ups, 1);
+    cidc_free(c);
+}
+
 /* The owner engine is freed while datagrams with its CID keep arriving
  * from new ports (half of them forwarded to it by the other engine). */
 typedef struct blaster {
@@ -606,6 +696,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rebinding_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebinding_workers_wildcard, setup_wild, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_tag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stun_follows, setup_short, teardown),
         cmocka_unit_test_setup_teardown(test_free_owner_while_forwarding, setup, teardown),
     };
     (void)test_no_cid;

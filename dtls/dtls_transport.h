@@ -126,8 +126,8 @@ struct dtls_listener {
      * none); pass CID records with another tag to their engine (reuse_port) */
     int tag;
     int forward;
-    struct route_seen *seen; /* forward: recent sources of forwarded datagrams (dtls_route.c) */
-    dtls_listener *lnext; /* the engine's open listeners (dtls_shared) */
+    struct route_seen *seen; /* forward: recent sources of forwarded datagrams */
+    dtls_listener *lnext;    /* the engine's open listeners (dtls_shared) */
 };
 
 struct dtls_session {
@@ -188,11 +188,13 @@ typedef struct dtls_shared {
     uint8_t *plain;   /* PLAIN_CAP: the record just decrypted */
     dtls_rxbatch *rx; /* listeners' recvmmsg() batch; made with the first listener */
     dtls_txq *tx;     /* datagrams waiting for the end of the wakeup */
-    dtls_listener *listeners; /* open listeners: where forwarded datagrams go (dtls_route.c) */
-    int tag;                  /* process-wide engine tag on our CIDs; -1: none (dtls_route.c) */
     unsigned refs;
     siptls__dtls_test_filter filter;
     void *filter_user;
+    /* CID routing (dtls_route.c): the open listeners, where forwarded
+     * datagrams go; the process-wide engine tag on our CIDs (-1: none) */
+    dtls_listener *listeners;
+    int tag;
 } dtls_shared;
 
 typedef struct emit_ctx {
@@ -325,7 +327,7 @@ void siptls__dtls_route_del(dtls_shared *sh, dtls_listener *dl);
 void siptls__dtls_route_release(dtls_shared *sh);
 void siptls__dtls_route_mark(const dtls_listener *dl, uint8_t *cid);
 int siptls__dtls_route_forward(dtls_listener *dl, const uint8_t *dg, size_t len,
-                                const struct sockaddr *from, socklen_t from_len, uint8_t tag);
+                               const struct sockaddr *from, socklen_t from_len, uint8_t tag);
 /* The tag of the engine the last datagram from `from` was forwarded to
  * (a small cache), -1 when none: its STUN keepalives follow it. */
 int siptls__dtls_route_recall(const dtls_listener *dl, const struct sockaddr *from);

@@ -36,6 +36,7 @@ dtls_shared *siptls__dtls_shared_ref(siptls_engine *e)
             free(sh);
             return NULL;
         }
+        sh->tag = -1;
         *slot = sh;
     }
     sh->refs++;
@@ -47,6 +48,7 @@ void siptls__dtls_shared_unref(siptls_engine *e)
     void **slot = siptls__engine_tp_shared(e, SIPTLS_TRANSPORT_DTLS);
     dtls_shared *sh = *slot;
     if (sh != NULL && --sh->refs == 0) {
+        siptls__dtls_route_release(sh); /* given back with the last CID listener already */
         siptls__dtls_tx_free(sh);
         siptls__dtls_rx_batch_free(sh);
         free(sh->raw);

@@ -80,6 +80,7 @@ int siptls__dtls_cid_make(dtls_listener *dl, uint8_t *cid)
         if (siptls__dtls_random_bytes(cid, dl->cid_len) != 0) {
             return -1;
         }
+        siptls__dtls_route_mark(dl, cid);
         if (siptls__dtls_cid_find(dl, cid) == NULL) {
             return 0;
         }
@@ -136,6 +137,7 @@ void siptls__dtls_listener_unref(dtls_listener *dl)
     siptls__dtls_hello_cache_free(dl->hellos);
     free(dl->table);
     free(dl->cid_table);
+    free(dl->seen);
     siptls_engine *e = dl->engine;
     free(dl);
     siptls__dtls_shared_unref(e);
@@ -164,12 +166,21 @@ int siptls__dtls_answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t
     return 1;
 }
 
-void siptls__dtls_listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
-                                    const struct sockaddr *from, socklen_t from_len)
+static void listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
+                              const struct sockaddr *from, socklen_t from_len, int may_forward)
 {
     siptls_engine *e = dl->engine;
     switch (siptls__dtls_demux_byte(dg, len)) {
     case SIPTLS__DTLS_DEMUX_STUN:
+        if (may_forward && dl->seen != NULL && table_find(dl, from) == NULL) {
+            /* A peer whose CID records we pass to another engine keeps
+             * its flow alive with STUN there too (dtls_route.c). */
+            int tag = siptls__dtls_route_recall(dl, from);
+            if (tag >= 0 &&
+                siptls__dtls_route_forward(dl, dg, len, from, from_len, (uint8_t)tag) == 0) {
+                return;
+            }
+        }
         if (siptls__dtls_answer_stun(e, dl->fd, dg, len, from, from_len, 0,
                                      dl->pktinfo ? &dl->cur_local : NULL)) {
             /* RFC 5626 §3.5.2: STUN is the keepalive of datagram flows; a
@@ -194,6 +205,16 @@ void siptls__dtls_listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t
     }
     dtls_session *s = NULL;
     if (scan.first.cid != NULL) {
+        if (may_forward && dl->forward && scan.first.cid[0] != (uint8_t)dl->tag) {
+            /* Another engine's CID (its tag), come to our socket of the
+             * shared port: the kernel hashed the peer's new 4-tuple here
+             * (dtls_route.c). */
+            if (siptls__dtls_route_forward(dl, dg, len, from, from_len, scan.first.cid[0]) != 0) {
+                /* no engine has that tag (forged, stale), or it cannot take it */
+                siptls__count(e, SIPTLS__EV_DTLS_BAD_RECORD, 1);
+            }
+            return;
+        }
         /* RFC 9146 §6 / RFC 9147 §9: records that carry a CID belong to
          * its session wherever they come from; the address moves only for
          * a record that authenticates and is the newest. */
@@ -218,6 +239,18 @@ void siptls__dtls_listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t
         return;
     }
     siptls__dtls_on_client_hello(dl, dg, len, &scan, &h, from, from_len, NULL);
+}
+
+void siptls__dtls_listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
+                                    const struct sockaddr *from, socklen_t from_len)
+{
+    listener_datagram(dl, dg, len, from, from_len, 1);
+}
+
+void siptls__dtls_listener_datagram_here(dtls_listener *dl, const uint8_t *dg, size_t len,
+                                         const struct sockaddr *from, socklen_t from_len)
+{
+    listener_datagram(dl, dg, len, from, from_len, 0);
 }
 
 int siptls__dtls_listen(siptls__listener *l)
@@ -246,6 +279,7 @@ int siptls__dtls_listen(siptls__listener *l)
     }
     dl->refs = 1;
     dl->fd = fd;
+    dl->tag = -1;
     dl->l = l;
     dl->engine = e;
     memcpy(&dl->local, la, sizeof(dl->local));
@@ -276,6 +310,7 @@ int siptls__dtls_listen(siptls__listener *l)
     /* Sessions may outlive the listener for a moment (the engine closes
      * listeners first): they keep the socket, to send close_notify, and
      * the last of them closes it. */
+    siptls__dtls_route_add(sh, dl);
     siptls__listener_take_fd(l);
     siptls__listener_set_tp(l, dl);
     return SIPTLS_OK;
@@ -338,5 +373,6 @@ void siptls__dtls_listener_close(siptls__listener *l)
     }
     dl->l = NULL;
     siptls__listener_set_tp(l, NULL);
+    siptls__dtls_route_del(siptls__dtls_shared_of(dl->engine), dl);
     siptls__dtls_listener_unref(dl);
 }

@@ -122,6 +122,12 @@ struct dtls_listener {
      * our sessions (0: none); sessions by CID (same size as `table`) */
     size_t cid_len;
     dtls_session **cid_table;
+    /* CID owner routing (dtls_route.c): this engine's tag on our CIDs (-1:
+     * none); pass CID records with another tag to their engine (reuse_port) */
+    int tag;
+    int forward;
+    struct route_seen *seen; /* forward: recent sources of forwarded datagrams */
+    dtls_listener *lnext;    /* the engine's open listeners (dtls_shared) */
 };
 
 struct dtls_session {
@@ -185,6 +191,10 @@ typedef struct dtls_shared {
     unsigned refs;
     siptls__dtls_test_filter filter;
     void *filter_user;
+    /* CID routing (dtls_route.c): the open listeners, where forwarded
+     * datagrams go; the process-wide engine tag on our CIDs (-1: none) */
+    dtls_listener *listeners;
+    int tag;
 } dtls_shared;
 
 typedef struct emit_ctx {
@@ -265,6 +275,10 @@ int siptls__dtls_answer_stun(siptls_engine *e, int fd, const uint8_t *dg, size_t
                              const struct sockaddr_storage *local);
 void siptls__dtls_listener_datagram(dtls_listener *dl, const uint8_t *dg, size_t len,
                                     const struct sockaddr *from, socklen_t from_len);
+/* The same for a datagram another engine passed on (dtls_route.c): never
+ * forwarded again. */
+void siptls__dtls_listener_datagram_here(dtls_listener *dl, const uint8_t *dg, size_t len,
+                                         const struct sockaddr *from, socklen_t from_len);
 int siptls__dtls_listen(siptls__listener *l);
 void siptls__dtls_listener_io(siptls__listener *l);
 void siptls__dtls_listener_close(siptls__listener *l);
@@ -302,6 +316,21 @@ void siptls__dtls_emit_datagram(void *ctx, const uint8_t *dg, size_t len,
                                 const struct sockaddr *from, socklen_t from_len);
 void siptls__dtls_io_ready(siptls__flow *f, int revents);
 
+/* dtls_route.c: CID records that reach another engine's socket of a shared port
+ * (reuse_port). A listener joins/leaves its engine's list (the first CID
+ * listener takes a process-wide tag, the last gives it back); mark puts the
+ * tag on a fresh CID; forward posts a copy of a datagram whose CID has
+ * another engine's `tag` to that engine: 0, or -1 when it could not (no engine
+ * has the tag, its mailbox is full or closing, out of memory). */
+void siptls__dtls_route_add(dtls_shared *sh, dtls_listener *dl);
+void siptls__dtls_route_del(dtls_shared *sh, dtls_listener *dl);
+void siptls__dtls_route_release(dtls_shared *sh);
+void siptls__dtls_route_mark(const dtls_listener *dl, uint8_t *cid);
+int siptls__dtls_route_forward(dtls_listener *dl, const uint8_t *dg, size_t len,
+                               const struct sockaddr *from, socklen_t from_len, uint8_t tag);
+/* The tag of the engine the last datagram from `from` was forwarded to
+ * (a small cache), -1 when none: its STUN keepalives follow it. */
+int siptls__dtls_route_recall(const dtls_listener *dl, const struct sockaddr *from);
 /* dtls_transport.c */
 
 #endif

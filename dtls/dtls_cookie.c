@@ -77,9 +77,17 @@ void siptls__dtls_set_cookie_secret(WOLFSSL *ssl, const uint8_t *secret)
 
 int siptls__dtls_make_hello_object(dtls_listener *dl)
 {
+    if (dl->hello != NULL && dl->l != NULL && dl->hello_gen != siptls__listener_sec_gen(dl->l)) {
+        /* A reload replaced the security contexts: this object still
+         * speaks the old versions (a DTLS 1.3 HelloRetryRequest where the
+         * new configuration checks a 1.2 cookie, or the reverse: every
+         * hello's cookie was then bad) and points at the old context. */
+        siptls__dtls_free_ssl(&dl->hello);
+    }
     if (dl->hello != NULL) {
         return SIPTLS_OK;
     }
+    dl->hello_gen = dl->l != NULL ? siptls__listener_sec_gen(dl->l) : 0;
     dl->hello =
         dl->l != NULL ? siptls__listener_server_ssl(dl->l, (struct sockaddr *)&dl->local) : NULL;
     if (dl->hello == NULL) {

@@ -109,6 +109,7 @@ struct dtls_listener {
     int pktinfo;                       /* bound to a wildcard address: learn each datagram's */
     struct sockaddr_storage cur_local; /* the local address of the datagram in hand */
     WOLFSSL *hello;                    /* answers ClientHellos of unknown peers; NULL: make anew */
+    unsigned hello_gen;                /* siptls__listener_sec_gen() when `hello` was made */
     dtls_io hello_io;
     uint8_t secret[2][COOKIE_SECRET_LEN]; /* [0] current, [1] previous */
     int have_prev;

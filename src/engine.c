@@ -511,6 +511,11 @@ struct WOLFSSL *siptls__listener_server_ssl(siptls__listener *l, const struct so
     return sec != NULL ? siptls__secctx_server_ssl(sec, local) : NULL;
 }
 
+unsigned siptls__listener_sec_gen(siptls__listener *l)
+{
+    return l->engine->sec_gen;
+}
+
 int siptls__listener_check_peer(siptls__listener *l, struct WOLFSSL *ssl)
 {
     siptls__secctx *sec = siptls__engine_secctx(l->engine, l->ops->kind);
@@ -713,6 +718,7 @@ static int build_secctx(siptls_engine *e, const siptls_config *cfg, siptls__secc
  * engine's reference goes. */
 static void swap_secctx(siptls_engine *e, siptls__secctx *fresh[3])
 {
+    e->sec_gen++;
     for (int t = 0; t < 3; t++) {
         if (fresh[t] != NULL) {
             siptls__secctx_free(e->sec[t]);

@@ -143,6 +143,7 @@ struct siptls_engine {
     siptls_callbacks cb;
     void *user;
     siptls__secctx *sec[3]; /**< indexed by siptls_transport */
+    unsigned sec_gen;       /**< +1 each time a reload replaces `sec` */
     siptls__flow_limits lim[3];
     siptls__listener **listeners;
     int n_listeners;

@@ -174,6 +174,11 @@ void siptls__listener_set_tp(siptls__listener *l, void *tp);
  *  security context picks the domain); NULL on out of memory or when that
  *  domain has no certificate. */
 struct WOLFSSL *siptls__listener_server_ssl(siptls__listener *l, const struct sockaddr *local);
+/** Changes each time a reload (siptls_engine_reload, _reload_certs)
+ *  replaces the engine's security contexts: a WOLFSSL object a transport
+ *  keeps across datagrams (the DTLS listener's cookie object) made under
+ *  another value belongs to the old configuration and must be made anew. */
+unsigned siptls__listener_sec_gen(siptls__listener *l);
 
 /** Check the peer of a server-side handshake that has no flow yet (a
  *  restarted DTLS peer's second handshake): require_cert, verification.

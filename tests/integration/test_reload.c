@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <wolfssl/options.h>
+
 #include "engine_internal.h"
 #include "pair.h"
 
@@ -346,6 +348,37 @@ static void test_thousand_reloads(void **state)
     siptls_config_cleanup(&v[1]);
 }
 
+/* A reload that changes the DTLS versions applies to new handshakes: the
+ * listener's cookie object (kept across hellos) is made again from the new
+ * configuration. It used to stay: after 1.3 -> 1.2 it still answered with
+ * DTLS 1.3 HelloRetryRequests whose cookies the new 1.2 objects then
+ * found bad, and no new DTLS client got through (a user trial). */
+static void test_dtls_versions_reload(void **state)
+{
+    (void)state;
+    start();
+    const char *first = "DTLSv1.2";
+#ifdef WOLFSSL_DTLS13
+    first = "DTLSv1.3"; /* the default range 1.2..1.3 picks 1.3 */
+#endif
+    siptls_flow_id c1, s1;
+    open_one(1, &c1, &s1);
+    assert_string_equal(info_of(E->server, s1).tls_version, first);
+    for (int k = 0; k < 2; k++) {
+        siptls_config v;
+        config_v1(&v);
+        tu_set(&v, "dtls_max_version", k == 0 ? "1.2" : "1.3");
+        assert_int_equal(siptls_engine_reload(E->server, &v), SIPTLS_OK);
+        siptls_config_cleanup(&v);
+        siptls_flow_id c, s;
+        open_one(1, &c, &s);
+        assert_string_equal(info_of(E->server, s).tls_version, k == 0 ? "DTLSv1.2" : first);
+        round_trip(c, s, (unsigned)k + 2);
+        assert_int_equal(tu_stats(E->server).dtls_cookie_bad, 0);
+    }
+    round_trip(c1, s1, 9); /* the flow from before both reloads */
+}
+
 /* siptls_engine_reload_certs() goes the same way: a new file is taken, a
  * broken one refused, and the open flow keeps the old certificate. */
 static void test_reload_certs_same_path(void **state)
@@ -367,6 +400,7 @@ int main(void)
         TU_PAIR_TEST(test_other_parameters_kept, setup),
         TU_PAIR_TEST(test_thousand_reloads, setup),
         TU_PAIR_TEST(test_reload_certs_same_path, setup),
+        TU_PAIR_TEST(test_dtls_versions_reload, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -987,8 +987,11 @@ int siptls_cli_serve(int argc, char **argv)
         started++;
         if (i == 0) {
             /* Port 0 asked the kernel for a port: the other workers share
-             * the one it gave (SO_REUSEPORT), so rewrite the URIs. */
-            for (size_t k = 0; k < cfg.n_listen && workers > 1; k++) {
+             * the one it gave (SO_REUSEPORT), so rewrite the URIs; with
+             * one worker too, as a SIGHUP compares the file's listen lines
+             * with these (the engine's own copy says the bound port, and
+             * an unchanged "port 0" line was reported as changed). */
+            for (size_t k = 0; k < cfg.n_listen; k++) {
                 siptls_uri u;
                 char text[SIPTLS_URI_HOST_MAX + 32];
                 if (siptls_config_listen_uri(&cfg, k, &u) == SIPTLS_OK) {

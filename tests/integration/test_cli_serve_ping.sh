@@ -76,6 +76,9 @@ kill -USR1 "$serve_pid"
 wait_for "stats: flows open" "$work/serve.err" || { fails=$((fails + 1)); echo "FAIL no stats on SIGUSR1"; }
 kill -HUP "$serve_pid"
 wait_for "configuration reloaded" "$work/serve.err" || { fails=$((fails + 1)); echo "FAIL no reload on SIGHUP"; }
+# one worker, listen lines with port 0, unchanged: not reported as changed
+! grep -aq "differs in the new configuration" "$work/serve.err" && { passes=$((passes + 1)); echo "ok   an unchanged port-0 listen line is not a change on SIGHUP"; } \
+    || { fails=$((fails + 1)); echo "FAIL $(grep -a differs "$work/serve.err" | head -n1)"; }
 timeout 20 "$bin" ping "tls:127.0.0.1:$port" --ca "$pki/ca.pem" > /dev/null 2>&1
 check "ping after reload" 0 $?
 kill -TERM "$serve_pid"

@@ -133,8 +133,10 @@ int siptls__dtls_map_error(siptls_engine *e, WOLFSSL *ssl, const dtls_io *io, in
         if (io != NULL && io->peer != NULL) {
             siptls__addr_text(io->peer, peer, sizeof(peer));
         }
-        siptls__log(e, SIPTLS_LOG_INFO, "dtls %s: handshake failed: %s (%d)", peer,
-                    wolfSSL_ERR_error_string((unsigned long)err, buf), err);
+        const char *hint = siptls__handshake_hint(err);
+        siptls__log(e, SIPTLS_LOG_INFO, "dtls %s: handshake failed: %s (%d)%s%s", peer,
+                    wolfSSL_ERR_error_string((unsigned long)err, buf), err, *hint ? ": " : "",
+                    hint);
         return siptls__handshake_status(err);
     }
     return SIPTLS_ERR_TLS;

@@ -376,6 +376,12 @@ int siptls__handshake_status(int wolf_err)
     return siptls__secctx_classify_error(wolf_err);
 }
 
+const char *siptls__handshake_hint(int wolf_err)
+{
+    const char *h = siptls__secctx_error_hint(wolf_err);
+    return h != NULL ? h : "";
+}
+
 int siptls__peer_alert_status(struct WOLFSSL *ssl)
 {
     return siptls__secctx_peer_alert(ssl);

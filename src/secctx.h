@@ -190,6 +190,10 @@ const char *siptls__secctx_ssl_domain(struct WOLFSSL *ssl, int *is_server);
  *  SIPTLS_ERR_NAME_MISMATCH, missing client cert -> SIPTLS_ERR_NO_PEER_CERT,
  *  socket errors -> SIPTLS_ERR_IO, everything else -> SIPTLS_ERR_HANDSHAKE. */
 int siptls__secctx_classify_error(int wolf_err);
+/** What an operator should read into a failed handshake's wolfSSL error,
+ *  when wolfSSL's own text does not say it (no version or no cipher
+ *  suite in common); NULL otherwise. A static string. */
+const char *siptls__secctx_error_hint(int wolf_err);
 /** The status of the fatal alert the peer sent (SIPTLS_ERR_PEER_ALERT()),
  *  0 when it sent none. */
 int siptls__secctx_peer_alert(struct WOLFSSL *ssl);

@@ -619,6 +619,19 @@ int siptls__secctx_peer_sans(struct WOLFSSL *ssl, int (*fn)(const char *, size_t
 /* public: errors                                                           */
 /* ------------------------------------------------------------------------ */
 
+const char *siptls__secctx_error_hint(int wolf_err)
+{
+    switch (wolf_err) {
+    case VERSION_ERROR:
+        return "the peer offers no protocol version this side accepts (tls_method; for DTLS "
+               "dtls_min_version / dtls_max_version)";
+    case MATCH_SUITE_ERROR:
+        return "no cipher suite in common (ciphers_list)";
+    default:
+        return NULL;
+    }
+}
+
 int siptls__secctx_classify_error(int wolf_err)
 {
     switch (wolf_err) {

@@ -329,6 +329,9 @@ void siptls__flow_describe(siptls__flow *f, struct WOLFSSL *ssl, siptls_flow_inf
 /** A wolfSSL error code of a failed handshake as a status (certificate,
  *  name, missing client certificate, I/O, or SIPTLS_ERR_HANDSHAKE). */
 int siptls__handshake_status(int wolf_err);
+/** A hint for the log line of a failed handshake ("no version in
+ *  common"), or "" when wolfSSL's error text says enough. */
+const char *siptls__handshake_hint(int wolf_err);
 /** The fatal alert the peer ended the flow with, as SIPTLS_ERR_PEER_ALERT(),
  *  or 0 when it sent none: the reason, whatever error wolfSSL reports after
  *  it (TLS and DTLS alike). */

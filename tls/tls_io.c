@@ -171,9 +171,11 @@ int tls_status(siptls__flow *f, WOLFSSL *ssl, int ret, int handshake)
     }
     if (handshake) {
         char buf[WOLFSSL_MAX_ERROR_SZ];
-        siptls__log(siptls__flow_engine(f), SIPTLS_LOG_INFO, "%s: handshake failed: %s (%d)",
+        const char *hint = siptls__handshake_hint(err);
+        siptls__log(siptls__flow_engine(f), SIPTLS_LOG_INFO, "%s: handshake failed: %s (%d)%s%s",
                     siptls__flow_name(f, name, sizeof(name)),
-                    wolfSSL_ERR_error_string((unsigned long)err, buf), err);
+                    wolfSSL_ERR_error_string((unsigned long)err, buf), err, *hint ? ": " : "",
+                    hint);
         return siptls__handshake_status(err);
     }
     return SIPTLS_ERR_TLS;

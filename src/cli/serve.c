@@ -334,19 +334,22 @@ static void print_stats(siptls_engine *e, int worker)
 {
     siptls_stats s;
     siptls_engine_stats(e, &s);
+    /* One fprintf per line: stdio locks the stream for each call, so the
+     * workers' lines (they print at once on SIGUSR1) do not interleave. */
+    char prefix[32] = "";
     if (worker >= 0) {
-        fprintf(stderr, "worker %d ", worker);
+        snprintf(prefix, sizeof(prefix), "worker %d ", worker);
     }
     fprintf(
         stderr,
-        "stats: flows open %llu (tls %llu, dtls %llu), accepted %llu, closed %llu; handshakes ok "
+        "%sstats: flows open %llu (tls %llu, dtls %llu), accepted %llu, closed %llu; handshakes ok "
         "%llu (resumed %llu) failed %llu [timeout %llu verify %llu name %llu no-cert %llu tls "
         "%llu io %llu]; msgs in %llu out %llu; bytes in %llu out %llu; pings in %llu pongs out "
         "%llu; drops: framing %llu chunks %llu too-big %llu queue-full %llu send-timeout %llu "
         "idle %llu keepalive %llu limit %llu io %llu resources %llu; dtls cookies %llu bad %llu "
         "rate-limited %llu stun %llu junk %llu bad-records %llu reassembly-lost %llu; reloads "
         "%llu\n",
-        (unsigned long long)s.flows_open, (unsigned long long)s.tls_flows_open,
+        prefix, (unsigned long long)s.flows_open, (unsigned long long)s.tls_flows_open,
         (unsigned long long)s.dtls_flows_open, (unsigned long long)s.flows_accepted,
         (unsigned long long)s.flows_closed, (unsigned long long)s.handshakes_ok,
         (unsigned long long)s.handshakes_resumed, (unsigned long long)s.handshakes_failed,

@@ -28,7 +28,8 @@
  * per socket, and a peer is reached through one socket. Each entry keeps
  * its destination and, on a wildcard listener, its source address
  * (IP_PKTINFO), so a batch may mix peers and local addresses. Consecutive
- * application_data records to the same destination are packed into one
+ * application_data records (DTLS 1.2; on DTLS 1.3 ciphertext records that
+ * carry their length) to the same destination are packed into one
  * datagram up to dtls_mtu (RFC 6347 §4.1.1: "Multiple DTLS records may
  * be placed in a single datagram"); the replies of one wakeup to one peer
  * then cost one datagram, as TLS puts them in one record. Only records
@@ -198,10 +199,19 @@ int siptls__dtls_tx_new(dtls_shared *sh, unsigned mtu)
     return SIPTLS_OK;
 }
 
-/* One DTLS 1.2 application_data record, whole (its length field says where
- * it ends, so another record may follow it in the datagram). */
-static int one_appdata_record(const uint8_t *p, size_t n)
+/* One whole record whose length field says where it ends, so another
+ * record may follow it in the datagram: a DTLS 1.2 application_data
+ * record, or a DTLS 1.3 ciphertext record (unified header) with its L bit
+ * set (wolfSSL always sets it), whose CID is cid_len bytes (RFC 9147 §4:
+ * the length is not on the wire). On 1.3 the content type is encrypted:
+ * the caller's `whole` says the record holds a message. */
+static int one_appdata_record(const uint8_t *p, size_t n, size_t cid_len)
 {
+    if (n > 0 && (p[0] & SIPTLS__DTLS_UH_MASK) == SIPTLS__DTLS_UH_FIXED) {
+        siptls__dtls_record r;
+        return (p[0] & SIPTLS__DTLS_UH_LEN) != 0 &&
+               siptls__dtls_record_parse_unified(p, n, cid_len, &r) == n;
+    }
     return n > SIPTLS__DTLS_RECORD_HEADER && p[0] == SIPTLS__DTLS_CT_APPDATA && p[1] == 0xFE &&
            (size_t)SIPTLS__DTLS_RECORD_HEADER + (((size_t)p[11] << 8) | p[12]) == n;
 }
@@ -322,10 +332,10 @@ static int flush(dtls_txq *q, int only_fd)
 
 int siptls__dtls_tx_add(dtls_shared *sh, siptls_engine *e, int fd, const uint8_t *buf, size_t n,
                         const struct sockaddr *peer, socklen_t peer_len,
-                        const struct sockaddr_storage *local, int whole)
+                        const struct sockaddr_storage *local, int whole, size_t cid_len)
 {
     dtls_txq *q = sh->tx;
-    int appdata = whole && one_appdata_record(buf, n);
+    int appdata = whole && one_appdata_record(buf, n, cid_len);
     if (appdata && q->n > 0) {
         /* RFC 6347 §4.1.1: "Multiple DTLS records may be placed in a
          * single datagram." Only onto the last datagram queued (the same

@@ -186,10 +186,21 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
      * piece of a split message keeps a datagram of its own, where the
      * receiver learns its sequence number); send errors are handled there.
      * Only a full queue whose socket takes nothing says WANT_WRITE:
-     * wolfSSL keeps the record and the session retries. */
+     * wolfSSL keeps the record and the session retries. A DTLS 1.3
+     * record to a peer that gave us a CID carries it: its length tells
+     * where the record's length field is. */
+    size_t cid_len = 0;
+#if defined(WOLFSSL_DTLS_CID) && defined(WOLFSSL_DTLS13)
+    unsigned cid_sz = 0;
+    if (io->whole && ((uint8_t)buf[0] & SIPTLS__DTLS_UH_MASK) == SIPTLS__DTLS_UH_FIXED &&
+        ((uint8_t)buf[0] & SIPTLS__DTLS_UH_CID) != 0 &&
+        wolfSSL_dtls_cid_get_tx_size(ssl, &cid_sz) == WOLFSSL_SUCCESS) {
+        cid_len = cid_sz;
+    }
+#endif
     if (siptls__dtls_tx_add(siptls__dtls_shared_of(io->engine), io->engine, io->fd,
                             (const uint8_t *)buf, (size_t)sz, io->peer, io->peer_len, io->local,
-                            io->whole) != 0) {
+                            io->whole, cid_len) != 0) {
         io->blocked = 1;
         return WOLFSSL_CBIO_ERR_WANT_WRITE;
     }

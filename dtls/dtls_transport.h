@@ -247,11 +247,13 @@ const uint8_t *siptls__dtls_rx_batch_get(dtls_shared *sh, unsigned i, size_t *le
 void siptls__dtls_rx_batch_done(dtls_shared *sh, unsigned i);
 int siptls__dtls_tx_new(dtls_shared *sh, unsigned mtu);
 /** Queue a datagram (io_send); `whole`: it is one record holding one whole
- *  SIP message (only such records are packed together). 0, or -1 when the queue is full and the
+ *  SIP message (only such records are packed together); `cid_len`: the
+ *  length of the CID on DTLS 1.3 records to this peer (to find their length
+ *  field). 0, or -1 when the queue is full and the
  *  sockets take nothing now (the caller returns WANT_WRITE). */
 int siptls__dtls_tx_add(dtls_shared *sh, siptls_engine *e, int fd, const uint8_t *buf, size_t n,
                         const struct sockaddr *peer, socklen_t peer_len,
-                        const struct sockaddr_storage *local, int whole);
+                        const struct sockaddr_storage *local, int whole, size_t cid_len);
 /** The transport's wakeup_end op: send the queue. */
 uint64_t siptls__dtls_wakeup_end(siptls_engine *e);
 /** Socket `fd` is about to be closed: send its queued datagrams now (what

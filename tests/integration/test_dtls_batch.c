@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <wolfssl/options.h>
+
 #include "pair.h"
 
 #include "../../dtls/dtls_internal.h"
@@ -214,7 +216,9 @@ static void count_appdata(void *user, int fd, const uint8_t *dg, size_t len,
 {
     (void)user;
     (void)fd;
-    if (len > 0 && dg[0] == 23) {
+    /* application_data (DTLS 1.2) or a DTLS 1.3 ciphertext record (its
+     * unified header: the content type is encrypted) */
+    if (len > 0 && (dg[0] == 23 || (dg[0] & SIPTLS__DTLS_UH_MASK) == SIPTLS__DTLS_UH_FIXED)) {
         O.dgrams++;
     }
     emit(emit_ctx, dg, len, from, from_len);
@@ -252,7 +256,17 @@ static siptls_flow_id connect_up(const char *host)
     return f;
 }
 
-static void burst_in_order(unsigned tx_fail)
+/* Both engines: `key` = `value` (NULL key: nothing). */
+static void set_both(const char *key, const char *value)
+{
+    if (key != NULL) {
+        assert_int_equal(siptls_config_set(&E->scfg, key, value, NULL), SIPTLS_OK);
+        assert_int_equal(siptls_config_set(&E->ccfg, key, value, NULL), SIPTLS_OK);
+    }
+}
+
+/* want_version: the DTLS version the flow must have negotiated. */
+static void burst_in_order(unsigned tx_fail, const char *want_version)
 {
     E->ccfg.tls_async_max_postponed_chunks = 2 * REQS;
     E->scfg.tls_async_max_postponed_chunks = 2 * REQS;
@@ -264,6 +278,9 @@ static void burst_in_order(unsigned tx_fail)
     E->srec.hook_data = &next_req;
     E->crec.on_msg = check_resp_order;
     siptls_flow_id f = connect_up("127.0.0.1");
+    siptls_flow_info info;
+    assert_int_equal(siptls_flow_get_info(E->client, f, &info), SIPTLS_OK);
+    assert_string_equal(info.tls_version, want_version);
     assert_int_equal(siptls__dtls_test_set_filter(E->client, count_appdata, NULL), SIPTLS_OK);
     if (tx_fail != 0) {
         /* the server's socket "is full" for its next tx_fail flushes:
@@ -280,7 +297,8 @@ static void burst_in_order(unsigned tx_fail)
     assert_int_equal(O.bad_req, 0);
     assert_int_equal(O.bad_resp, 0);
     /* whole replies to one peer share datagrams (dtls_mtu 1200: two or
-     * three of these per datagram) */
+     * three of these per datagram), on DTLS 1.3 too (with and without a
+     * Connection ID on the records) */
     assert_true(O.dgrams < REQS * 3 / 4);
     siptls_stats st = tu_stats(E->client);
     assert_int_equal(st.dtls_bad_records, 0);
@@ -291,17 +309,38 @@ static void burst_in_order(unsigned tx_fail)
 /* REQS requests (small and split ones) queued at once: the server reads
  * them in batches, answers all of them in the same wakeups; requests and
  * replies arrive each exactly once and in order. */
+#ifdef WOLFSSL_DTLS13
+#define DEFAULT_VERSION "DTLSv1.3"
+#else
+#define DEFAULT_VERSION "DTLSv1.2"
+#endif
 static void test_burst_in_order(void **state)
 {
     (void)state;
-    burst_in_order(0);
+    burst_in_order(0, DEFAULT_VERSION);
+}
+
+/* The same on DTLS 1.2 (the default is 1.3 where wolfSSL has it). */
+static void test_burst_in_order_dtls12(void **state)
+{
+    (void)state;
+    set_both("dtls_max_version", "1.2");
+    burst_in_order(0, "DTLSv1.2");
+}
+
+/* The same without Connection IDs (on DTLS 1.3: records without a CID). */
+static void test_burst_in_order_no_cid(void **state)
+{
+    (void)state;
+    set_both("dtls_cid", "0");
+    burst_in_order(0, DEFAULT_VERSION);
 }
 
 /* The same while the server's sends fail with EAGAIN for a while. */
 static void test_burst_in_order_socket_full(void **state)
 {
     (void)state;
-    burst_in_order(40);
+    burst_in_order(40, DEFAULT_VERSION);
 }
 
 /* ---- a wildcard listener: the source address of each datagram ----------- */
@@ -348,6 +387,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TU_PAIR_TEST(test_rx_burst_with_large_datagrams, setup),
         TU_PAIR_TEST(test_burst_in_order, setup),
+        TU_PAIR_TEST(test_burst_in_order_dtls12, setup),
+        TU_PAIR_TEST(test_burst_in_order_no_cid, setup),
         TU_PAIR_TEST(test_burst_in_order_socket_full, setup),
         TU_PAIR_TEST(test_wildcard_batch_source_addresses, setup_any4),
     };

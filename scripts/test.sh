@@ -55,7 +55,7 @@ deps=(build-essential cmake pkg-config libev-dev libc-ares-dev libcmocka-dev lco
 if [[ $wolfssl_mode == system ]]; then
     deps+=(libwolfssl-dev)
 else
-    deps+=(dpkg-dev autoconf automake libtool debian-archive-keyring)
+    deps+=(dpkg-dev autoconf automake libtool patch debian-archive-keyring)
 fi
 missing=()
 for p in "${deps[@]}"; do

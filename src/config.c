@@ -84,7 +84,7 @@ const param siptls__config_params[] = {
     {"dtls_cookie_lifetime", T_UINT, S_GLOBAL, G(dtls_cookie_lifetime), 0, "60", NULL, NULL, 1,
      86400, 0},
     {"dtls_cid", T_BOOL, S_GLOBAL, G(dtls_cid), 0, "1", NULL, NULL, 0, 1, 0},
-    {"dtls_cid_length", T_UINT, S_GLOBAL, G(dtls_cid_length), 0, "8", NULL, NULL, 4, 15, 0},
+    {"dtls_cid_length", T_UINT, S_GLOBAL, G(dtls_cid_length), 0, "8", NULL, NULL, 4, 16, 0},
     /* logging */
     {"log_level", T_INT, S_GLOBAL, G(log_level), 0, "2", NULL, NULL, 0, 3, 0},
     /* name resolution (c-ares) */

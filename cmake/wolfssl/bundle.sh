@@ -170,8 +170,13 @@ fortify="-D_FORTIFY_SOURCE=2"
 
 shim=$here/siptls_wolfssl_shim.c
 shim_id=$(sha256sum <"$shim" | cut -c1-16)
+# Our patches to the source (cmake/wolfssl/*.patch, applied in name order
+# to the build copy; each one explains itself): part of the cache key.
+patches=("$here"/*.patch)
+[[ -e ${patches[0]} ]] || patches=()
+patch_id=$( ((${#patches[@]})) && cat "${patches[@]}" | sha256sum | cut -c1-16 || echo none)
 key=$(printf '%s\n' "bundle-1" "$src_id" "${configure_args[@]}" "${defines[@]}" "$cc_id" \
-    "$cflags" "$fortify" "shim:$shim_id" | sha256sum | cut -c1-12)
+    "$cflags" "$fortify" "shim:$shim_id" "patches:$patch_id" | sha256sum | cut -c1-12)
 upstream=$(basename "$src")
 out=$deps/${upstream}-$key
 prefix=$out/prefix
@@ -182,9 +187,9 @@ if [[ -f $out/.built && -f $prefix/lib/libwolfssl.a && -f $prefix/lib/libsiptls_
 fi
 
 # ---- build (in a copy: the source tree stays as apt unpacked it) --------------
-for tool in make autoreconf libtoolize; do
+for tool in make autoreconf libtoolize patch; do
     command -v $tool >/dev/null ||
-        die "$tool not found: install make autoconf automake libtool (apt-get install ...)"
+        die "$tool not found: install make autoconf automake libtool patch (apt-get install ...)"
 done
 build_log=$out.log
 log "building ${upstream} ($src_id, $cc_id) in $out with -j$jobs (log: $build_log)"
@@ -194,6 +199,10 @@ start=$SECONDS
 {
     cp -a "$src/." "$out/build/"
     cd "$out/build"
+    for p in "${patches[@]}"; do
+        echo "applying $(basename "$p")"
+        patch -p1 --forward --batch <"$p"
+    done
     if [[ ! -x configure ]]; then
         autoreconf --install --force
     fi
